@@ -37,8 +37,10 @@ def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def iter_jsonl(path: str | Path, required: Iterable[str] = ()) -> Iterator[dict]:
+def iter_jsonl(path: str | Path, required: Iterable[str] = (), strings: bool = False) -> Iterator[dict]:
     """Yield the rows of a JSONL file, raising DataFormatError with file:line on a bad row.
+
+    `required` fields must be present; with `strings=True` they must also be non-empty strings.
 
     >>> rows = list(iter_jsonl("data/gsm8k/test.jsonl", required=["question", "answer"]))  # doctest: +SKIP
     """
@@ -60,6 +62,11 @@ def iter_jsonl(path: str | Path, required: Iterable[str] = ()) -> Iterator[dict]
             if missing:
                 raise DataFormatError(
                     f"{path}:{lineno}: missing field(s) {missing}; expected fields {required}"
+                )
+            bad = [k for k in required if strings and not (isinstance(row[k], str) and row[k].strip())]
+            if bad:
+                raise DataFormatError(
+                    f"{path}:{lineno}: field {bad[0]!r} must be a non-empty string, got {row[bad[0]]!r}"
                 )
             yield row
 

@@ -1,0 +1,60 @@
+"""The main job: run every numbered notebook headless (papermill), in order, on one preset.
+
+`python -m ftlib.reproduce --preset cpu` (what `make reproduce` calls). Executed copies go to
+`runs/notebooks/<preset>/`; the notebooks themselves write their results under `runs/` and their
+figures and tables under `results/<preset>/`. Finished work inside a notebook is skipped on rerun
+(runs are folders with a DONE marker), so an interrupted reproduction picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from ftlib import paths
+from ftlib.io import write_json
+
+NOTEBOOKS = paths.ROOT / "notebooks"
+
+
+def notebooks() -> list[Path]:
+    """The numbered notebooks (`NN_name.ipynb`), in order."""
+    return sorted(p for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+
+
+def run_notebook(nb: Path, out_dir: Path, parameters: dict) -> float:
+    """Execute one notebook with papermill; return its wall time in seconds."""
+    import papermill
+
+    start = time.perf_counter()
+    papermill.execute_notebook(
+        str(nb), str(out_dir / nb.name), parameters=parameters, cwd=str(NOTEBOOKS),
+        kernel_name="python3", progress_bar=True,
+    )
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m ftlib.reproduce", description=__doc__)
+    ap.add_argument("--preset", default="cpu", help="quick | cpu | gpu | smoke")
+    ap.add_argument("--model", default="smollm2-135m-instruct")
+    ap.add_argument("--only", nargs="*", help="notebook name prefixes to run, e.g. 01 02")
+    args = ap.parse_args(argv)
+    out_dir = paths.runs_dir() / "notebooks" / args.preset
+    out_dir.mkdir(parents=True, exist_ok=True)
+    params = {"PRESET": args.preset, "MODEL": args.model}
+    timings = {}
+    for nb in notebooks():
+        if args.only and not any(nb.name.startswith(p) for p in args.only):
+            continue
+        print(f"== {nb.name} (preset {args.preset})", flush=True)
+        timings[nb.name] = round(run_notebook(nb, out_dir, params), 1)
+        print(f"   {timings[nb.name]} s", flush=True)
+    write_json(out_dir / "timings.json", {"preset": args.preset, "model": args.model, "seconds": timings})
+    print(json.dumps(timings, indent=2))
+
+
+if __name__ == "__main__":
+    main()

