@@ -1,0 +1,124 @@
+"""The SQL sandbox: model output runs here, so this module is a security boundary.
+
+Layers, each enough on its own for the attacks the tests try:
+- the database is a private in-memory copy (`:memory:`), never a file;
+- one statement only, and it must read (SELECT / WITH / VALUES);
+- `PRAGMA query_only` plus an authorizer that allows reading and calling functions, nothing else
+  (no ATTACH, DETACH, PRAGMA, writes, CREATE, transactions, `load_extension`);
+- extension loading switched off; string/blob length and SQL length capped;
+- a step budget and a wall-clock deadline checked by a progress handler (runaway recursive CTEs);
+- at most `max_rows` result rows fetched.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+from dataclasses import dataclass
+
+MAX_ROWS = 10_000  # a cross join of three 12-row synthetic tables is 1,728 rows; gold results stay below
+MAX_STEPS = 5_000_000  # SQLite VM instructions; a normal query here needs a few thousand
+MAX_SECONDS = 0.25
+MAX_SQL_CHARS = 20_000
+_CHECK_EVERY = 1000  # VM instructions between progress-handler calls
+_RECURSIVE = getattr(sqlite3, "SQLITE_RECURSIVE", 33)
+_ALLOWED = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, _RECURSIVE}
+_READ_START = re.compile(r"\s*(?:(?:--[^\n]*(?:\n|$)|/\*.*?\*/)\s*)*\(*\s*(?:SELECT|WITH|VALUES)\b", re.I | re.S)
+_TAGGED = re.compile(r"<SQL>(.*?)(?:</SQL>|$)", re.I | re.S)
+_FENCED = re.compile(r"```[ \t]*(?:sql|sqlite)?[ \t]*\n?(.*?)(?:```|$)", re.I | re.S)
+_BARE = re.compile(r"\b(?:SELECT|WITH)\b.*", re.I | re.S)
+
+
+def extract_sql(text: str) -> str | None:
+    """The query in a model's answer: inside <SQL> tags, else a code fence, else from the first SELECT.
+
+    >>> extract_sql("Sure! <SQL>SELECT 1;</SQL> done")
+    'SELECT 1'
+    >>> extract_sql("no query here") is None
+    True
+    """
+    if not isinstance(text, str):
+        return None
+    for pattern in (_TAGGED, _FENCED, _BARE):
+        m = pattern.search(text)
+        if m:
+            # A bare query ends at the first blank line (prose usually follows it).
+            query = m.group(1) if pattern is not _BARE else re.split(r"\n\s*\n", m.group(0))[0]
+            query = query.strip().rstrip(";").strip()
+            return query or None
+    return None
+
+
+def _authorize(action: int, arg1, arg2, dbname, source) -> int:
+    """Allow reads and function calls only; `load_extension` is refused even as a function."""
+    if action not in _ALLOWED:
+        return sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_FUNCTION and str(arg2).lower() == "load_extension":
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
+
+
+def _decode(raw: bytes) -> str:
+    """Decode TEXT without raising: a query can build invalid UTF-8 with CAST(x'ff' AS TEXT)."""
+    return raw.decode("utf-8", errors="replace")
+
+
+def open_sandbox(image: bytes) -> sqlite3.Connection:
+    """A private, read-only in-memory copy of a serialized database, with every guard installed."""
+    conn = sqlite3.connect(":memory:")
+    conn.deserialize(image)
+    if hasattr(conn, "enable_load_extension"):  # absent where Python is built without extension loading
+        conn.enable_load_extension(False)
+    conn.execute("PRAGMA query_only = 1")
+    conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+    conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 1_000_000)
+    conn.setlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH, MAX_SQL_CHARS)
+    conn.set_authorizer(_authorize)
+    conn.text_factory = _decode
+    return conn
+
+
+@dataclass
+class QueryResult:
+    """Rows of a query (floats rounded), or `error`: a short reason (SQLite's message, or ours)."""
+
+    rows: list[tuple] | None = None
+    error: str | None = None
+
+
+def _normalize(row: tuple) -> tuple:
+    """Round floats so AVG computed in another order still compares equal."""
+    return tuple(round(v, 6) if isinstance(v, float) else v for v in row)
+
+
+def _budget(max_steps: int, max_seconds: float):
+    """A progress handler that aborts the query (returns 1) past the step or time budget."""
+    deadline = time.perf_counter() + max_seconds
+    calls = [0]
+
+    def handler() -> int:
+        calls[0] += 1
+        return int(calls[0] * _CHECK_EVERY > max_steps or time.perf_counter() > deadline)
+
+    return handler
+
+
+def run_query(image: bytes, sql: str, *, max_rows: int = MAX_ROWS, max_steps: int = MAX_STEPS,
+              max_seconds: float = MAX_SECONDS) -> QueryResult:
+    """Run one read-only statement on a fresh copy of `image`; never raises on any `sql`."""
+    if not isinstance(sql, str) or not _READ_START.match(sql):
+        return QueryResult(error="not a read-only query")
+    if len(sql) > MAX_SQL_CHARS or "\x00" in sql:
+        return QueryResult(error="query too long or holds a NUL character")
+    conn = open_sandbox(image)
+    conn.set_progress_handler(_budget(max_steps, max_seconds), _CHECK_EVERY)
+    try:
+        rows = conn.execute(sql).fetchmany(max_rows + 1)
+    except (sqlite3.Error, sqlite3.Warning, ValueError, OverflowError, MemoryError) as e:
+        return QueryResult(error=str(e) or type(e).__name__)
+    finally:
+        conn.close()
+    if len(rows) > max_rows:
+        return QueryResult(error=f"more than {max_rows} rows")
+    return QueryResult(rows=[_normalize(r) for r in rows])

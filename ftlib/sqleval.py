@@ -1,0 +1,168 @@
+"""Execution match for SQL: run the gold and the predicted query on the same synthetic databases.
+
+Also the audit of the gold queries themselves: the local sql-create-context data has real defects
+(gold queries naming a column their context lacks; tables or columns repeated with another case),
+so training and scoring leave out the rows whose gold query does not execute.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections import Counter
+
+from ftlib import sqlbox, sqldata
+
+_SYNTAX = ("syntax error", "incomplete input", "unrecognized token", "one statement", "not a read-only")
+_FORBIDDEN = ("not authorized", "authorization denied")
+_BUDGET = ("interrupted", "more than", "too big", "too long")
+# Queries whose row count is not "rows of the FROM table that pass the filter".
+_NOT_SINGLE = re.compile(r"\bJOIN\b|\bGROUP\s+BY\b|\b(?:COUNT|SUM|AVG|MIN|MAX)\s*\(|\bDISTINCT\b|\bLIMIT\b"
+                         r"|\bINTERSECT\b|\bUNION\b|\bEXCEPT\b|\bFROM\s+\w+(?:\s+(?:AS\s+)?\w+)?\s*,", re.I)
+
+
+def _images(context: str, gold: str, instances: int, seed: int) -> list[bytes]:
+    return [sqldata.database_image(context, gold, seed, i) for i in range(max(1, instances))]
+
+
+def _top_level_order_by(query: str) -> bool:
+    """Whether the outer query sorts (an ORDER BY inside a subquery does not order the result)."""
+    for m in re.finditer(r"\bORDER\s+BY\b", query, re.I):
+        prefix = query[: m.start()]
+        if prefix.count("(") == prefix.count(")"):
+            return True
+    return False
+
+
+def _same(gold_rows: list[tuple], pred_rows: list[tuple], ordered: bool) -> bool:
+    """Lists equal when the gold query orders its result, multisets equal otherwise."""
+    return gold_rows == pred_rows if ordered else Counter(gold_rows) == Counter(pred_rows)
+
+
+def _error_kind(error: str) -> str:
+    """Bucket an error message: syntax_error / forbidden / budget / runtime_error."""
+    low = error.lower()
+    for kind, needles in (("syntax_error", _SYNTAX), ("forbidden", _FORBIDDEN), ("budget", _BUDGET)):
+        if any(n in low for n in needles):
+            return kind
+    return "runtime_error"
+
+
+def compare(prediction: str, gold: str, context: str, *, instances: int = 3, seed: int = 0) -> str:
+    """One word for the outcome: correct, no_sql, syntax_error, runtime_error, forbidden, budget,
+    gold_error, wrong_columns or wrong_rows.
+
+    >>> compare("<SQL>SELECT COUNT(*) FROM head</SQL>", "SELECT COUNT(*) FROM head", "CREATE TABLE head (age INTEGER)")
+    'correct'
+    """
+    query = sqlbox.extract_sql(prediction)
+    if query is None:
+        return "no_sql"
+    ordered = _top_level_order_by(gold)
+    for image in _images(context, gold, instances, seed):
+        pred = sqlbox.run_query(image, query)
+        if pred.error is not None:
+            return _error_kind(pred.error)
+        ref = sqlbox.run_query(image, gold)
+        if ref.error is not None:
+            return "gold_error"
+        if not _same(ref.rows, pred.rows, ordered):
+            widths = {len(r) for r in ref.rows} | {len(r) for r in pred.rows}
+            return "wrong_columns" if len(widths) > 1 else "wrong_rows"
+    return "correct"
+
+
+def sql_execution_match(prediction: str, gold: str, context: str, *, instances: int = 3, seed: int = 0) -> bool:
+    """True when the predicted query returns what the gold query returns on every synthetic instance.
+
+    >>> sql_execution_match("SELECT name FROM t WHERE age > 5", "SELECT name FROM t WHERE 5 < age",
+    ...                     "CREATE TABLE t (name VARCHAR, age INTEGER)")
+    True
+    """
+    return compare(prediction, gold, context, instances=instances, seed=seed) == "correct"
+
+
+def sql_error_kind(prediction: str, gold: str, context: str) -> str:
+    """Why a prediction fails (see `compare`); "correct" when it matches."""
+    return compare(prediction, gold, context)
+
+
+def _missing(error: str, context: str) -> tuple[bool, bool]:
+    """(missing_column, missing_table): the gold names a column / table the context does not declare."""
+    tables = sqldata.parse_context(context)
+    m = re.search(r"no such (column|table): (?:\w+\.)?(\w+)", error)
+    if not m:
+        return False, False
+    columns = {c.lower() for t in tables.values() for c, _ in t.columns}
+    if m.group(1) == "table":
+        return False, m.group(2).lower() not in tables
+    return m.group(2).lower() not in columns, False
+
+
+def _degenerate(gold: str, context: str, results: list[list[tuple]], images: list[bytes]) -> str | None:
+    """"empty" when no instance selects anything (no rows, or only NULL/0 aggregates); "every_row"
+    when a filtering single-table query returns every row of its table on every instance."""
+    if all(all(v in (None, 0) for r in rows for v in r) for rows in results):
+        return "empty"
+    m = re.search(r"\bFROM\s+(\w+)", gold, re.I)
+    single = m and not _NOT_SINGLE.search(gold)
+    if single and re.search(r"\bWHERE\b", gold, re.I):
+        sizes = [sqlbox.run_query(img, f'SELECT COUNT(*) FROM "{m.group(1)}"').rows for img in images]
+        if all(s and len(rows) == s[0][0] for s, rows in zip(sizes, results)):
+            return "every_row"
+    return None
+
+
+def audit_gold(context: str, gold: str, *, instances: int = 3, seed: int = 0) -> dict:
+    """Check one gold query on its own context: executes, error, missing_column, missing_table,
+    case_duplicate, repeated_table, degenerate (None, "empty" or "every_row").
+
+    >>> audit_gold("CREATE TABLE t (a VARCHAR)", "SELECT b FROM t")["missing_column"]
+    True
+    """
+    return dict(_audit(context, gold, instances, seed))  # a copy: the cached one stays intact
+
+
+@functools.lru_cache(maxsize=8192)
+def _audit(context: str, gold: str, instances: int, seed: int) -> dict:
+    tables = sqldata.parse_context(context)
+    spellings = list(sqldata.column_spellings(context).values())
+    report = {
+        "executes": True, "error": None, "missing_column": False, "missing_table": False,
+        "case_duplicate": any(len(t.spellings) > 1 for t in tables.values()) or any(len(s) > 1 for s in spellings),
+        "repeated_table": len(sqldata.CREATE.findall(context)) > len(tables),
+        "degenerate": None,
+    }
+    images = _images(context, gold, instances, seed)
+    results = [sqlbox.run_query(img, gold) for img in images]
+    failed = next((r for r in results if r.error is not None), None)
+    if failed is not None:
+        report.update(executes=False, error=failed.error)
+        report["missing_column"], report["missing_table"] = _missing(failed.error, context)
+    else:
+        report["degenerate"] = _degenerate(gold, context, [r.rows for r in results], images)
+    return report
+
+
+def sql_gold_usable(row: dict) -> bool:
+    """Whether a SQL row's gold query executes on its own context (the rows to train and score on)."""
+    return audit_gold(row["context"], row["answer"])["executes"]
+
+
+def audit_rows(rows: list[dict]) -> dict[str, int]:
+    """Defect counts over SQL rows: n, executes, non_executable, missing_column, missing_table,
+    other_error, case_duplicate, repeated_table, degenerate, degenerate_empty, degenerate_every_row."""
+    counts = Counter(n=len(rows))
+    for row in rows:
+        a = audit_gold(row["context"], row["answer"])
+        counts["executes"] += a["executes"]
+        counts["non_executable"] += not a["executes"]
+        counts["other_error"] += not a["executes"] and not (a["missing_column"] or a["missing_table"])
+        for key in ("missing_column", "missing_table", "case_duplicate", "repeated_table"):
+            counts[key] += a[key]
+        counts["degenerate"] += a["degenerate"] is not None
+        counts["degenerate_empty"] += a["degenerate"] == "empty"
+        counts["degenerate_every_row"] += a["degenerate"] == "every_row"
+    keys = ("n", "executes", "non_executable", "missing_column", "missing_table", "other_error",
+            "case_duplicate", "repeated_table", "degenerate", "degenerate_empty", "degenerate_every_row")
+    return {k: counts[k] for k in keys}
