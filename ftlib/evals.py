@@ -1,0 +1,241 @@
+"""Scorers for the three tasks: pure functions that never raise on any model output.
+
+- ViGGO: function, attribute types (as a set), their order, exact values (value lists as sets).
+- GSM8K: the number after the last `####`, else the last number; compared numerically.
+- SQL: execution match on synthetic SQLite databases (`ftlib.sqleval`, sandboxed by `ftlib.sqlbox`).
+
+`score_row` dispatches on the task; `summarize` turns per-example scores into means with Wilson 95%
+intervals. The `*_error_kind` functions give one word per failure for error analysis.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+import re
+from decimal import Decimal, InvalidOperation
+
+from ftlib.sqlbox import extract_sql
+from ftlib.sqleval import audit_gold, audit_rows, compare, sql_error_kind, sql_execution_match, sql_gold_usable
+
+__all__ = [
+    "METRICS", "PRIMARY", "VIGGO_FUNCTIONS", "audit_gold", "audit_rows", "extract_gsm8k_answer",
+    "extract_sql", "gsm8k_correct", "gsm8k_error_kind", "parse_viggo", "proportion_ci", "score_row",
+    "score_viggo", "sql_error_kind", "sql_execution_match", "sql_gold_usable", "summarize",
+    "viggo_error_kind",
+]
+
+METRICS: dict[str, list[str]] = {
+    "viggo": ["function", "attribute_types", "attribute_order", "exact"],
+    "sql": ["execution_match", "valid_sql", "extracted"],
+    "gsm8k": ["correct"],
+}
+# The case study's headline numbers: ViGGO function + attribute types, SQL execution, GSM8K answer.
+PRIMARY: dict[str, str] = {"viggo": "attribute_types", "sql": "execution_match", "gsm8k": "correct"}
+VIGGO_FUNCTIONS = ("inform", "request", "give_opinion", "confirm", "verify_attribute", "suggest",
+                   "request_explanation", "recommend", "request_attribute")
+# Tried in turn: a known function opening an attribute (skips prose like "I inform (you)"), any
+# known function, then any `name(attr[` so a made-up function still parses (and scores wrong).
+_FUNCTION_PATTERNS = (
+    re.compile(rf"\b({'|'.join(VIGGO_FUNCTIONS)})\s*\(\s*\w+\s*\["),
+    re.compile(rf"\b({'|'.join(VIGGO_FUNCTIONS)})\s*\("),
+    re.compile(r"\b([A-Za-z_]\w*)\s*\(\s*\w+\s*\["),
+)
+_ATTRIBUTE = re.compile(r"\s*,?\s*(\w+)\s*\[")
+
+
+def _attributes(body: str) -> list[tuple[str, str]]:
+    """`name[value], ...` pairs of an MR body; a value runs to its matching `]` (it may hold anything)."""
+    pairs, pos = [], 0
+    while m := _ATTRIBUTE.match(body, pos):
+        depth, i = 1, m.end()
+        while i < len(body) and depth:
+            depth += {"[": 1, "]": -1}.get(body[i], 0)
+            i += 1
+        value = body[m.end(): i - 1] if depth == 0 else body[m.end():].rstrip(" )")
+        pairs.append((m.group(1).lower(), value))
+        pos = i
+    return pairs
+
+
+def parse_viggo(text: str) -> tuple[str, list[tuple[str, str]]] | None:
+    """The function and (attribute, value) pairs of a meaning representation, or None.
+
+    >>> parse_viggo("MR: inform(name[X], esrb[E 10+ (for Everyone 10 and Older)], genres[driving/racing, sport])")
+    ('inform', [('name', 'X'), ('esrb', 'E 10+ (for Everyone 10 and Older)'), ('genres', 'driving/racing, sport')])
+    """
+    if not isinstance(text, str):
+        return None
+    m = next((m for m in (p.search(text) for p in _FUNCTION_PATTERNS) if m), None)
+    if m is None:
+        return None
+    start = text.index("(", m.start()) + 1
+    return m.group(1).lower(), _attributes(text[start:])
+
+
+def _value_set(value: str) -> frozenset[str]:
+    return frozenset(v.strip() for v in value.split(",") if v.strip())
+
+
+def score_viggo(prediction: str, reference: str) -> dict[str, bool]:
+    """Four nested checks: function; + attribute types as a set; + their order; + every value.
+
+    >>> score_viggo("give_opinion(rating[good], name[X])", "give_opinion(name[X], rating[poor])")
+    {'function': True, 'attribute_types': True, 'attribute_order': False, 'exact': False}
+    """
+    pred, ref = parse_viggo(prediction), parse_viggo(reference)
+    out = dict.fromkeys(METRICS["viggo"], False)
+    if pred is None or ref is None or pred[0] != ref[0]:
+        return out
+    out["function"] = True
+    names_p, names_r = [a for a, _ in pred[1]], [a for a, _ in ref[1]]
+    out["attribute_types"] = set(names_p) == set(names_r)
+    out["attribute_order"] = out["attribute_types"] and names_p == names_r
+    values_p = [(a, _value_set(v)) for a, v in pred[1]]
+    out["exact"] = out["attribute_order"] and values_p == [(a, _value_set(v)) for a, v in ref[1]]
+    return out
+
+
+def viggo_error_kind(prediction: str, reference: str) -> str:
+    """One word: correct, unparsable, wrong_function, missing_attribute, extra_attribute,
+    wrong_attributes (both), wrong_order or wrong_value."""
+    s = score_viggo(prediction, reference)
+    if s["exact"]:
+        return "correct"
+    pred, ref = parse_viggo(prediction), parse_viggo(reference)
+    if pred is None or ref is None:
+        return "unparsable"
+    if not s["function"]:
+        return "wrong_function"
+    if not s["attribute_types"]:
+        missing = {a for a, _ in ref[1]} - {a for a, _ in pred[1]}
+        extra = {a for a, _ in pred[1]} - {a for a, _ in ref[1]}
+        return "wrong_attributes" if missing and extra else "missing_attribute" if missing else "extra_attribute"
+    return "wrong_order" if not s["attribute_order"] else "wrong_value"
+
+
+_NUMBER = re.compile(r"-?\$?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
+
+
+def extract_gsm8k_answer(text: str) -> str | None:
+    """The number after the last `####`, else the last number; commas and `$` removed.
+
+    >>> extract_gsm8k_answer("She makes 9 * 2 = $18.\\n#### 1,018.")
+    '1018'
+    >>> extract_gsm8k_answer("about -3.5 apples") , extract_gsm8k_answer("none") is None
+    ('-3.5', True)
+    """
+    if not isinstance(text, str):
+        return None
+    tail = text.rsplit("####", 1)[1] if "####" in text else ""
+    m = _NUMBER.search(tail)
+    numbers = [m] if m else list(_NUMBER.finditer(text))[-1:]
+    if not numbers:
+        return None
+    return numbers[0].group(0).replace(",", "").replace("$", "").rstrip(".")
+
+
+def _number(text: str | None) -> Decimal | None:
+    try:
+        return Decimal(text) if text is not None else None
+    except InvalidOperation:
+        return None
+
+
+def gsm8k_correct(prediction: str, reference: str) -> bool:
+    """Whether the prediction's final number equals the reference's, numerically (18 == 18.0).
+
+    >>> gsm8k_correct("so the answer is 18.0", "... #### 18")
+    True
+    """
+    pred, ref = _number(extract_gsm8k_answer(prediction)), _number(extract_gsm8k_answer(reference))
+    return pred is not None and ref is not None and pred == ref
+
+
+_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+        ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.USub: operator.neg, ast.UAdd: operator.pos}
+
+
+def _arith(node: ast.AST) -> float:
+    """Evaluate +, -, *, /, //, % over numbers only (no names, no calls, no powers: safe on model text)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
+        return node.value
+    if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
+        return _OPS[type(node.op)](_arith(node.left), _arith(node.right))
+    if isinstance(node, ast.UnaryOp) and type(node.op) in _OPS:
+        return _OPS[type(node.op)](_arith(node.operand))
+    raise ValueError("not plain arithmetic")
+
+
+def _slipped(expression: str, result: str) -> bool:
+    """Whether a calculator annotation `<<expression=result>>` is arithmetically wrong."""
+    try:
+        value = _arith(ast.parse(expression.replace(",", "").replace("$", ""), mode="eval").body)
+        stated = float(result.replace(",", "").replace("$", ""))
+    except (SyntaxError, ValueError, TypeError, ZeroDivisionError, OverflowError, RecursionError, MemoryError):
+        return False  # not checkable: not counted as a slip
+    return not math.isclose(value, stated, rel_tol=1e-4, abs_tol=1e-2)
+
+
+def gsm8k_error_kind(prediction: str, reference: str) -> str:
+    """One word: correct, no_answer, arithmetic_slip (a `<<a=b>>` annotation is wrong) or wrong_reasoning.
+
+    >>> gsm8k_error_kind("3 + 4 = <<3+4=8>>8\\n#### 8", "#### 7")
+    'arithmetic_slip'
+    """
+    if gsm8k_correct(prediction, reference):
+        return "correct"
+    if extract_gsm8k_answer(prediction) is None:
+        return "no_answer"
+    notes = re.findall(r"<<([^<>=]{1,200})=([^<>=]{1,50})>>", prediction if isinstance(prediction, str) else "")
+    return "arithmetic_slip" if any(_slipped(e, r) for e, r in notes) else "wrong_reasoning"
+
+
+def score_sql(prediction: str, gold: str, context: str) -> dict[str, bool]:
+    """execution_match, valid_sql (a query that runs) and extracted (a query was found at all)."""
+    kind = compare(prediction, gold, context)
+    return {"execution_match": kind == "correct",
+            "valid_sql": kind in ("correct", "wrong_columns", "wrong_rows"),
+            "extracted": kind != "no_sql"}
+
+
+def score_row(task: str, prediction: str, row: dict) -> dict[str, bool]:
+    """Score one prediction against a row of `ftlib.data.load_rows(task, split)`."""
+    if task == "viggo":
+        return score_viggo(prediction, row["meaning_representation"])
+    if task == "gsm8k":
+        return {"correct": gsm8k_correct(prediction, row["answer"])}
+    if task == "sql":
+        return score_sql(prediction, row["answer"], row["context"])
+    raise ValueError(f"unknown task {task!r}; expected one of {list(METRICS)}")
+
+
+def proportion_ci(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval for k successes out of n (stays inside [0, 1], sane at 0 and n).
+
+    >>> [round(x, 3) for x in proportion_ci(8, 10)]
+    [0.49, 0.943]
+    """
+    if n <= 0:
+        return (0.0, 1.0)
+    p, z2 = k / n, z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def summarize(scores: list[dict]) -> dict[str, dict]:
+    """Per metric (every key of the score dicts, in first-seen order): mean, ci_low, ci_high, n.
+
+    >>> summarize([{"correct": True}, {"correct": False}])["correct"]["mean"]
+    0.5
+    """
+    keys = list(dict.fromkeys(k for s in scores for k in s))
+    out = {}
+    for key in keys:
+        values = [bool(s[key]) for s in scores if key in s]
+        k, n = sum(values), len(values)
+        lo, hi = proportion_ci(k, n)
+        out[key] = {"mean": k / n if n else float("nan"), "ci_low": lo, "ci_high": hi, "n": n}
+    return out
