@@ -22,6 +22,7 @@ parameters): a rerun sends nothing. Decoding is greedy (temperature 0), as for l
 
 from __future__ import annotations
 
+import argparse
 import email.utils
 import hashlib
 import http.client
@@ -40,6 +41,7 @@ from pathlib import Path
 from ftlib import io, paths
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+SPEC_PREFIX = "api:"  # a model spec `api:gpt-4o` means "this model behind the configured endpoint"
 RETRY_STATUSES = {408, 409, 429, 500, 502, 503, 504, 529}  # 409/529: some providers' "overloaded"
 
 
@@ -272,3 +274,34 @@ class ChatGenerator:
             return json.loads(raw)
         except ValueError:
             raise ApiError(f"not JSON: {raw[:200]!r}") from None
+
+
+def is_api_spec(spec: str) -> bool:
+    """True for model specs of the form `api:MODEL`."""
+    return spec.startswith(SPEC_PREFIX)
+
+
+def from_spec(spec: str, **overrides) -> ChatGenerator:
+    """`api:gpt-4o` -> a ChatGenerator for that model, the endpoint and key from env / `.env`.
+
+    `api:` alone takes the model name from FTLIB_API_MODEL.
+    """
+    if not is_api_spec(spec):
+        raise ValueError(f"not an API model spec (expected {SPEC_PREFIX}MODEL): {spec!r}")
+    return ChatGenerator(config_from_env(model=spec[len(SPEC_PREFIX):] or None, **overrides))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m ftlib.api [MODEL] [--prompt TEXT]`: one request, to check the endpoint and key."""
+    ap = argparse.ArgumentParser(prog="python -m ftlib.api", description=main.__doc__)
+    ap.add_argument("model", nargs="?", help="model name (default: FTLIB_API_MODEL)")
+    ap.add_argument("--prompt", default="Say hello in five words.")
+    ap.add_argument("--no-cache", action="store_true", help="ask the endpoint even if cached")
+    args = ap.parse_args(argv)
+    cfg = config_from_env(model=args.model)
+    gen = ChatGenerator(cfg, use_cache=not args.no_cache)
+    print(f"{cfg.base_url} {cfg.model}: {gen.generate([args.prompt], 32, [])[0]!r}  {gen.stats}")
+
+
+if __name__ == "__main__":
+    main()

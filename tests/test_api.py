@@ -230,3 +230,12 @@ def test_embedded_model_through_the_api(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_api_model_spec(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    gen = api.from_spec("api:some-model", max_retries=0)
+    assert api.is_api_spec("api:some-model") and not api.is_api_spec(models.DEFAULT_MODEL)
+    assert (gen.name, gen.config.model, gen.config.base_url) == ("api:some-model", "some-model", "http://127.0.0.1:9/v1")
+    with pytest.raises(ValueError, match="not an API model spec"):
+        api.from_spec("gpt-4o")
