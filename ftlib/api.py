@@ -155,7 +155,7 @@ class ResponseCache:
 
     @staticmethod
     def key(base_url: str, body: dict) -> str:
-        """Stable hash of (base URL, model, messages, parameters); the key itself is never stored."""
+        """Stable hash of (base URL, model, messages, parameters); the API key is not part of it."""
         canonical = json.dumps({"base_url": base_url.rstrip("/"), "body": body}, sort_keys=True,
                                ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
@@ -228,6 +228,8 @@ class ChatGenerator:
             self._count("cache_hits")
             return record["text"]
         response = self._post_with_retries(body)
+        if not isinstance(response, dict) or not response.get("choices"):
+            raise ApiError(f"no choices in the response: {str(response)[:300]}")
         choice = response["choices"][0]
         text = (choice.get("message") or {}).get("content") or ""
         if self.cache:
