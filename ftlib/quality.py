@@ -1,0 +1,67 @@
+"""Data-quality checks that notebook 01 shows: duplicates, overlap between splits, token lengths."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Callable
+
+from ftlib import data, prepare
+
+KEYS: dict[str, Callable[[dict], str]] = {
+    "viggo": lambda r: r["target"].strip().lower(),
+    "sql": lambda r: (r["question"].strip().lower() + " || " + r["context"].strip().lower()),
+    "gsm8k": lambda r: r["question"].strip().lower(),
+}
+
+
+def duplicates(rows: list[dict], key: Callable[[dict], str]) -> int:
+    """How many rows repeat an earlier row's key (a set of k equal rows counts k-1).
+
+    >>> duplicates([{"q": "a"}, {"q": "a"}, {"q": "b"}], lambda r: r["q"])
+    1
+    """
+    return sum(c - 1 for c in Counter(key(r) for r in rows).values())
+
+
+def overlap(train: list[dict], test: list[dict], key: Callable[[dict], str]) -> int:
+    """How many test rows have a key that also occurs in train (possible leakage)."""
+    seen = {key(r) for r in train}
+    return sum(key(r) in seen for r in test)
+
+
+def schema_overlap(train: list[dict], test: list[dict]) -> dict[str, int]:
+    """SQL: test rows whose exact table set, or any one table name, also occurs in train."""
+    train_sets = {tuple(data.sql_tables(r["context"])) for r in train}
+    train_names = {t for s in train_sets for t in s}
+    sets = [tuple(data.sql_tables(r["context"])) for r in test]
+    return {
+        "test_rows": len(test),
+        "same_table_set": sum(s in train_sets for s in sets),
+        "shares_a_table_name": sum(any(t in train_names for t in s) for s in sets),
+    }
+
+
+def varchar_number_rows(rows: list[dict]) -> int:
+    """SQL rows the case study's filter would drop (a VARCHAR column compared with a number)."""
+    return sum(prepare.varchar_number_comparison(r["context"], r["answer"]) for r in rows)
+
+
+def split_report(task: str, splits: dict[str, list[dict]]) -> dict[str, int]:
+    """Duplicate and cross-split overlap counts for one task's prepared splits."""
+    key = KEYS[task]
+    report = {f"duplicates_in_{s}": duplicates(rows, key) for s, rows in splits.items()}
+    report["test_rows_also_in_train"] = overlap(splits["train"], splits["test"], key)
+    report["validation_rows_also_in_train"] = overlap(splits["train"], splits["validation"], key)
+    return report
+
+
+def token_lengths(task: str, rows: list[dict], tokenizer) -> list[int]:
+    """Tokens per training example (prompt + completion, chat template applied)."""
+    from ftlib import prompts
+
+    out = []
+    for row in rows:
+        ex = prompts.sft_example(task, row)
+        text = tokenizer.apply_chat_template(ex["prompt"] + ex["completion"], tokenize=False)
+        out.append(len(tokenizer(text, add_special_tokens=False)["input_ids"]))
+    return out
