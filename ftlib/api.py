@@ -37,6 +37,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 from ftlib import io, paths
 
@@ -124,8 +125,10 @@ def backoff_delay(attempt: int, base: float, cap: float, retry_after: float | No
     return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
-def cut_at_stop(text: str, stop: list[str]) -> str:
+def cut_at_stop(text: str, stop: Sequence[str]) -> str:
     """Cut `text` at the first stop string; servers may ignore `stop` or cap it at 4 strings.
+
+    (Same rule as ftlib.generation.cut_at_stop, kept here so this module needs no torch.)
 
     >>> cut_at_stop("a<END>b", ["<END>"])
     'a'
@@ -177,8 +180,8 @@ class ResponseCache:
 class ChatGenerator:
     """Greedy chat completions from an OpenAI-compatible endpoint, cached, retried, bounded.
 
-    Matches the harness's generator interface: `generate(prompts, max_new_tokens, stop)`, where
-    each prompt is a list of chat messages (`wants_messages`).
+    Implements ftlib.generation.Generator: `generate(prompts, max_new_tokens, stop)`, where each
+    prompt is a list of chat messages (`wants_messages`); a plain string is one user message.
     """
 
     wants_messages = True
@@ -190,7 +193,7 @@ class ChatGenerator:
         self.stats = {"sent": 0, "cache_hits": 0, "retries": 0, "failed": 0}
         self._lock = threading.Lock()
 
-    def generate(self, prompts: list, max_new_tokens: int, stop: list[str] | None = None) -> list[str]:
+    def generate(self, prompts: list, max_new_tokens: int, stop: Sequence[str] = ()) -> list[str]:
         """One completion per prompt, in order. Raises ApiError once all finished if any failed
         (the answers that did arrive are cached, so a rerun only asks for the missing ones)."""
         stop = list(stop or [])

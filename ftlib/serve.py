@@ -59,13 +59,25 @@ class ModelRunner:
         extra = {"stop_strings": stop, "tokenizer": tok} if stop else {}
         with self._lock:
             out = self.model.generate(**enc, max_new_tokens=max_tokens, do_sample=False, **extra)
-        new = out[0, n_prompt:]
-        text = tok.decode(new, skip_special_tokens=True)
-        cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
-        ended = cut >= 0 or (len(new) > 0 and int(new[-1]) == tok.eos_token_id)
-        return {"text": text[:cut] if cut >= 0 else text,
-                "finish_reason": "stop" if ended or len(new) < max_tokens else "length",
+        new = out[0, n_prompt:].tolist()
+        text, hit = self.decode(new, stop)
+        return {"text": text, "finish_reason": "stop" if hit or len(new) < max_tokens else "length",
                 "prompt_tokens": n_prompt, "completion_tokens": len(new)}
+
+    def decode(self, new_ids: list[int], stop: list[str]) -> tuple[str, bool]:
+        """Answer text without special tokens, cut before the first stop string (as OpenAI does).
+
+        Stop strings may be special tokens (`<END_A>`), so look for them before dropping specials.
+        """
+        tok = self.tokenizer
+        if not stop:
+            return tok.decode(new_ids, skip_special_tokens=True), False
+        text = tok.decode(new_ids, skip_special_tokens=False)
+        cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
+        text = text[:cut] if cut >= 0 else text
+        for special in tok.all_special_tokens:
+            text = text.replace(special, "")
+        return text, cut >= 0
 
 
 def parse_request(body: dict) -> tuple[list[dict], int, list[str]]:

@@ -54,6 +54,14 @@ def _stats(base_url: str, reset: bool = False) -> dict:
         return json.loads(resp.read())
 
 
+def _reset_when_idle(base_url: str, wait_s: float = 10.0) -> None:
+    """Zero the server's counters once earlier tests' abandoned (sleeping) requests are done."""
+    deadline = time.monotonic() + wait_s
+    while _stats(base_url)["in_flight"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    _stats(base_url, reset=True)
+
+
 def _generator(base_url, tmp_path, fault: str | None = None, **overrides) -> api.ChatGenerator:
     """A client with fast backoff; `fault` is sent as X-Ftlib-Fault, made unique per call."""
     headers = {"X-Ftlib-Fault": f"{fault},id={uuid.uuid4().hex}"} if fault else {}
@@ -99,7 +107,7 @@ def test_stop_strings_cut_the_answer(server, tiny_model_dir, tmp_path):
 
 
 def test_429_is_retried_and_retry_after_honoured(server, tmp_path):
-    _stats(server, reset=True)
+    _reset_when_idle(server)
     gen = _generator(server, tmp_path, fault="status=429,retry_after=1,times=2")
     start = time.monotonic()
     [answer] = gen.generate(PROMPTS[:1], max_new_tokens=4, stop=[])
@@ -115,7 +123,7 @@ def test_server_error_is_retried_then_succeeds(server, tmp_path):
 
 
 def test_persistent_server_error_fails_cleanly_and_caches_nothing(server, tmp_path):
-    _stats(server, reset=True)
+    _reset_when_idle(server)
     gen = _generator(server, tmp_path, fault="status=503", max_retries=2)
     with pytest.raises(api.ApiError, match="gave up after 3 tries: HTTP 503"):
         gen.generate(PROMPTS[:1], max_new_tokens=4, stop=[])
@@ -124,7 +132,7 @@ def test_persistent_server_error_fails_cleanly_and_caches_nothing(server, tmp_pa
 
 
 def test_client_error_is_not_retried(server, tmp_path):
-    _stats(server, reset=True)
+    _reset_when_idle(server)
     gen = _generator(server, tmp_path, fault="status=400")
     with pytest.raises(api.ApiError, match="HTTP 400"):
         gen.generate(PROMPTS[:1], max_new_tokens=4, stop=[])
@@ -154,7 +162,7 @@ def test_refused_connection_fails_cleanly(tmp_path):
 
 def test_rerun_is_served_from_the_cache(server, tmp_path):
     first = _generator(server, tmp_path).generate(PROMPTS, max_new_tokens=6, stop=[])
-    _stats(server, reset=True)
+    _reset_when_idle(server)
     again = _generator(server, tmp_path)  # a new process would see the same files
     assert again.generate(PROMPTS, max_new_tokens=6, stop=[]) == first
     assert _stats(server)["requests"] == 0
@@ -165,7 +173,7 @@ def test_rerun_is_served_from_the_cache(server, tmp_path):
 
 @pytest.mark.parametrize("concurrency", [1, 3])
 def test_concurrency_is_bounded(server, tmp_path, concurrency):
-    _stats(server, reset=True)
+    _reset_when_idle(server)
     prompts = [f"question {i}" for i in range(6)]
     gen = _generator(server, tmp_path, fault="sleep=0.3", concurrency=concurrency)
     assert len(gen.generate(prompts, max_new_tokens=2, stop=[])) == 6
