@@ -1,0 +1,109 @@
+"""Figures and tables that notebooks show and also save under `results/` for the README."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless-safe; Jupyter's inline backend still displays returned figures
+import matplotlib.pyplot as plt  # noqa: E402
+
+# The case study's Llama-2-13B accuracy before -> after fine-tuning (REFERENCE.md section 1).
+CASE_STUDY_13B = {"viggo": (58, 98), "sql": (42, 89), "gsm8k": (28, 47)}
+TASK_TITLES = {"viggo": "ViGGO (function + attribute types)", "sql": "SQL (execution match)",
+               "gsm8k": "GSM8K (final answer)"}
+
+
+def save_figure(fig, name: str, out_dir: Path) -> Path:
+    """Save a figure as `<out_dir>/<name>.png` and return the path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.png"
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    return path
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """Rows of dicts as a GitHub markdown table (columns in the first row's order).
+
+    >>> print(markdown_table([{"a": 1, "b": "x"}]))
+    | a | b |
+    |---|---|
+    | 1 | x |
+    """
+    if not rows:
+        return ""
+    cols = list(rows[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def save_table(rows: list[dict], name: str, out_dir: Path) -> Path:
+    """Save rows as `<name>.csv` and `<name>.md` under out_dir; return the markdown path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with (out_dir / f"{name}.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else [])
+        writer.writeheader()
+        writer.writerows(rows)
+    (out_dir / f"{name}.md").write_text(markdown_table(rows) + "\n")
+    return out_dir / f"{name}.md"
+
+
+def histograms(values: dict[str, list[float]], xlabel: str, title: str):
+    """One histogram per key, side by side."""
+    fig, axes = plt.subplots(1, len(values), figsize=(4 * len(values), 3), squeeze=False)
+    for ax, (key, vals) in zip(axes[0], values.items()):
+        ax.hist(vals, bins=30, color="tab:blue", alpha=0.8)
+        ax.set_title(key)
+        ax.set_xlabel(xlabel)
+    axes[0][0].set_ylabel("examples")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def loss_curves(histories: dict[str, list[dict]]):
+    """Training and validation loss against step, one panel per run (Trainer log_history rows)."""
+    fig, axes = plt.subplots(1, len(histories), figsize=(4.5 * len(histories), 3.2), squeeze=False)
+    for ax, (name, hist) in zip(axes[0], histories.items()):
+        for key, style, label in (("loss", "-", "training loss"), ("eval_loss", "o-", "validation loss")):
+            pts = [(h["step"], h[key]) for h in hist if key in h]
+            if pts:
+                ax.plot(*zip(*pts), style, label=label)
+        ax.set_title(name)
+        ax.set_xlabel("step")
+        ax.legend()
+    axes[0][0].set_ylabel("loss")
+    fig.tight_layout()
+    return fig
+
+
+def score_bars(results: list[dict], title: str = ""):
+    """The case study's figure: per task, bars with 95% CIs for each condition, 13B marks.
+
+    `results` rows: {task, label, mean, ci_low, ci_high, n} with mean and CI as fractions.
+    """
+    tasks = [t for t in TASK_TITLES if any(r["task"] == t for r in results)]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 3.8), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        rows = [r for r in results if r["task"] == task]
+        xs = range(len(rows))
+        means = [100 * r["mean"] for r in rows]
+        err = [[100 * (r["mean"] - r["ci_low"]) for r in rows], [100 * (r["ci_high"] - r["mean"]) for r in rows]]
+        colors = ["tab:gray" if "untuned" in r["label"] else "tab:green" for r in rows]
+        ax.bar(xs, means, yerr=err, capsize=4, color=colors)
+        for x, r, m in zip(xs, rows, means):
+            ax.text(x, m + 2, f"{m:.0f}%\nn={r['n']}", ha="center", va="bottom", fontsize=8)
+        before, after = CASE_STUDY_13B[task]
+        ax.axhline(before, color="tab:red", ls=":", lw=1, label=f"Llama-2-13B untuned {before}%")
+        ax.axhline(after, color="tab:red", ls="--", lw=1, label=f"Llama-2-13B tuned {after}%")
+        ax.set_xticks(list(xs), [r["label"] for r in rows], rotation=20, ha="right", fontsize=8)
+        ax.set_ylim(0, 115)
+        ax.set_title(TASK_TITLES[task], fontsize=10)
+        ax.legend(fontsize=7, loc="upper left")
+    axes[0][0].set_ylabel("accuracy (%)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

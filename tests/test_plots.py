@@ -1,0 +1,34 @@
+"""Figures and tables are saved to disk (the README shows them) and carry what they claim."""
+
+from ftlib import plots
+
+
+def test_markdown_and_csv_tables(tmp_path):
+    rows = [{"task": "viggo", "untuned": "0%"}, {"task": "sql", "untuned": "12%"}]
+    md = plots.save_table(rows, "summary", tmp_path)
+    assert md.read_text().splitlines()[3] == "| sql | 12% |"
+    assert (tmp_path / "summary.csv").read_text().splitlines() == ["task,untuned", "viggo,0%", "sql,12%"]
+
+
+def test_score_bars_draws_one_panel_per_task_with_ci_and_reference_marks(tmp_path):
+    rows = [
+        {"task": "viggo", "label": "untuned few-shot", "mean": 0.1, "ci_low": 0.05, "ci_high": 0.2, "n": 100},
+        {"task": "viggo", "label": "fine-tuned", "mean": 0.9, "ci_low": 0.85, "ci_high": 0.94, "n": 100},
+        {"task": "gsm8k", "label": "fine-tuned", "mean": 0.02, "ci_low": 0.0, "ci_high": 0.05, "n": 50},
+    ]
+    fig = plots.score_bars(rows)
+    axes = fig.axes
+    assert [a.get_title() for a in axes] == [plots.TASK_TITLES["viggo"], plots.TASK_TITLES["gsm8k"]]
+    heights = [p.get_height() for p in axes[0].patches]
+    assert heights == [10.0, 90.0]
+    marks = sorted(line.get_ydata()[0] for line in axes[0].lines if len(set(line.get_ydata())) == 1)
+    assert 58 in marks and 98 in marks  # the case study's 13B before/after
+    path = plots.save_figure(fig, "scores", tmp_path)
+    assert path.stat().st_size > 5000
+
+
+def test_loss_curves_plot_train_and_validation():
+    hist = [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.5}, {"step": 2, "eval_loss": 1.7}]
+    fig = plots.loss_curves({"run": hist})
+    labels = [line.get_label() for line in fig.axes[0].lines]
+    assert labels == ["training loss", "validation loss"]
