@@ -13,8 +13,8 @@ from collections import Counter
 
 from ftlib import sqlbox, sqldata
 
-_SYNTAX = ("syntax error", "incomplete input", "unrecognized token", "one statement", "not a read-only")
-_FORBIDDEN = ("not authorized", "authorization denied")
+_SYNTAX = ("syntax error", "incomplete input", "unrecognized token")
+_FORBIDDEN = ("not authorized", "authorization denied", "not a read-only", "one statement", "nul character")
 _BUDGET = ("interrupted", "more than", "too big", "too long")
 # Queries whose row count is not "rows of the FROM table that pass the filter".
 _NOT_SINGLE = re.compile(r"\bJOIN\b|\bGROUP\s+BY\b|\b(?:COUNT|SUM|AVG|MIN|MAX)\s*\(|\bDISTINCT\b|\bLIMIT\b"
@@ -23,6 +23,12 @@ _NOT_SINGLE = re.compile(r"\bJOIN\b|\bGROUP\s+BY\b|\b(?:COUNT|SUM|AVG|MIN|MAX)\s
 
 def _images(context: str, gold: str, instances: int, seed: int) -> list[bytes]:
     return [sqldata.database_image(context, gold, seed, i) for i in range(max(1, instances))]
+
+
+@functools.lru_cache(maxsize=16384)
+def _gold_result(context: str, gold: str, seed: int, instance: int) -> sqlbox.QueryResult:
+    """The gold query's result on one instance (cached: every prediction for an item reuses it)."""
+    return sqlbox.run_query(sqldata.database_image(context, gold, seed, instance), gold)
 
 
 def _top_level_order_by(query: str) -> bool:
@@ -49,8 +55,9 @@ def _error_kind(error: str) -> str:
 
 
 def compare(prediction: str, gold: str, context: str, *, instances: int = 3, seed: int = 0) -> str:
-    """One word for the outcome: correct, no_sql, syntax_error, runtime_error, forbidden, budget,
-    gold_error, wrong_columns or wrong_rows.
+    """One word for the outcome: correct, no_sql (no query found), syntax_error, runtime_error
+    (unknown column/table...), forbidden (not one read-only statement), budget (too slow or too many
+    rows), gold_error (the gold query fails: leave the item out), wrong_columns or wrong_rows.
 
     >>> compare("<SQL>SELECT COUNT(*) FROM head</SQL>", "SELECT COUNT(*) FROM head", "CREATE TABLE head (age INTEGER)")
     'correct'
@@ -59,11 +66,11 @@ def compare(prediction: str, gold: str, context: str, *, instances: int = 3, see
     if query is None:
         return "no_sql"
     ordered = _top_level_order_by(gold)
-    for image in _images(context, gold, instances, seed):
+    for i, image in enumerate(_images(context, gold, instances, seed)):
         pred = sqlbox.run_query(image, query)
         if pred.error is not None:
             return _error_kind(pred.error)
-        ref = sqlbox.run_query(image, gold)
+        ref = _gold_result(context, gold, seed, i)
         if ref.error is not None:
             return "gold_error"
         if not _same(ref.rows, pred.rows, ordered):
@@ -134,7 +141,7 @@ def _audit(context: str, gold: str, instances: int, seed: int) -> dict:
         "degenerate": None,
     }
     images = _images(context, gold, instances, seed)
-    results = [sqlbox.run_query(img, gold) for img in images]
+    results = [_gold_result(context, gold, seed, i) for i in range(len(images))]
     failed = next((r for r in results if r.error is not None), None)
     if failed is not None:
         report.update(executes=False, error=failed.error)

@@ -1,0 +1,162 @@
+"""SQL: extraction, synthetic databases, execution match, the sandbox's defences, the gold audit."""
+
+import os
+import random
+import time
+
+import pytest
+
+from ftlib import data, evals, sqlbox, sqldata, sqleval
+
+CTX = "CREATE TABLE head (name VARCHAR, born_state VARCHAR, age INTEGER)"
+GOLD = "SELECT name FROM head WHERE born_state = 'California' AND age > 56"
+
+
+def _image(context: str = CTX, gold: str = GOLD) -> bytes:
+    return sqldata.database_image(context, gold, 0, 0)
+
+
+# Hand-checked: `age >= 57` equals `age > 56` only on integers; the synthetic ages are integers
+# near 56 (so both filters pick the same rows), while `age > 50` lets in ages 51..56 and must differ.
+def test_execution_match_hand_checked():
+    assert evals.sql_execution_match(
+        "<SQL>SELECT name FROM head WHERE age >= 57 AND born_state = 'California'</SQL>", GOLD, CTX)
+    assert not evals.sql_execution_match("SELECT name FROM head WHERE born_state = 'California' AND age > 50",
+                                         GOLD, CTX)
+
+
+@pytest.mark.parametrize("text, query", [
+    ("<SQL>SELECT 1</SQL>", "SELECT 1"), ("<sql> SELECT 1; </sql>", "SELECT 1"),
+    ("<SQL>SELECT 1", "SELECT 1"), ("```sql\nSELECT 1\n```", "SELECT 1"), ("```\nSELECT 2;\n```", "SELECT 2"),
+    ("The query is SELECT a FROM t;\n\nIt counts rows.", "SELECT a FROM t"), ("no query", None), ("", None),
+    ("<SQL></SQL>", None),
+])
+def test_extract_sql(text, query):
+    assert sqlbox.extract_sql(text) == query
+
+
+@pytest.mark.parametrize("pred, kind", [
+    (GOLD, "correct"), ("SELECT name FROM head WHERE born_state = 'California' AND 56 < age", "correct"),
+    ("Sorry, I cannot.", "no_sql"), ("SELECT name FROM head WHERE", "syntax_error"),
+    ("SELECT nme FROM head", "runtime_error"), ("SELECT name FROM heads", "runtime_error"),
+    ("SELECT name, age FROM head WHERE born_state = 'California' AND age > 56", "wrong_columns"),
+    ("SELECT name FROM head", "wrong_rows"), ("DELETE FROM head", "no_sql"),
+    ("<SQL>DELETE FROM head</SQL>", "forbidden"), ("SELECT 1; SELECT 2", "forbidden"),
+])
+def test_sql_error_kind(pred, kind):
+    assert evals.sql_error_kind(pred, GOLD, CTX) == kind
+
+
+def test_ordered_gold_compares_as_list_unordered_as_multiset():
+    ctx = "CREATE TABLE t (name VARCHAR, age INTEGER)"
+    assert evals.sql_execution_match("SELECT name FROM t ORDER BY age DESC", "SELECT name FROM t ORDER BY age DESC", ctx)
+    assert not evals.sql_execution_match("SELECT name FROM t ORDER BY age", "SELECT name FROM t ORDER BY age DESC", ctx)
+    assert evals.sql_execution_match("SELECT name FROM t ORDER BY age", "SELECT name FROM t", ctx)
+    assert not evals.sql_execution_match("SELECT DISTINCT name FROM t", "SELECT name FROM t", ctx)
+
+
+def test_synthetic_rows_hold_gold_literals_and_numbers():
+    img = _image()
+    rows = sqlbox.run_query(img, "SELECT born_state, age, typeof(age) FROM head").rows
+    assert any(r[0] == "California" for r in rows)
+    assert {r[2] for r in rows} == {"integer"} and any(r[1] > 56 for r in rows) and any(r[1] <= 56 for r in rows)
+    # a VARCHAR column compared with a number behaves as a number
+    ctx, gold = "CREATE TABLE p (x VARCHAR, y VARCHAR)", "SELECT x FROM p WHERE y > 10"
+    types = sqlbox.run_query(_image(ctx, gold), "SELECT DISTINCT typeof(y) FROM p").rows
+    assert types == [("integer",)]
+
+
+def test_case_duplicate_context_builds():
+    ctx = "CREATE TABLE Track (GenreId VARCHAR); CREATE TABLE track (genreid VARCHAR, Name VARCHAR)"
+    assert evals.sql_execution_match("SELECT name FROM TRACK", "SELECT Name FROM track", ctx)
+    report = evals.audit_gold(ctx, "SELECT Name FROM track")
+    assert report["case_duplicate"] and report["executes"]
+
+
+ATTACKS = [
+    "ATTACH DATABASE 'pwned.db' AS x", "DETACH DATABASE main", "PRAGMA query_only = 0", "PRAGMA writable_schema = 1",
+    "DROP TABLE head", "DELETE FROM head", "INSERT INTO head VALUES ('a', 'b', 1)", "UPDATE head SET age = 0",
+    "CREATE TABLE x (a)", "VACUUM INTO 'pwned.db'", "SELECT load_extension('libc')", "BEGIN",
+    "SELECT 1; DROP TABLE head", "WITH x AS (SELECT 1) DELETE FROM head", "/* c */ SELECT 1; ATTACH 'pwned.db' AS y",
+    "SELECT * FROM head; PRAGMA query_only = 0",
+]
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_sandbox_refuses_attack(attack, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a file created by ATTACH / VACUUM INTO would land here
+    result = sqlbox.run_query(_image(), attack)
+    assert result.error is not None and result.rows is None
+    assert not os.listdir(tmp_path)
+    assert not evals.sql_execution_match(attack, GOLD, CTX)
+    assert len(sqlbox.run_query(_image(), "SELECT * FROM head").rows) > 0  # the cached image is intact
+
+
+@pytest.mark.parametrize("attack", [
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT COUNT(*) FROM c",
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c",
+    "SELECT SUM(a.age * b.age) FROM head a, head b, head c, head d, head e, head f, head g, head h, head i",
+    "SELECT length(zeroblob(2000000000))", "SELECT length(randomblob(100000000))",
+    "SELECT replace(hex(zeroblob(1000)), '0', hex(zeroblob(1000)))",
+])
+def test_sandbox_budget_stops_runaway_queries(attack):
+    start = time.perf_counter()
+    assert not evals.sql_execution_match(attack, GOLD, CTX)
+    assert time.perf_counter() - start < 1.0
+    start = time.perf_counter()
+    assert sqlbox.run_query(_image(), attack).error is not None
+    assert time.perf_counter() - start < 1.0
+
+
+def test_sandbox_never_raises_on_junk():
+    rng = random.Random(0)
+    junk = ["", ";", "\x00SELECT 1", "SELECT '" + "a" * 50_000 + "'", "SELECT CAST(x'ff' AS TEXT)", "SELECT 1e999",
+            "SELECT 9223372036854775807 + 1", "SELECT char(0)"]
+    junk += ["SELECT " + "".join(rng.choice("()*,'\"abc 123;<SQL>") for _ in range(rng.randint(0, 80)))
+             for _ in range(200)]
+    for text in junk:
+        assert isinstance(evals.sql_execution_match(text, GOLD, CTX), bool)
+        assert isinstance(evals.sql_error_kind(text, GOLD, CTX), str)
+
+
+def test_audit_finds_missing_column_and_degenerate():
+    ctx = "CREATE TABLE t (a VARCHAR, n INTEGER)"
+    missing = evals.audit_gold(ctx, "SELECT b FROM t")
+    assert not missing["executes"] and missing["missing_column"] and "no such column" in missing["error"]
+    assert evals.audit_gold(ctx, "SELECT a FROM t WHERE n > 100000 AND n < 0")["degenerate"] == "empty"
+    assert evals.audit_gold(ctx, "SELECT a FROM t WHERE n = n")["degenerate"] == "every_row"
+    assert evals.audit_gold(ctx, "SELECT a FROM t WHERE n > 3")["degenerate"] is None
+    assert not evals.sql_gold_usable({"context": ctx, "answer": "SELECT b FROM t"})
+
+
+@pytest.fixture(scope="module")
+def sql_rows() -> dict[str, list[dict]]:
+    return {split: data.load_rows("sql", split) for split in ("train", "validation", "test")}
+
+
+def test_every_executable_gold_matches_itself(sql_rows):
+    start = time.perf_counter()
+    test = sql_rows["test"]
+    usable = [r for r in test if evals.sql_gold_usable(r)]
+    assert all(evals.sql_execution_match(r["answer"], r["answer"], r["context"]) for r in usable)
+    # `<SQL>` tags and a trailing semicolon change nothing
+    assert all(evals.sql_execution_match(f"<SQL>{r['answer']};</SQL>", r["answer"], r["context"]) for r in usable[:100])
+    print(f"\nSQL test split: {len(usable)} of {len(test)} gold queries execute and match themselves "
+          f"({time.perf_counter() - start:.1f} s)")
+    for split in ("train", "validation"):
+        rows = [r for r in sql_rows[split] if evals.sql_gold_usable(r)]
+        assert all(evals.sql_execution_match(r["answer"], r["answer"], r["context"]) for r in rows)
+
+
+def test_defect_counts_are_in_expected_ranges(sql_rows):
+    every = [r for rows in sql_rows.values() for r in rows]
+    counts = {split: evals.audit_rows(rows) for split, rows in sql_rows.items()}
+    counts["all"] = evals.audit_rows(every)
+    for split, c in counts.items():
+        print(f"\nSQL gold audit, {split}: {c}")
+    total = counts["all"]
+    assert total["n"] == 4000 and total["executes"] + total["non_executable"] == total["n"]
+    assert 0.02 <= total["missing_column"] / total["n"] <= 0.10
+    assert 0.9 <= total["missing_column"] / total["non_executable"]  # nearly all failures are that defect
+    assert 1 <= total["case_duplicate"] <= 0.05 * total["n"]
+    assert total["degenerate"] <= 0.10 * total["n"]
