@@ -10,7 +10,8 @@ from ftlib import data, evals
 # writes one value list in another order and changes no value. By hand: function yes, attribute
 # types yes (same set), order no, exact no (fails because order fails: each level implies the last).
 VIGGO_REF = "verify_attribute(name[Little Big Adventure], rating[average], has_multiplayer[no], platforms[PlayStation])"
-VIGGO_PRED = "verify_attribute(name[Little Big Adventure], has_multiplayer[no], rating[average], platforms[PlayStation])"
+VIGGO_PRED = ("verify_attribute(name[Little Big Adventure], has_multiplayer[no], rating[average], "
+              "platforms[PlayStation])")
 
 
 def test_viggo_hand_checked():

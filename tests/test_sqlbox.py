@@ -49,7 +49,8 @@ def test_sql_error_kind(pred, kind):
 
 def test_ordered_gold_compares_as_list_unordered_as_multiset():
     ctx = "CREATE TABLE t (name VARCHAR, age INTEGER)"
-    assert evals.sql_execution_match("SELECT name FROM t ORDER BY age DESC", "SELECT name FROM t ORDER BY age DESC", ctx)
+    desc = "SELECT name FROM t ORDER BY age DESC"
+    assert evals.sql_execution_match(desc, desc, ctx)
     assert not evals.sql_execution_match("SELECT name FROM t ORDER BY age", "SELECT name FROM t ORDER BY age DESC", ctx)
     assert evals.sql_execution_match("SELECT name FROM t ORDER BY age", "SELECT name FROM t", ctx)
     assert not evals.sql_execution_match("SELECT DISTINCT name FROM t", "SELECT name FROM t", ctx)

@@ -19,10 +19,13 @@ Args:
     predictions: list of model outputs (str).
     references: list of gold solutions ending in `#### <number>` (or bare numbers) (str).
 Returns:
-    {"correct", "n": number of examples}: each metric is the fraction of examples that pass it.
+    {"correct", "n": number of examples}:
+    each metric is the fraction of examples that pass it.
 Example:
     >>> m = evaluate.load("ftlib/metrics/gsm8k")  # doctest: +SKIP
-    >>> m.compute(predictions=["9 * 2 = 18\\n#### 18"], references=["#### 18.0"])  # doctest: +SKIP
+    >>> m.compute(
+    ...     predictions=["9 * 2 = 18\\n#### 18"],
+    ...     references=["#### 18.0"])  # doctest: +SKIP
     {'correct': 1.0, 'n': 1}
 """
 _CITATION = "Cobbe et al., Training Verifiers to Solve Math Word Problems, arXiv:2110.14168, 2021."

@@ -22,10 +22,14 @@ Args:
     references: list of gold SQL queries (str).
     contexts: list of CREATE TABLE contexts (str), one per example.
 Returns:
-    {"execution_match", "valid_sql", "extracted", "n": number of examples}: each metric is the fraction of examples that pass it.
+    {"execution_match", "valid_sql", "extracted", "n": number of examples}:
+    each metric is the fraction of examples that pass it.
 Example:
     >>> m = evaluate.load("ftlib/metrics/sql")  # doctest: +SKIP
-    >>> m.compute(predictions=["<SQL>SELECT COUNT(*) FROM head</SQL>"], references=["SELECT COUNT(*) FROM head"], contexts=["CREATE TABLE head (age INTEGER)"])  # doctest: +SKIP
+    >>> m.compute(
+    ...     predictions=["<SQL>SELECT COUNT(*) FROM head</SQL>"],
+    ...     references=["SELECT COUNT(*) FROM head"],
+    ...     contexts=["CREATE TABLE head (age INTEGER)"])  # doctest: +SKIP
     {'execution_match': 1.0, 'valid_sql': 1.0, 'extracted': 1.0, 'n': 1}
 """
 _CITATION = "Zhong, Yu & Klein, Semantic Evaluation for Text-to-SQL with Distilled Test Suites, EMNLP 2020."

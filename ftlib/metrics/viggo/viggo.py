@@ -20,13 +20,19 @@ Args:
     predictions: list of model outputs (str).
     references: list of gold meaning representations such as `inform(name[X], rating[good])` (str).
 Returns:
-    {"function", "attribute_types", "attribute_order", "exact", "n": number of examples}: each metric is the fraction of examples that pass it.
+    {"function", "attribute_types", "attribute_order", "exact", "n": number of examples}:
+    each metric is the fraction of examples that pass it.
 Example:
     >>> m = evaluate.load("ftlib/metrics/viggo")  # doctest: +SKIP
-    >>> m.compute(predictions=["inform(name[X], rating[good])"], references=["inform(rating[good], name[X])"])  # doctest: +SKIP
+    >>> m.compute(
+    ...     predictions=["inform(name[X], rating[good])"],
+    ...     references=["inform(rating[good], name[X])"])  # doctest: +SKIP
     {'function': 1.0, 'attribute_types': 1.0, 'attribute_order': 0.0, 'exact': 0.0, 'n': 1}
 """
-_CITATION = "Juraska & Walker, ViGGO: A Video Game Corpus for Data-To-Text Generation in Open-Ended Conversations, INLG 2019."
+_CITATION = (
+    "Juraska & Walker, ViGGO: A Video Game Corpus for Data-To-Text Generation in Open-Ended "
+    "Conversations, INLG 2019."
+)
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS)
