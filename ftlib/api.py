@@ -177,6 +177,23 @@ class ResponseCache:
         io.write_json(self.path(key), record)
 
 
+@dataclass
+class ApiStats:
+    """Counters of one generator; the token fields mirror ftlib.generation.Stats for the harness."""
+    sent: int = 0  # HTTP requests, retries included
+    cache_hits: int = 0
+    retries: int = 0
+    failed: int = 0
+    prompts: int = 0
+    prompt_tokens: int = 0  # as the endpoint reports them (`usage`), cached answers included
+    new_tokens: int = 0
+    seconds: float = 0.0
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.new_tokens / self.seconds if self.seconds else 0.0
+
+
 class ChatGenerator:
     """Greedy chat completions from an OpenAI-compatible endpoint, cached, retried, bounded.
 
@@ -190,7 +207,7 @@ class ChatGenerator:
         self.config = config
         self.name = f"api:{config.model}"
         self.cache = ResponseCache(cache_dir or paths.cache_dir() / "api") if use_cache else None
-        self.stats = {"sent": 0, "cache_hits": 0, "retries": 0, "failed": 0}
+        self.stats = ApiStats()
         self._lock = threading.Lock()
 
     def generate(self, prompts: list, max_new_tokens: int, stop: Sequence[str] = ()) -> list[str]:
@@ -198,8 +215,11 @@ class ChatGenerator:
         (the answers that did arrive are cached, so a rerun only asks for the missing ones)."""
         stop = list(stop or [])
         bodies = [self.request_body(p, max_new_tokens, stop) for p in prompts]
+        start = time.perf_counter()
         with ThreadPoolExecutor(max_workers=max(1, self.config.concurrency)) as pool:
             outcomes = list(pool.map(self._complete_or_error, bodies))
+        self.stats.seconds += time.perf_counter() - start
+        self.stats.prompts += len(prompts)
         errors = [o for o in outcomes if isinstance(o, Exception)]
         if errors:
             raise ApiError(f"{len(errors)} of {len(prompts)} requests failed; first: {errors[0]}")
@@ -213,9 +233,14 @@ class ChatGenerator:
             body["stop"] = stop[:4]  # OpenAI accepts at most 4; cut_at_stop applies the rest
         return body
 
-    def _count(self, what: str) -> None:
+    def _count(self, what: str, n: int = 1) -> None:
         with self._lock:
-            self.stats[what] += 1
+            setattr(self.stats, what, getattr(self.stats, what) + n)
+
+    def _count_usage(self, usage: dict | None) -> None:
+        usage = usage or {}
+        self._count("prompt_tokens", int(usage.get("prompt_tokens") or 0))
+        self._count("new_tokens", int(usage.get("completion_tokens") or 0))
 
     def _complete_or_error(self, body: dict):
         try:
@@ -229,12 +254,14 @@ class ChatGenerator:
         record = self.cache.get(key) if self.cache else None
         if record is not None:
             self._count("cache_hits")
+            self._count_usage(record.get("usage"))
             return record["text"]
         response = self._post_with_retries(body)
         if not isinstance(response, dict) or not response.get("choices"):
             raise ApiError(f"no choices in the response: {str(response)[:300]}")
         choice = response["choices"][0]
         text = (choice.get("message") or {}).get("content") or ""
+        self._count_usage(response.get("usage"))
         if self.cache:
             self.cache.put(key, {"base_url": self.config.base_url, "request": body, "text": text,
                                  "finish_reason": choice.get("finish_reason"),

@@ -17,7 +17,7 @@ import uuid
 import pytest
 import torch
 
-from ftlib import api, models, paths, serve
+from ftlib import api, harness, models, paths, serve
 
 STARTUP_S = 120  # importing torch + transformers on a busy 2-core machine
 
@@ -112,14 +112,14 @@ def test_429_is_retried_and_retry_after_honoured(server, tmp_path):
     start = time.monotonic()
     [answer] = gen.generate(PROMPTS[:1], max_new_tokens=4, stop=[])
     assert time.monotonic() - start >= 2.0  # two waits of Retry-After: 1 s, not the 0.01 s backoff
-    assert answer and gen.stats["retries"] == 2
+    assert answer and gen.stats.retries == 2
     assert _stats(server)["requests"] == 3
 
 
 def test_server_error_is_retried_then_succeeds(server, tmp_path):
     gen = _generator(server, tmp_path, fault="status=500,times=1")
     assert gen.generate(PROMPTS[:1], max_new_tokens=4, stop=[])[0]
-    assert gen.stats["retries"] == 1
+    assert gen.stats.retries == 1
 
 
 def test_persistent_server_error_fails_cleanly_and_caches_nothing(server, tmp_path):
@@ -136,13 +136,13 @@ def test_client_error_is_not_retried(server, tmp_path):
     gen = _generator(server, tmp_path, fault="status=400")
     with pytest.raises(api.ApiError, match="HTTP 400"):
         gen.generate(PROMPTS[:1], max_new_tokens=4, stop=[])
-    assert _stats(server)["requests"] == 1 and gen.stats["retries"] == 0
+    assert _stats(server)["requests"] == 1 and gen.stats.retries == 0
 
 
 def test_timeout_is_retried_then_succeeds(server, tmp_path):
     gen = _generator(server, tmp_path, fault="sleep=2,times=1", timeout=0.5)
     assert gen.generate(PROMPTS[:1], max_new_tokens=4, stop=[])[0]
-    assert gen.stats["retries"] == 1
+    assert gen.stats.retries == 1
 
 
 def test_persistent_timeout_fails_cleanly(server, tmp_path):
@@ -166,7 +166,7 @@ def test_rerun_is_served_from_the_cache(server, tmp_path):
     again = _generator(server, tmp_path)  # a new process would see the same files
     assert again.generate(PROMPTS, max_new_tokens=6, stop=[]) == first
     assert _stats(server)["requests"] == 0
-    assert again.stats["sent"] == 0 and again.stats["cache_hits"] == len(PROMPTS)
+    assert again.stats.sent == 0 and again.stats.cache_hits == len(PROMPTS)
     again.generate(PROMPTS[:1], max_new_tokens=5, stop=[])  # other parameters: another key
     assert _stats(server)["requests"] == 1
 
@@ -178,6 +178,16 @@ def test_concurrency_is_bounded(server, tmp_path, concurrency):
     gen = _generator(server, tmp_path, fault="sleep=0.3", concurrency=concurrency)
     assert len(gen.generate(prompts, max_new_tokens=2, stop=[])) == 6
     assert _stats(server)["max_in_flight"] == concurrency  # reached, never exceeded
+
+
+def test_harness_evaluates_through_the_api(server, tmp_path):
+    """The evaluation entry point with the API backend: chat messages in, scored predictions out."""
+    gen = _generator(server, tmp_path)
+    summary = harness.evaluate(gen, "viggo", "test", "few_shot", limit=3, out_dir=tmp_path / "run")
+    assert summary["n"] == 3 and "function" in summary["metrics"]
+    assert gen.stats.sent == 3 and gen.stats.new_tokens > 0
+    lines = (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()
+    assert len(lines) == 3
 
 
 def test_config_from_env_and_dotenv(tmp_path, monkeypatch):
