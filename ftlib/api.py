@@ -185,7 +185,7 @@ class ApiStats:
     retries: int = 0
     failed: int = 0
     prompts: int = 0
-    prompt_tokens: int = 0  # as the endpoint reports them (`usage`), cached answers included
+    prompt_tokens: int = 0  # as the endpoint reports them (`usage`), for requests sent
     new_tokens: int = 0
     seconds: float = 0.0
 
@@ -253,8 +253,7 @@ class ChatGenerator:
         key = self.cache.key(self.config.base_url, body) if self.cache else ""
         record = self.cache.get(key) if self.cache else None
         if record is not None:
-            self._count("cache_hits")
-            self._count_usage(record.get("usage"))
+            self._count("cache_hits")  # its tokens are not counted: tokens/s is the endpoint's speed
             return record["text"]
         response = self._post_with_retries(body)
         if not isinstance(response, dict) or not response.get("choices"):
