@@ -65,3 +65,17 @@ def token_lengths(task: str, rows: list[dict], tokenizer) -> list[int]:
         text = tokenizer.apply_chat_template(ex["prompt"] + ex["completion"], tokenize=False)
         out.append(len(tokenizer(text, add_special_tokens=False)["input_ids"]))
     return out
+
+
+def padding_waste(lengths: list[int], batch_size: int) -> float:
+    """Fraction of a padded batch that is padding, batching rows in the given order.
+
+    >>> padding_waste([2, 4], 2)  # one batch padded to 4: 2 pad tokens of 8
+    0.25
+    """
+    total = padded = 0
+    for i in range(0, len(lengths), batch_size):
+        chunk = lengths[i:i + batch_size]
+        total += sum(chunk)
+        padded += max(chunk) * len(chunk)
+    return 1 - total / padded if padded else 0.0

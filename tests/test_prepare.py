@@ -76,3 +76,10 @@ def test_token_lengths_count_the_whole_chat_example():
     assert n > len(tok("What is 2+2? 2+2=4 #### 4")["input_ids"]) + 10  # template and instruction add tokens
     ex = json.dumps(row)
     assert n < len(ex) * 4
+
+
+@pytest.mark.parametrize("lengths,batch,expected", [
+    ([2, 4], 2, 0.25), ([3, 3, 3], 2, 0.0), ([1, 9, 5], 1, 0.0), ([], 4, 0.0), ([1, 3, 2, 2], 2, 0.2),
+])
+def test_padding_waste(lengths, batch, expected):
+    assert quality.padding_waste(lengths, batch) == pytest.approx(expected)
