@@ -22,3 +22,13 @@ def tiny_model_dir(tmp_path_factory):
     LlamaForCausalLM(cfg).save_pretrained(out)
     tok.save_pretrained(out)
     return out
+
+
+@pytest.fixture
+def one_thread():
+    """Run torch on one thread: on a shared 2-core machine, two threads next to another busy
+    process wait on each other at every op (measured: a tiny model's decode step ~40x slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -1,0 +1,180 @@
+"""The one evaluation entry point: (model, task, split, prompt style, limit) -> predictions + summary.
+
+Writes into `out_dir`:
+- `config.json`: what is being evaluated (a rerun with another config in the same folder is refused);
+- `predictions.jsonl`: one line per example (idx, input, reference, prediction, scores), appended
+  per batch, so an interrupted run continues where it stopped (a truncated last line is dropped);
+- `summary.json`, written atomically at the end: every metric of `evals.METRICS[task]` with its 95%
+  confidence interval and n, timing and tokens/s. A folder with a summary is finished and skipped.
+
+SQL rows whose gold query does not execute on its own context (`evals.sql_gold_usable`) are left
+out, and counted in the summary as `excluded_gold_unusable`.
+
+    python -m ftlib.harness --model smollm2-135m-instruct --task viggo --split test \
+        --style few_shot --limit 200 --out runs/baselines/viggo-few_shot
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from ftlib import data, evals, io, paths, prompts
+from ftlib.generation import Generator, LocalGenerator
+
+STYLE_ALIASES = {"finetuned": "chat"}  # train.py asks for "finetuned": the SFT prompt format
+CHUNK = 96  # examples per generate call: the unit of resumption (and of length sorting)
+
+
+def default_out_dir(model: str, task: str, split: str, style: str) -> Path:
+    """runs/eval/<model>-<task>-<split>-<style>, the model spec made into a folder name."""
+    name = re.sub(r"[^\w.-]+", "_", Path(model).name if Path(model).exists() else model)
+    return paths.runs_dir() / "eval" / f"{name}-{task}-{split}-{style}"
+
+
+def make_generator(model: str | Generator, **kw) -> Generator:
+    """A Generator for a model spec (`api:NAME` -> chat API, anything else -> local), or as given."""
+    if not isinstance(model, str):
+        return model
+    if model.startswith("api:"):
+        from ftlib import api
+
+        return api.from_spec(model)
+    return LocalGenerator.from_spec(model, **kw)
+
+
+def read_predictions(path: Path) -> list[dict]:
+    """Rows written so far; a last line cut short by an interruption is removed from the file."""
+    if not path.exists():
+        return []
+    good, keep_bytes = [], 0
+    with path.open("rb") as f:
+        for line in f:
+            try:
+                good.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # only the last line can be partial: append_jsonl flushes whole batches
+            keep_bytes += len(line)
+    if keep_bytes < path.stat().st_size:
+        with path.open("r+b") as f:
+            f.truncate(keep_bytes)
+    return good
+
+
+def _items(task: str, split: str, limit: int | None) -> tuple[list[tuple[int, dict]], int]:
+    """(index, row) pairs to score, and how many SQL rows were left out for an unusable gold."""
+    rows = data.load_rows(task, split)[:limit]
+    items = [(i, r) for i, r in enumerate(rows)]
+    if task == "sql":
+        items = [(i, r) for i, r in items if evals.sql_gold_usable(r)]
+    return items, len(rows) - len(items)
+
+
+def _prompt(gen: Generator, task: str, row: dict, style: str):
+    """What the generator takes for a row: chat messages, or a string rendered for its tokenizer."""
+    if gen.wants_messages:
+        return prompts.messages(task, row, style)
+    return prompts.render(task, row, style, gen.tokenizer)
+
+
+def _record(idx: int, task: str, row: dict, prediction: str, seconds: float) -> dict:
+    """One predictions.jsonl line."""
+    return {"idx": idx, "id": row.get("gem_id", row.get("row_index", idx)),
+            "input": prompts.question(task, row), "reference": prompts.reference(task, row),
+            "prediction": prediction, "scores": evals.score_row(task, prediction, row),
+            "seconds": seconds}
+
+
+def _run_chunks(gen: Generator, cfg: dict, todo: list, pred_path: Path, bar) -> None:
+    """Generate and score the remaining examples, appending each chunk as it finishes."""
+    task, style = cfg["task"], cfg["style"]
+    max_new, stop = prompts.MAX_NEW_TOKENS[task], prompts.stop_strings(task, style)
+    for start in range(0, len(todo), CHUNK):
+        chunk = todo[start:start + CHUNK]
+        t0 = time.perf_counter()
+        outs = gen.generate([_prompt(gen, task, r, style) for _, r in chunk], max_new, stop)
+        per = (time.perf_counter() - t0) / len(chunk)
+        io.append_jsonl(pred_path, [_record(i, task, r, o, per) for (i, r), o in zip(chunk, outs)])
+        bar.update(len(chunk))
+
+
+def summarize_run(cfg: dict, records: list[dict], excluded: int, gen: Generator | None) -> dict:
+    """The summary: each metric with its CI and n, plus timing and the evaluated config."""
+    metrics = evals.summarize([r["scores"] for r in records])
+    seconds = sum(r.get("seconds", 0.0) for r in records)
+    stats = getattr(gen, "stats", None)
+    return {**cfg, "n": len(records), "excluded_gold_unusable": excluded,
+            "primary": evals.PRIMARY[cfg["task"]],
+            "metrics": {m: metrics[m] for m in evals.METRICS[cfg["task"]] if m in metrics},
+            "generation_seconds": round(seconds, 2),
+            "examples_per_s": round(len(records) / seconds, 3) if seconds else None,
+            "tokens_per_s_this_session": round(stats.tokens_per_s, 1) if stats and stats.seconds else None}
+
+
+def evaluate(model: str | Generator, task: str, split: str = "test", style: str = "chat",
+             limit: int | None = None, out_dir: str | Path | None = None, **gen_kw) -> dict:
+    """Evaluate a model spec (or a Generator) on a task split; returns the summary dict.
+
+    >>> evaluate("smollm2-135m-instruct", "viggo", "test", "few_shot", limit=50)  # doctest: +SKIP
+    """
+    style = STYLE_ALIASES.get(style, style)
+    if style not in prompts.STYLES:
+        raise ValueError(f"unknown style {style!r}; expected one of {prompts.STYLES}")
+    name = model if isinstance(model, str) else type(model).__name__
+    out = Path(out_dir) if out_dir else default_out_dir(name, task, split, style)
+    cfg = {"model": name, "task": task, "split": split, "style": style, "limit": limit}
+    if (out / "summary.json").exists() and _same(io.read_json(out / "summary.json"), cfg):
+        return io.read_json(out / "summary.json")  # finished: skip
+    _claim(out, cfg)
+    items, excluded = _items(task, split, limit)
+    wanted = {i for i, _ in items}
+    done = {r["idx"]: r for r in read_predictions(out / "predictions.jsonl") if r["idx"] in wanted}
+    todo = [(i, r) for i, r in items if i not in done]
+    gen = make_generator(model, **gen_kw) if todo else None
+    with tqdm(total=len(items), initial=len(done), unit="ex", desc=f"{task}/{style}") as bar:
+        if todo:
+            _run_chunks(gen, cfg, todo, out / "predictions.jsonl", bar)
+    records = {r["idx"]: r for r in read_predictions(out / "predictions.jsonl") if r["idx"] in wanted}
+    summary = summarize_run(cfg, [records[i] for i in sorted(records)], excluded, gen)
+    io.write_json(out / "summary.json", summary)
+    return summary
+
+
+def _same(saved: dict, cfg: dict) -> bool:
+    return all(saved.get(k) == v for k, v in cfg.items())
+
+
+def _claim(out: Path, cfg: dict) -> None:
+    """Write config.json, refusing a folder that holds another evaluation's predictions."""
+    path = out / "config.json"
+    if path.exists():
+        old = io.read_json(path)
+        if any(old.get(k) != cfg[k] for k in ("model", "task", "split", "style")):
+            raise ValueError(f"{out} holds an evaluation of {old}; not mixing in {cfg}")
+    io.write_json(path, cfg)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: evaluate one model on one task and print the summary's metrics."""
+    ap = argparse.ArgumentParser(prog="python -m ftlib.harness", description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default="smollm2-135m-instruct", help="model spec, or api:NAME")
+    ap.add_argument("--task", required=True, choices=data.TASKS)
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--style", default="chat", choices=prompts.STYLES + tuple(STYLE_ALIASES))
+    ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--out", default=None, help="output folder (default runs/eval/<model>-<task>-...)")
+    ap.add_argument("--batch-size", type=int, default=None)
+    args = ap.parse_args(argv)
+    kw = {"batch_size": args.batch_size} if args.batch_size else {}
+    s = evaluate(args.model, args.task, args.split, args.style, args.limit, args.out, **kw)
+    for m, v in s["metrics"].items():
+        print(f"{m:18s} {v['mean']:.3f}  [{v['ci_low']:.3f}, {v['ci_high']:.3f}]  n={v['n']}")
+
+
+if __name__ == "__main__":
+    main()

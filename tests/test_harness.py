@@ -1,0 +1,88 @@
+"""The evaluation entry point: files, resumption, skipping, the summary's CIs."""
+
+import json
+
+import pytest
+
+from ftlib import data, harness, io, prompts
+
+
+class FakeGenerator:
+    """Answers with the gold answer for every other prompt; can fail after some calls."""
+
+    wants_messages = True
+
+    def __init__(self, fail_after: int | None = None):
+        self.calls = 0
+        self.fail_after = fail_after
+        self.gold = {prompts.question("viggo", r): r["meaning_representation"]
+                     for r in data.load_rows("viggo", "test")}
+
+    def generate(self, prompts_: list, max_new_tokens: int, stop=()) -> list[str]:
+        if self.fail_after is not None and self.calls >= self.fail_after:
+            raise KeyboardInterrupt("simulated interruption")
+        self.calls += 1
+        return [self.gold[m[-1]["content"]] if i % 2 == 0 else "no idea" for i, m in enumerate(prompts_)]
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    monkeypatch.setattr(harness, "CHUNK", 4)
+
+
+def lines(path):
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def test_summary_has_every_metric_with_ci_and_n(tmp_path, small_chunks):
+    s = harness.evaluate(FakeGenerator(), "viggo", "test", "zero_shot", limit=10, out_dir=tmp_path)
+    assert set(s["metrics"]) == {"function", "attribute_types", "attribute_order", "exact"}
+    m = s["metrics"]["exact"]
+    assert m["n"] == 10 and m["mean"] == 0.5 and m["ci_low"] < 0.5 < m["ci_high"]
+    assert io.read_json(tmp_path / "summary.json") == s
+    rec = lines(tmp_path / "predictions.jsonl")[0]
+    assert {"input", "reference", "prediction", "scores"} <= set(rec)
+
+
+def test_resume_after_interruption_without_duplicates(tmp_path, small_chunks):
+    with pytest.raises(KeyboardInterrupt):
+        harness.evaluate(FakeGenerator(fail_after=2), "viggo", "test", "zero_shot", limit=10, out_dir=tmp_path)
+    assert len(lines(tmp_path / "predictions.jsonl")) == 8 and not (tmp_path / "summary.json").exists()
+    with (tmp_path / "predictions.jsonl").open("a") as f:
+        f.write('{"idx": 8, "predic')  # a line cut short by the interruption
+    gen = FakeGenerator()
+    s = harness.evaluate(gen, "viggo", "test", "zero_shot", limit=10, out_dir=tmp_path)
+    idx = [r["idx"] for r in lines(tmp_path / "predictions.jsonl")]
+    assert sorted(idx) == list(range(10)) and gen.calls == 1 and s["n"] == 10
+
+
+def test_finished_run_is_skipped(tmp_path, small_chunks):
+    harness.evaluate(FakeGenerator(), "viggo", "test", "zero_shot", limit=6, out_dir=tmp_path)
+    gen = FakeGenerator(fail_after=0)  # would raise if asked to generate
+    assert harness.evaluate(gen, "viggo", "test", "zero_shot", limit=6, out_dir=tmp_path)["n"] == 6
+
+
+def test_other_evaluation_in_folder_is_refused(tmp_path, small_chunks):
+    harness.evaluate(FakeGenerator(), "viggo", "test", "zero_shot", limit=2, out_dir=tmp_path)
+    with pytest.raises(ValueError):
+        harness.evaluate(FakeGenerator(), "viggo", "test", "few_shot", limit=2, out_dir=tmp_path)
+
+
+def test_sql_rows_with_unusable_gold_are_counted(tmp_path, monkeypatch):
+    from ftlib import evals
+
+    monkeypatch.setattr(evals, "sql_gold_usable", lambda row: row["row_index"] % 2 == 0)
+    gen = FakeGenerator()
+    gen.generate = lambda ps, n, stop=(): ["<SQL>SELECT 1</SQL>"] * len(ps)
+    s = harness.evaluate(gen, "sql", "test", "few_shot", limit=10, out_dir=tmp_path)
+    kept = sum(r["row_index"] % 2 == 0 for r in data.load_rows("sql", "test")[:10])
+    assert s["n"] == kept and s["excluded_gold_unusable"] == 10 - kept
+    assert s["metrics"]["execution_match"]["n"] == kept
+
+
+def test_local_model_end_to_end(tmp_path, tiny_model_dir, one_thread):
+    s = harness.evaluate(str(tiny_model_dir), "viggo", "test", "chat", limit=3, out_dir=tmp_path,
+                         batch_size=2)
+    assert s["n"] == 3 and s["metrics"]["exact"]["n"] == 3 and s["style"] == "chat"
+    assert harness.evaluate(str(tiny_model_dir), "viggo", "test", "finetuned", limit=3,
+                            out_dir=tmp_path) == s
