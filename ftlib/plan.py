@@ -56,9 +56,14 @@ def train_config(plan: Plan, task: str, model: str):
     return train.preset(plan.train_preset, task=task, model=model, experiment=plan.name, **overrides)
 
 
+def eval_root(plan: Plan) -> Path:
+    """runs/<plan>/eval/: one folder per evaluation that is not a training run's own."""
+    return paths.runs_dir() / plan.name / "eval"
+
+
 def eval_dir(plan: Plan, label: str, task: str) -> Path:
-    """runs/<plan>/eval/<label>-<task>: where an untuned evaluation writes."""
-    return paths.runs_dir() / plan.name / "eval" / f"{label}-{task}"
+    """runs/<plan>/eval/<label>-<task>: where an untuned (or other) evaluation writes."""
+    return eval_root(plan) / f"{label}-{task}"
 
 
 def results_dir(plan: Plan) -> Path:

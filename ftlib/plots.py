@@ -107,3 +107,18 @@ def score_bars(results: list[dict], title: str = ""):
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def grouped_counts(counts: dict[str, dict[str, int]], title: str):
+    """Side-by-side bars of category counts per group (e.g. error kinds per model)."""
+    kinds = sorted({k for c in counts.values() for k in c})
+    fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(kinds)), 3.2))
+    width = 0.8 / max(1, len(counts))
+    for i, (group, c) in enumerate(counts.items()):
+        ax.bar([x + i * width for x in range(len(kinds))], [c.get(k, 0) for k in kinds], width, label=group)
+    ax.set_xticks([x + width * (len(counts) - 1) / 2 for x in range(len(kinds))], kinds, rotation=20, ha="right")
+    ax.set_ylabel("test items")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

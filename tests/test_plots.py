@@ -32,3 +32,9 @@ def test_loss_curves_plot_train_and_validation():
     fig = plots.loss_curves({"run": hist})
     labels = [line.get_label() for line in fig.axes[0].lines]
     assert labels == ["training loss", "validation loss"]
+
+
+def test_grouped_counts_one_bar_per_kind_and_group():
+    fig = plots.grouped_counts({"a": {"x": 1, "y": 2}, "b": {"y": 5}}, "t")
+    heights = [p.get_height() for p in fig.axes[0].patches]
+    assert heights == [1, 2, 0, 5]

@@ -1,0 +1,77 @@
+"""Read finished evaluations back from disk for notebook 04: scores, CIs, error kinds.
+
+Everything here reads files only (summary.json / predictions.jsonl written by `ftlib.harness`),
+so the analysis notebook reruns in seconds and never needs a model.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from ftlib import data, evals, io, plan as plans
+
+UNTUNED_PREFIX = "untuned-"
+
+
+def summary_row(summary: dict, label: str) -> dict:
+    """One bar of the figure: the primary metric of a summary.json, with its CI and n."""
+    m = summary["metrics"][summary["primary"]]
+    return {"task": summary["task"], "label": label, "metric": summary["primary"],
+            "mean": m["mean"], "ci_low": m["ci_low"], "ci_high": m["ci_high"], "n": m["n"]}
+
+
+def tuned_eval_dir(plan: plans.Plan, task: str, model: str) -> Path:
+    """Where the fine-tuned model of a plan's task was evaluated (its run folder's eval/)."""
+    from ftlib import runs
+
+    cfg = plans.train_config(plan, task, model)
+    return runs.run_dir(cfg.experiment, cfg.run_name()) / "eval"
+
+
+def evaluations(plan: plans.Plan, model: str) -> dict[tuple[str, str], Path]:
+    """Every finished evaluation of a plan: {(task, label): folder}, untuned and tuned."""
+    found = {}
+    for summary in sorted(plans.eval_root(plan).glob("*/summary.json")):
+        s = io.read_json(summary)
+        label = summary.parent.name.removesuffix(f"-{s['task']}")
+        found[(s["task"], label)] = summary.parent
+    for task in plan.tasks:
+        folder = tuned_eval_dir(plan, task, model)
+        if (folder / "summary.json").exists():
+            found[(task, "fine-tuned")] = folder
+    return found
+
+
+def score_rows(found: dict[tuple[str, str], Path]) -> list[dict]:
+    """summary_row for each evaluation, untuned first, in task order."""
+    order = {t: i for i, t in enumerate(data.TASKS)}
+    rows = [summary_row(io.read_json(f / "summary.json"), label) for (task, label), f in found.items()]
+    return sorted(rows, key=lambda r: (order[r["task"]], r["label"] == "fine-tuned", r["label"]))
+
+
+def predictions(folder: Path) -> list[dict]:
+    """The per-example records of an evaluation folder."""
+    return list(io.iter_jsonl(Path(folder) / "predictions.jsonl"))
+
+
+def viggo_by_function(records: list[dict]) -> dict[str, tuple[int, int]]:
+    """ViGGO: per gold function, (correct function + attribute types, items)."""
+    out: dict[str, list[int]] = {}
+    for r in records:
+        parsed = evals.parse_viggo(r["reference"])
+        fn = parsed[0] if parsed else "?"
+        hit, n = out.setdefault(fn, [0, 0])
+        out[fn] = [hit + bool(r["scores"]["attribute_types"]), n + 1]
+    return {fn: (h, n) for fn, (h, n) in sorted(out.items())}
+
+
+def error_kinds(task: str, records: list[dict]) -> Counter:
+    """How each prediction failed (or 'correct'), with the task's own error classifier."""
+    if task == "viggo":
+        return Counter(evals.viggo_error_kind(r["prediction"], r["reference"]) for r in records)
+    if task == "gsm8k":
+        return Counter(evals.gsm8k_error_kind(r["prediction"], r["reference"]) for r in records)
+    rows = {r["row_index"]: r for s in ("train", "validation", "test") for r in data.load_rows("sql", s)}
+    return Counter(evals.sql_error_kind(r["prediction"], rows[r["id"]]["answer"], rows[r["id"]]["context"])
+                   for r in records)
