@@ -1,0 +1,165 @@
+"""Run folders: `runs/<experiment>/<run>/`, one per training run, readable without the code.
+
+A run folder holds:
+    config.json      the resolved TrainConfig
+    env.json         library versions, git commit, device, threads
+    data.json        how many examples, and a hash of exactly what was trained on
+    metrics.jsonl    every logged training/validation step (loss, lr, tokens seen)
+    summary.json     timings, tokens/s, best validation loss and checkpoint
+    model/           the trained model (full) or adapter/ (LoRA), with the tokenizer
+    checkpoints/     trainer checkpoints while running (removed once DONE)
+    eval/            evaluation results, when the harness ran
+    DONE             written last: a finished run is skipped on rerun
+
+Only the main process writes (under `accelerate launch` every process runs the same code).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import shutil
+import subprocess
+import time
+from importlib import metadata
+from pathlib import Path
+
+import torch
+from transformers import TrainerCallback
+
+from ftlib import paths
+from ftlib.io import append_jsonl, iter_jsonl, read_json, write_json, write_text_atomic
+
+LIBRARIES = ("torch", "transformers", "trl", "peft", "accelerate", "datasets")
+
+
+def run_dir(experiment: str, name: str, root: Path | None = None) -> Path:
+    """The folder of one run: `runs/<experiment>/<name>/`."""
+    return (root or paths.runs_dir()) / experiment / name
+
+
+def is_main_process() -> bool:
+    """True outside distributed training, and on rank 0 inside it."""
+    from accelerate import PartialState
+
+    return PartialState().is_main_process
+
+
+def is_done(folder: Path) -> bool:
+    """A run is finished when its DONE marker exists."""
+    return (Path(folder) / "DONE").exists()
+
+
+def last_checkpoint(folder: Path) -> Path | None:
+    """The newest trainer checkpoint of an unfinished run, to resume from (None: start afresh)."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    ckpts = Path(folder) / "checkpoints"
+    found = get_last_checkpoint(str(ckpts)) if ckpts.is_dir() else None
+    return Path(found) if found else None
+
+
+def git_commit() -> str | None:
+    """The repository's HEAD commit, with '+dirty' when tracked files changed (None: not a repo)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=paths.ROOT, capture_output=True, text=True,
+                              check=True, timeout=10).stdout.strip()
+    try:
+        head = git("rev-parse", "HEAD")
+        return head + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment() -> dict:
+    """Library versions, git commit and hardware, recorded with every run."""
+    versions = {}
+    for lib in LIBRARIES:
+        try:
+            versions[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            versions[lib] = None
+    return {
+        "python": platform.python_version(),
+        "versions": versions,
+        "git_commit": git_commit(),
+        "machine": platform.machine(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda_devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
+    }
+
+
+def examples_hash(examples: list[dict]) -> str:
+    """SHA-256 of the training examples as trained on (order included): same hash, same data."""
+    h = hashlib.sha256()
+    for ex in examples:
+        h.update(json.dumps(ex, sort_keys=True, ensure_ascii=False).encode() + b"\n")
+    return h.hexdigest()
+
+
+def start(folder: Path, config: dict, data_info: dict) -> None:
+    """Write config/env/data records; refuse to resume a folder that holds a different config."""
+    folder = Path(folder)
+    old = folder / "config.json"
+    if old.exists() and read_json(old) != json.loads(json.dumps(config, default=str)):
+        raise RuntimeError(f"{folder} holds a run with another config.json; pick a new run name "
+                           "or delete the folder")
+    if not is_main_process():
+        return
+    write_json(old, config)
+    write_json(folder / "env.json", environment())
+    write_json(folder / "data.json", data_info)
+
+
+def finish(folder: Path, summary: dict, keep_checkpoints: bool = False) -> None:
+    """Write summary.json, drop the checkpoints (the model is saved apart), then the DONE marker."""
+    if not is_main_process():
+        return
+    write_json(Path(folder) / "summary.json", summary)
+    if not keep_checkpoints:
+        shutil.rmtree(Path(folder) / "checkpoints", ignore_errors=True)
+    write_text_atomic(Path(folder) / "DONE", time.strftime("%Y-%m-%dT%H:%M:%S\n"))
+
+
+def read_metrics(folder: Path) -> list[dict]:
+    """The rows of a run's metrics.jsonl."""
+    path = Path(folder) / "metrics.jsonl"
+    return list(iter_jsonl(path)) if path.exists() else []
+
+
+class RunLogger(TrainerCallback):
+    """Appends every log to metrics.jsonl and times the optimizer steps (not eval or saving)."""
+
+    def __init__(self, folder: Path):
+        self.path = Path(folder) / "metrics.jsonl"
+        self.step_seconds = 0.0
+        self.tokens_at_start: int | None = None
+        self.steps_timed = 0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        # A resumed run repeats the steps after its last checkpoint: drop their old log rows.
+        if state.is_world_process_zero and self.path.exists():
+            rows = [r for r in read_metrics(self.path.parent) if r.get("step", 0) <= state.global_step]
+            write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in rows))
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if self.tokens_at_start is None:
+            self.tokens_at_start = state.num_input_tokens_seen
+        self._t0 = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.step_seconds += time.perf_counter() - self._t0
+        self.steps_timed += 1
+        self.tokens_end = state.num_input_tokens_seen
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and logs:
+            append_jsonl(self.path, [{"step": state.global_step, "epoch": state.epoch, **logs}])
+
+    def speed(self) -> dict:
+        """Tokens (all processes, no padding) per second of optimizer-step time, this session."""
+        tokens = getattr(self, "tokens_end", 0) - (self.tokens_at_start or 0)
+        return {"train_step_seconds": round(self.step_seconds, 2), "steps_timed": self.steps_timed,
+                "tokens": int(tokens),
+                "tokens_per_s": round(tokens / self.step_seconds, 1) if self.step_seconds else None}
