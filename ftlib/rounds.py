@@ -1,0 +1,281 @@
+"""Iterative fine-tuning: a Series is an ordered list of Rounds, and every Round is a run folder.
+
+A Round = a data recipe (Sources: task, split or GEM subset, how many rows, filters, corruption;
+optionally verified self-training) + where it starts ("previous", "base" or an earlier round's
+name, passed to train as `TrainConfig.init_from`) + training overrides. Round k of series S lives in
+`runs/<S.name>/<round k>/` with its data (`round_data.jsonl`) and recipe (`round.json`): a
+finished round is skipped and an interrupted series resumes. Every round ends with the same
+evaluation (the first `eval_limit` test items of the series' task), so rounds are comparable.
+
+    s = Series("viggo-two", "viggo", (Round("r1", (Source("viggo", n=64),)),
+                                      Round("r2", (Source("viggo", n=64, offset=64),))))
+    folders = run_series(s, train.preset("cpu", eval_limit=50))
+    rows = table([s])
+
+The strategies (broad -> specific, growing data, verified self-training, quality) are in
+`ftlib.strategies`.
+
+train.py change wanted: a `TrainConfig.train_file` (JSONL of prompt-completion examples) that
+`build_examples` reads for the train split; then `training_examples` goes and rounds set the field.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ftlib import data, evals, io, prepare, prompts, runs, train
+
+# Self-training keeps an answer only if it passes the task's strictest check.
+STRICT = {"viggo": "exact", "sql": "execution_match", "gsm8k": "correct"}
+
+
+@dataclass(frozen=True)
+class Source:
+    """Rows of one task: split (prepared split, or a GEM ViGGO subset), slice, filter, corruption."""
+
+    task: str
+    split: str = "train"
+    n: int | None = None  # rows after offset (None: all)
+    offset: int = 0
+    corrupt: float = 0.0  # ViGGO: fraction of meaning representations corrupted (corrupt_viggo)
+    sql_filter: bool = False  # SQL: drop queries comparing a VARCHAR column with a number
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class SelfTrain:
+    """Verified self-training: the start model answers n training prompts; verified answers join the data."""
+
+    n: int
+    offset: int = 0  # where the prompts start in the train split (after the gold rows, say)
+
+
+@dataclass(frozen=True)
+class Round:
+    """One fine-tuning round: data recipe, starting point and training overrides."""
+
+    name: str
+    sources: tuple[Source, ...] = ()
+    start: str = "previous"  # "previous", "base", or the name of an earlier round of the series
+    self_train: SelfTrain | None = None
+    train: dict = field(default_factory=dict)  # TrainConfig overrides, e.g. {"max_steps": 20}
+
+
+@dataclass(frozen=True)
+class Series:
+    """An ordered list of rounds; `name` is the experiment (runs/<name>/), `task` the evaluation task."""
+
+    name: str
+    task: str
+    rounds: tuple[Round, ...]
+
+
+def corrupt_mr(mr: str, rng: random.Random) -> str:
+    """One MR with a wrong function or one attribute type swapped for another (the value kept)."""
+    func, pairs = evals.parse_viggo(mr)
+    if not pairs or rng.random() < 0.5:
+        func = rng.choice([f for f in evals.VIGGO_FUNCTIONS if f != func])
+    else:
+        i = rng.randrange(len(pairs))
+        free = [a for a in prompts.VIGGO_ATTRIBUTES if a not in {p[0] for p in pairs}]
+        pairs[i] = (rng.choice(free), pairs[i][1])
+    return f"{func}({', '.join(f'{a}[{v}]' for a, v in pairs)})"
+
+
+def corrupt_viggo(rows: list[dict], fraction: float, seed: int = 0) -> list[dict]:
+    """Copies of ViGGO rows, round(fraction * len) of them (chosen by seed) with a corrupted MR.
+
+    >>> [r["corrupted"] for r in corrupt_viggo([{"meaning_representation": "inform(name[X])"}], 1.0)]
+    [True]
+    """
+    rng = random.Random(seed)
+    chosen = set(rng.sample(range(len(rows)), round(fraction * len(rows))))
+    out = []
+    for i, row in enumerate(rows):
+        mr = corrupt_mr(row["meaning_representation"], rng) if i in chosen else row["meaning_representation"]
+        out.append({**row, "meaning_representation": mr, "corrupted": i in chosen})
+    return out
+
+
+def source_rows(src: Source) -> tuple[list[dict], dict]:
+    """The rows of a Source, and what round.json records about them."""
+    if src.split in data.VIGGO_CHALLENGE:
+        rows = data.load_rows(src.task, src.split)
+    else:
+        rows = prepare.load_split(src.task, src.split)
+    dropped = 0
+    if src.sql_filter:
+        kept = [r for r in rows if not prepare.varchar_number_comparison(r["context"], r["answer"])]
+        dropped, rows = len(rows) - len(kept), kept
+    rows = rows[src.offset:][: src.n]
+    if src.corrupt:
+        rows = corrupt_viggo(rows, src.corrupt, src.seed)
+    info = {**dataclasses.asdict(src), "rows": len(rows), "dropped_by_filter": dropped,
+            "corrupted": sum(r.get("corrupted", False) for r in rows)}
+    return rows, info
+
+
+def answer_row(task: str, row: dict, prediction: str) -> dict:
+    """The row with the model's answer in place of the gold one (what self-training learns)."""
+    if task == "viggo":
+        return {**row, "meaning_representation": prediction.strip()}
+    if task == "sql":
+        from ftlib import sqlbox
+
+        return {**row, "answer": sqlbox.extract_sql(prediction) or prediction.strip()}
+    return {**row, "answer": prediction.strip()}
+
+
+def keep_verified(task: str, rows: list[dict], predictions: list[str]) -> list[dict]:
+    """Rows carrying the model's answer, only where the task's strict scorer verifies it."""
+    metric = STRICT[task]
+    return [answer_row(task, r, p) for r, p in zip(rows, predictions)
+            if evals.score_row(task, p, r)[metric]]
+
+
+def self_train_rows(task: str, spec: SelfTrain, model_spec: str, fmt: str) -> tuple[list[dict], dict]:
+    """Let the model answer spec.n training prompts; return the verified rows and the counts."""
+    from ftlib.generation import LocalGenerator
+
+    rows = prepare.load_split(task, "train")[spec.offset:][: spec.n]
+    style = "special" if fmt == "special" else "chat"
+    gen = LocalGenerator.from_spec(model_spec)
+    outs = gen.generate([prompts.render(task, r, style, gen.tokenizer) for r in rows],
+                        prompts.MAX_NEW_TOKENS[task], prompts.stop_strings(task, style))
+    kept = keep_verified(task, rows, outs)
+    return kept, {"prompts": len(rows), "kept": len(kept), "model": model_spec}
+
+
+def round_examples(rnd: Round, task: str, start_spec: str, fmt: str, seed: int) -> tuple[list[dict], dict]:
+    """The round's prompt-completion examples (sources + verified answers, shuffled) and its record."""
+    examples, info = [], {"round": rnd.name, "sources": [], "self_train": None}
+    for src in rnd.sources:
+        rows, src_info = source_rows(src)
+        examples += [prompts.sft_example(src.task, r, fmt) for r in rows]
+        info["sources"].append(src_info)
+    if rnd.self_train:
+        kept, info["self_train"] = self_train_rows(task, rnd.self_train, start_spec, fmt)
+        examples += [prompts.sft_example(task, r, fmt) for r in kept]
+    random.Random(seed).shuffle(examples)  # a mixture is interleaved, not one task after another
+    info["examples"] = len(examples)
+    return examples, info
+
+
+@contextlib.contextmanager
+def training_examples(examples: list[dict]):
+    """Make train.run train on these examples (validation stays the task's own split).
+
+    Stand-in until train.py reads a file of examples (see the module's notes): it swaps
+    train.build_examples for the train split only, and restores it afterwards.
+    """
+    original = train.build_examples
+
+    def build(cfg, split, n, tokenizer):
+        if split != "train":
+            return original(cfg, split, n, tokenizer)
+        fit = [ex for ex in examples if train.example_length(ex, tokenizer) <= cfg.max_length]
+        return fit[:n] if n is not None else fit
+
+    train.build_examples = build
+    try:
+        yield
+    finally:
+        train.build_examples = original
+
+
+def round_dir(series: Series, name: str) -> Path:
+    """runs/<series>/<round>/."""
+    return runs.run_dir(series.name, name)
+
+
+def round_config(series: Series, i: int, base: train.TrainConfig) -> train.TrainConfig:
+    """Round i's TrainConfig: base + the round's overrides, starting where the round says."""
+    rnd = series.rounds[i]
+    start = series.rounds[i - 1].name if rnd.start == "previous" and i > 0 else rnd.start
+    names = [r.name for r in series.rounds[:i]]
+    if start not in ("base", "previous") and start not in names:
+        raise ValueError(f"round {rnd.name!r} starts from {start!r}: not an earlier round of {series.name}")
+    init = str(round_dir(series, start)) if start in names else None
+    return dataclasses.replace(base, task=series.task, experiment=series.name, name=rnd.name,
+                               init_from=init, n_train=None, **rnd.train)
+
+
+def run_round(series: Series, i: int, base: train.TrainConfig, callbacks=()) -> Path:
+    """Build (or reuse) round i's data, train it into its run folder, evaluate; skip if done."""
+    cfg = round_config(series, i, base)
+    folder = round_dir(series, cfg.name)
+    if runs.is_done(folder):
+        return folder
+    data_path = folder / "round_data.jsonl"
+    if data_path.exists():  # resuming: the same examples, not a second round of self-training
+        examples = list(io.iter_jsonl(data_path))
+    else:
+        examples, info = round_examples(series.rounds[i], series.task, train.start_spec(cfg), cfg.fmt, cfg.seed)
+        io.write_json(folder / "round.json", info)
+        io.write_text_atomic(data_path, "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in examples))
+    with training_examples(examples):
+        return train.run(cfg, callbacks=callbacks)
+
+
+def run_series(series: Series, base: train.TrainConfig, callbacks=()) -> list[Path]:
+    """Run every round in order (finished ones skipped); return their folders."""
+    return [run_round(series, i, base, callbacks) for i in range(len(series.rounds))]
+
+
+def base_score(task: str, base: train.TrainConfig, experiment: str) -> dict | None:
+    """The untrained start model under the same evaluation (round 0 of every series)."""
+    from ftlib import harness
+
+    out = runs.run_dir(experiment, f"base-{task}") / "eval"
+    return harness.evaluate(base.model, task, "test", style=base.eval_style, limit=base.eval_limit,
+                            out_dir=out)
+
+
+def _score_row(series: str, index: int, name: str, summary: dict | None, task: str) -> dict:
+    m = (summary or {}).get("metrics", {}).get(evals.PRIMARY[task], {})
+    return {"series": series, "round": index, "name": name, "metric": evals.PRIMARY[task],
+            "score": m.get("mean"), "ci_low": m.get("ci_low"), "ci_high": m.get("ci_high"), "n": m.get("n")}
+
+
+def table(series_list: list[Series], base: dict | None = None) -> list[dict]:
+    """One row per finished round: score with CI, examples, verified answers kept, steps, seconds."""
+    out = []
+    for s in series_list:
+        if base is not None:
+            out.append({**_score_row(s.name, 0, "base", base, s.task), "start": "-"})
+        for i, rnd in enumerate(s.rounds, 1):
+            folder = round_dir(s, rnd.name)
+            if not runs.is_done(folder):
+                continue
+            summary, info = io.read_json(folder / "summary.json"), io.read_json(folder / "round.json")
+            st, srcs = info.get("self_train") or {}, info["sources"]
+            out.append({**_score_row(s.name, i, rnd.name, summary.get("eval"), s.task),
+                        "start": rnd.start, "examples": info["examples"],
+                        "corrupted": sum(x["corrupted"] for x in srcs),
+                        "dropped_by_filter": sum(x["dropped_by_filter"] for x in srcs),
+                        "kept": st.get("kept"), "prompts": st.get("prompts"),
+                        "steps": summary["global_step"], "wall_s": summary["wall_seconds"]})
+    return out
+
+
+def plot(rows: list[dict], title: str = "", x: str = "round"):
+    """Score per round (or per round name: x="name") per series, with 95% CI error bars."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for name in dict.fromkeys(r["series"] for r in rows):
+        pts = [r for r in rows if r["series"] == name and r["score"] is not None]
+        xs, y = [r[x] for r in pts], [r["score"] for r in pts]
+        err = [[r["score"] - r["ci_low"] for r in pts], [r["ci_high"] - r["score"] for r in pts]]
+        ax.errorbar(xs, y, yerr=err, marker="o", capsize=3, label=name)
+    ax.set_xlabel("round (0 = start model)" if x == "round" else x)
+    ax.set_ylabel(rows[0]["metric"] if rows else "score")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return fig

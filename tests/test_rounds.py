@@ -1,0 +1,114 @@
+"""Rounds: corruption is seeded, round 2 starts from round 1's weights, an interrupted series resumes."""
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import TrainerCallback
+
+from ftlib import evals, io, rounds, runs, strategies, train
+from ftlib.rounds import Round, SelfTrain, Series, Source
+
+ROWS = [{"meaning_representation": mr, "target": "t"} for mr in (
+    "inform(name[A], genres[driving/racing, sport])", "request(has_multiplayer[yes], specifier[fast-paced])",
+    "give_opinion(name[B], rating[good])", "confirm(name[C], esrb[E 10+ (for Everyone 10 and Older)])",
+    "verify_attribute(name[D], rating[poor], platforms[PC])", "suggest(name[E], developer[X])",
+    "recommend(name[F], player_perspective[bird view])", "request_attribute(genres[])",
+    "inform(name[G], release_year[2012])", "request_explanation(rating[excellent], genres[puzzle])")]
+
+
+@pytest.fixture
+def runs_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("FTLIB_RUNS", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+def test_corruption_is_seeded_and_respects_the_fraction():
+    a, b = rounds.corrupt_viggo(ROWS, 0.3, seed=1), rounds.corrupt_viggo(ROWS, 0.3, seed=1)
+    assert a == b
+    assert a != rounds.corrupt_viggo(ROWS, 0.3, seed=2)
+    assert sum(r["corrupted"] for r in a) == 3
+    assert all(not r["corrupted"] for r in rounds.corrupt_viggo(ROWS, 0.0))
+    assert ROWS[0]["meaning_representation"].startswith("inform(name[A]")  # input not mutated
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_corrupted_mrs_parse_and_are_wrong(seed):
+    for new, old in zip(rounds.corrupt_viggo(ROWS, 1.0, seed), ROWS):
+        assert evals.parse_viggo(new["meaning_representation"]) is not None
+        scores = evals.score_viggo(new["meaning_representation"], old["meaning_representation"])
+        assert not scores["attribute_types"]  # wrong where the primary metric looks
+
+
+def test_keep_verified_keeps_only_what_the_scorer_accepts():
+    rows = [{"question": "q", "answer": "so #### 4"}, {"question": "q", "answer": "#### 5"}]
+    kept = rounds.keep_verified("gsm8k", rows, ["2+2=4 #### 4", "#### 6"])
+    assert kept == [{"question": "q", "answer": "2+2=4 #### 4"}]
+    kept = rounds.keep_verified("viggo", ROWS[:2], [ROWS[0]["meaning_representation"], "inform(name[A])"])
+    assert [r["meaning_representation"] for r in kept] == [ROWS[0]["meaning_representation"]]
+
+
+def test_a_round_must_start_from_an_earlier_round():
+    s = Series("s", "viggo", (Round("a", start="b"), Round("b")))
+    with pytest.raises(ValueError):
+        rounds.round_config(s, 0, train.preset("smoke"))
+    cfg = rounds.round_config(s, 1, train.preset("smoke"))
+    assert cfg.init_from.endswith("a") and cfg.experiment == "s" and cfg.name == "b"
+
+
+def test_every_strategy_is_declared_for_every_preset():
+    for preset in ("smoke", "cpu", "gpu"):
+        sz = strategies.sizes(preset)
+        series = (strategies.growing_data(sz, preset) + strategies.broad_to_specific(sz, preset)
+                  + strategies.self_training(sz, preset) + strategies.quality(sz, preset))
+        for s in series:
+            for i in range(len(s.rounds)):
+                rounds.round_config(s, i, train.preset(sz.train_preset))
+    assert strategies.planned_steps(series, strategies.base_config(sz, "m")) > 0
+
+
+class Watch(TrainerCallback):
+    """Records the weights a round starts from; can stop a round at a given step (an interruption)."""
+
+    def __init__(self, stop_at: dict | None = None):
+        self.start_weights, self.stop_at = [], stop_at or {}
+
+    def on_train_begin(self, args, state, control, model=None, **kw):
+        self.start_weights.append(model.model.embed_tokens.weight.detach().clone())
+
+    def on_step_end(self, args, state, control, **kw):
+        if self.stop_at.get(args.output_dir.split("/")[-2]) == state.global_step:
+            raise KeyboardInterrupt("simulated interruption")
+
+
+def two_rounds(tiny_model_dir) -> tuple[Series, train.TrainConfig]:
+    base = train.preset("smoke", model=str(tiny_model_dir), bf16=False, max_steps=4, n_val=4,
+                        epochs=1, eval_steps=2, eval_limit=2)
+    series = Series("two", "viggo", (Round("r1", (Source("viggo", n=8),)),
+                                      Round("r2", (Source("viggo", n=8, offset=8),),
+                                            self_train=SelfTrain(2, offset=16))))
+    return series, base
+
+
+@pytest.mark.slow
+def test_round_two_starts_from_round_one_weights_and_resumes(tiny_model_dir, runs_root, one_thread):
+    series, base = two_rounds(tiny_model_dir)
+    watch = Watch(stop_at={"r2": 3})
+    with pytest.raises(KeyboardInterrupt):
+        rounds.run_series(series, base, callbacks=[watch])
+    r1, r2 = rounds.round_dir(series, "r1"), rounds.round_dir(series, "r2")
+    assert runs.is_done(r1) and not runs.is_done(r2) and runs.last_checkpoint(r2) is not None
+    r1_final = load_file(str(r1 / "model" / "model.safetensors"))["model.embed_tokens.weight"]
+    base_weights = load_file(str(tiny_model_dir / "model.safetensors"))["model.embed_tokens.weight"]
+    assert torch.equal(watch.start_weights[1], r1_final)  # round 2 began from round 1's result
+    assert not torch.equal(r1_final, base_weights)  # ... which is not the base model
+    data_before = (r2 / "round_data.jsonl").read_text()
+
+    again = Watch()
+    rounds.run_series(series, base, callbacks=[again])
+    assert len(again.start_weights) == 1  # round 1 was skipped, round 2 resumed
+    assert io.read_json(r2 / "summary.json")["resumed_from"] == "checkpoint-2"
+    assert (r2 / "round_data.jsonl").read_text() == data_before  # no second self-training pass
+    info = io.read_json(r2 / "round.json")
+    assert info["self_train"]["prompts"] == 2 and 0 <= info["self_train"]["kept"] <= 2
+    rows = rounds.table([series])
+    assert [r["name"] for r in rows] == ["r1", "r2"] and all(r["n"] == 2 for r in rows)
