@@ -253,7 +253,7 @@ def load_for_training(cfg: TrainConfig, spec: str):
     return model, tok
 
 
-def _datasets(cfg: TrainConfig, tokenizer):
+def datasets_for(cfg: TrainConfig, tokenizer):
     """(train, validation) datasets of prompt-completion examples, and what data.json records."""
     import datasets
 
@@ -315,7 +315,7 @@ def run(cfg: TrainConfig, callbacks=()) -> Path:
         return folder
     spec = start_spec(cfg)
     model, tok = load_for_training(cfg, spec)
-    train_ds, val_ds, info = _datasets(cfg, tok)
+    train_ds, val_ds, info = datasets_for(cfg, tok)
     config = {**dataclasses.asdict(cfg), "start_spec": spec}
     runs.start(folder, config, info)
     resume = runs.last_checkpoint(folder)

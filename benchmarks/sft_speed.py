@@ -1,0 +1,96 @@
+"""Training speed on this machine: TRL's defaults vs the `cpu` preset, same model, data and steps.
+
+"TRL's defaults" = SFTConfig's own values for the speed levers: gradient checkpointing on, padded
+batches, max_length 1024, fp32 (SFTConfig's bf16=True raises on a CPU unless use_cpu is set).
+Both arms fine-tune every weight with the same lr, seed and GSM8K batches, so their loss curves
+must agree; only the levers differ. Prints tokens/s (real tokens, no padding, first step left out
+as warm-up), the ratio, achieved GFLOP/s (6 x params x tokens/s) against a 2048^3 matmul measured
+here, and last: `speedup <ratio>x tokens_per_s <preset figure>`.
+
+    flock /tmp/ftlib-cpu.lock .venv/bin/python benchmarks/sft_speed.py [--steps 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from transformers import TrainerCallback
+
+from ftlib import train
+
+
+class StepTimer(TrainerCallback):
+    """Seconds and real tokens of each optimizer step."""
+
+    def __init__(self):
+        self.steps: list[tuple[float, int]] = []
+
+    def on_step_begin(self, args, state, control, **kw):
+        self._t0, self._tok0 = time.perf_counter(), state.num_input_tokens_seen
+
+    def on_step_end(self, args, state, control, **kw):
+        self.steps.append((time.perf_counter() - self._t0, state.num_input_tokens_seen - self._tok0))
+
+
+def matmul_gflops(dtype: torch.dtype, n: int = 2048, reps: int = 5) -> float:
+    """Achieved GFLOP/s of an n^3 matmul in dtype (the machine's ceiling for training)."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
+
+
+def measure(cfg: train.TrainConfig) -> tuple[float, list[float], int]:
+    """(tokens/s after the first step, per-step losses, parameter count) for one config."""
+    model, tok = train.load_for_training(cfg, cfg.model)
+    n_params = sum(p.numel() for p in model.parameters())
+    train_ds, val_ds, _ = train._datasets(cfg, tok)
+    timer = StepTimer()
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = train.make_trainer(cfg, Path(tmp), model, tok, train_ds, val_ds, callbacks=[timer])
+        trainer.train()
+    timed = timer.steps[1:]
+    tokens_per_s = sum(n for _, n in timed) / sum(s for s, _ in timed)
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    return tokens_per_s, losses, n_params
+
+
+def configs(steps: int) -> dict[str, train.TrainConfig]:
+    """The two arms: identical but for the speed levers."""
+    common = dict(task="gsm8k", n_train=8 * steps, n_val=8, max_steps=steps, eval_steps=10_000,
+                  warmup_steps=0, scheduler="constant", lr=1e-5, batch_size=8, seed=0)
+    return {
+        "trl_defaults": train.preset("cpu", **common, gradient_checkpointing=True,
+                                     padding_free=False, max_length=1024, bf16=False),
+        "cpu_preset": train.preset("cpu", **common),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=6)
+    args = ap.parse_args()
+    peak = {"bf16": matmul_gflops(torch.bfloat16), "fp32": matmul_gflops(torch.float32)}
+    print(f"threads {torch.get_num_threads()}  matmul 2048^3: bf16 {peak['bf16']:.0f} GFLOP/s, "
+          f"fp32 {peak['fp32']:.0f} GFLOP/s")
+    result = {}
+    for name, cfg in configs(args.steps).items():
+        tps, losses, n_params = measure(cfg)
+        gflops = 6 * n_params * tps / 1e9
+        result[name] = (tps, losses)
+        print(f"{name:13s} tokens/s {tps:7.1f}  {gflops:6.1f} GFLOP/s "
+              f"({100 * gflops / peak['bf16']:.0f}% of bf16 matmul, {100 * gflops / peak['fp32']:.0f}% of fp32)  "
+              f"loss {' '.join(f'{x:.4f}' for x in losses)}")
+    (base, l0), (fast, l1) = result["trl_defaults"], result["cpu_preset"]
+    print(f"max |loss difference| per step {max(abs(a - b) for a, b in zip(l0, l1)):.4f}")
+    print(f"speedup {fast / base:.2f}x tokens_per_s {fast:.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""Training: presets, EOS in the loss, padding-free without cross-talk, LoRA/full runs, merge, 2 processes."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from ftlib import models, paths, runs, train
+
+
+@pytest.fixture
+def runs_root(tmp_path, monkeypatch):
+    """Every run of a test goes to its own folder (prepared data included)."""
+    monkeypatch.setenv("FTLIB_RUNS", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+def smoke(tiny_model_dir, **kw):
+    """The smoke preset on the tiny model, fp32 so results are bit-comparable."""
+    return train.preset("smoke", model=str(tiny_model_dir), bf16=False, experiment="t", **kw)
+
+
+def test_presets_and_overrides():
+    cfg = train.preset("cpu", task="sql", epochs=1)
+    assert (cfg.task, cfg.epochs, cfg.method) == ("sql", 1, "full")
+    assert train.preset("gpu", method="lora").lr == train.LORA_LR
+    with pytest.raises(ValueError):
+        train.preset("cpu", no_such_field=1)
+    with pytest.raises(ValueError):
+        train.preset("laptop")
+
+
+def test_sft_config_holds_the_levers(tmp_path):
+    cfg = train.preset("cpu", bf16=True)  # explicit: on CPU the default is fp32
+    args = train.make_sft_config(cfg, tmp_path)
+    assert args.bf16 and not args.gradient_checkpointing and args.padding_free
+    assert args.completion_only_loss and args.load_best_model_at_end
+    assert args.metric_for_best_model == "eval_loss"
+    lora = train.make_peft_config(train.preset("cpu", method="lora"))
+    assert (lora.r, lora.lora_alpha, lora.target_modules) == (8, 16, "all-linear")
+    assert train.make_peft_config(cfg) is None
+
+
+def test_parse_value():
+    assert train.parse_value("3e-5") == 3e-5 and train.parse_value("null") is None
+    assert train.parse_value("lora") == "lora" and train.parse_value("true") is True
+
+
+def _collated(tiny_model_dir, runs_root, padding_free):
+    cfg = smoke(tiny_model_dir, padding_free=padding_free, n_train=8)
+    model, tok = train.load_for_training(cfg, cfg.model)
+    train_ds, val_ds, _ = train.datasets_for(cfg, tok)
+    trainer = train.make_trainer(cfg, runs_root / "x", model, tok, train_ds, val_ds)
+    batch = next(iter(trainer.get_train_dataloader()))
+    return trainer, tok, batch
+
+
+def test_completion_ends_with_eos_and_eos_is_in_the_loss(tiny_model_dir, runs_root):
+    _, tok, batch = _collated(tiny_model_dir, runs_root, padding_free=False)
+    assert tok.pad_token_id != tok.eos_token_id
+    for ids, labels, mask in zip(batch["input_ids"], batch["labels"], batch["attention_mask"]):
+        real = labels[mask.bool()]
+        trained = real[real != -100]
+        assert trained[-1] == tok.eos_token_id or trained[-2] == tok.eos_token_id  # template adds "\n"
+        assert (labels[~mask.bool()] == -100).all()  # padding is out of the loss
+        assert (labels[:5] == -100).all()  # the prompt is out of the loss
+
+
+def test_padding_free_batch_gives_the_padded_loss(tiny_model_dir, runs_root):
+    """Packed rows must not attend to each other: the loss equals the padded batch's."""
+    losses = []
+    for pf in (False, True):
+        trainer, _, batch = _collated(tiny_model_dir, runs_root / str(pf), padding_free=pf)
+        assert ("attention_mask" in batch) != pf
+        with torch.no_grad():
+            losses.append(float(trainer.compute_loss(trainer.model, batch)))
+    assert losses[0] == pytest.approx(losses[1], rel=1e-4)
+
+
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_run_finishes_learns_and_skips(tiny_model_dir, runs_root, method):
+    cfg = smoke(tiny_model_dir, method=method)
+    folder = train.run(cfg)
+    for name in ("DONE", "config.json", "env.json", "data.json", "metrics.jsonl", "summary.json"):
+        assert (folder / name).exists(), name
+    assert (folder / ("adapter" if method == "lora" else "model")).is_dir()
+    assert not (folder / "checkpoints").exists()
+    summary = runs.read_json(folder / "summary.json")
+    assert summary["eval_losses"][-1] < summary["eval_losses"][0]
+    assert summary["last_train_loss"] < summary["first_train_loss"]
+    assert summary["tokens_per_s"] > 0
+    assert len(runs.read_json(folder / "data.json")["train_sha256"]) == 64
+    mtime = (folder / "DONE").stat().st_mtime
+    assert train.run(cfg) == folder and (folder / "DONE").stat().st_mtime == mtime  # skipped
+
+
+def test_merge_gives_base_plus_adapter(tiny_model_dir, runs_root):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    folder = train.run(smoke(tiny_model_dir, method="lora", epochs=1))
+    ids = torch.tensor([[1, 2, 3, 4, 5, 6]])
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    with torch.no_grad():
+        want = PeftModel.from_pretrained(base, folder / "adapter").eval()(ids).logits
+        merged = AutoModelForCausalLM.from_pretrained(train.merge(folder), dtype=torch.float32)
+        got = merged.eval()(ids).logits
+    assert torch.allclose(got, want, atol=1e-5)
+
+
+class StopAfter:
+    """A callback that raises after step k, as a crash or a killed job would."""
+
+    def __new__(cls, k):
+        from transformers import TrainerCallback
+
+        class _Stop(TrainerCallback):
+            def on_save(self, args, state, control, **kw):
+                if state.global_step >= k:
+                    raise KeyboardInterrupt(f"stopped after step {state.global_step}")
+        return _Stop()
+
+
+def _weights(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(folder / "model" / "model.safetensors")
+
+
+def test_interrupted_run_resumes_to_the_same_state(tiny_model_dir, runs_root):
+    kw = dict(eval_steps=4, epochs=2)  # 16 steps; checkpoint and eval every 4
+    straight = train.run(smoke(tiny_model_dir, name="straight", **kw))
+    with pytest.raises(KeyboardInterrupt):
+        train.run(smoke(tiny_model_dir, name="broken", **kw), callbacks=[StopAfter(8)])
+    broken = runs.run_dir("t", "broken")
+    assert not runs.is_done(broken) and runs.last_checkpoint(broken).name == "checkpoint-8"
+    train.run(smoke(tiny_model_dir, name="broken", **kw))
+    a, b = _weights(straight), _weights(broken)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    loss = [[r["loss"] for r in runs.read_metrics(f) if "loss" in r] for f in (straight, broken)]
+    assert loss[0] == loss[1] and len(loss[0]) == 16
+    assert runs.read_json(broken / "summary.json")["resumed_from"] == "checkpoint-8"
+
+
+def test_init_from_a_finished_run(tiny_model_dir, runs_root):
+    first = train.run(smoke(tiny_model_dir, name="round1", epochs=1))
+    cfg = smoke(tiny_model_dir, name="round2", epochs=1, init_from=str(first))
+    assert train.start_spec(cfg) == str(first / "model")
+    assert runs.is_done(train.run(cfg))
+
+
+def _launch_run(tiny_model_dir, runs_root, name, nproc, grad_accum):
+    """Run the CLI in 1 process or under `accelerate launch` with 2 gloo processes."""
+    sets = ["--set", f"model={tiny_model_dir}", "--set", "bf16=false", "--set", "experiment=t",
+            "--set", f"name={name}", "--set", f"grad_accum={grad_accum}", "--set", "batch_size=2",
+            "--set", "max_steps=6", "--set", "eval_steps=3", "--set", "torch_threads=1"]
+    cmd = [sys.executable, "-m", "ftlib.train", "--task", "viggo", "--preset", "smoke", *sets]
+    if nproc == 2:
+        cfg = paths.ROOT / "configs" / "accelerate" / "cpu_2proc.yaml"
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(cfg),
+               "-m", "ftlib.train", *cmd[3:]]
+    env = {**os.environ, "FTLIB_RUNS": str(runs_root), "OMP_NUM_THREADS": "1"}
+    subprocess.run(cmd, cwd=paths.ROOT, env=env, check=True, capture_output=True, timeout=300)
+    return [r["loss"] for r in runs.read_metrics(runs_root / "t" / name) if "loss" in r]
+
+
+LOSS_RTOL_2PROC = 1e-4  # fp32; only the all-reduce summation order differs
+
+
+@pytest.mark.slow
+def test_two_processes_match_one_with_twice_the_accumulation(tiny_model_dir, runs_root):
+    one = _launch_run(tiny_model_dir, runs_root, "one", nproc=1, grad_accum=2)
+    two = _launch_run(tiny_model_dir, runs_root, "two", nproc=2, grad_accum=1)
+    assert len(one) == len(two) == 6
+    assert two == pytest.approx(one, rel=LOSS_RTOL_2PROC)
+    assert runs.is_done(runs_root / "t" / "two")
