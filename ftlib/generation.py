@@ -78,6 +78,7 @@ class LocalGenerator:
     """
 
     wants_messages = False
+    spec: str | None = None
 
     def __init__(self, model, tokenizer, batch_size: int = 48, max_batch_tokens: int = 40_000):
         self.model = model.eval()
@@ -95,7 +96,9 @@ class LocalGenerator:
         from ftlib import models
 
         model, tokenizer = models.load(spec, device=device, dtype=dtype)
-        return cls(model, tokenizer, **kw)
+        gen = cls(model, tokenizer, **kw)
+        gen.spec = spec  # the harness records it in the summary
+        return gen
 
     @property
     def device(self) -> torch.device:

@@ -125,7 +125,7 @@ def evaluate(model: str | Generator, task: str, split: str = "test", style: str 
     style = STYLE_ALIASES.get(style, style)
     if style not in prompts.STYLES:
         raise ValueError(f"unknown style {style!r}; expected one of {prompts.STYLES}")
-    name = model if isinstance(model, str) else type(model).__name__
+    name = model if isinstance(model, str) else getattr(model, "spec", None) or type(model).__name__
     out = Path(out_dir) if out_dir else default_out_dir(name, task, split, style)
     cfg = {"model": name, "task": task, "split": split, "style": style, "limit": limit}
     if (out / "summary.json").exists() and _same(io.read_json(out / "summary.json"), cfg):
