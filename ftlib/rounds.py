@@ -202,7 +202,7 @@ def round_config(series: Series, i: int, base: train.TrainConfig) -> train.Train
         raise ValueError(f"round {rnd.name!r} starts from {start!r}: not an earlier round of {series.name}")
     init = str(round_dir(series, start)) if start in names else None
     return dataclasses.replace(base, task=series.task, experiment=series.name, name=rnd.name,
-                               init_from=init, n_train=None, **rnd.train)
+                               init_from=init, **{"n_train": None, **rnd.train})
 
 
 def run_round(series: Series, i: int, base: train.TrainConfig, callbacks=()) -> Path:
@@ -260,7 +260,8 @@ def table(series_list: list[Series], base: dict | None = None) -> list[dict]:
                         "dropped_by_filter": sum(x["dropped_by_filter"] for x in srcs),
                         "kept": st.get("kept"), "prompts": st.get("prompts"),
                         "steps": summary["global_step"], "wall_s": summary["wall_seconds"]})
-    return out
+    cols = list(dict.fromkeys(k for r in out for k in r))  # base rows lack the training columns
+    return [{c: r.get(c) for c in cols} for r in out]
 
 
 def plot(rows: list[dict], title: str = "", x: str = "round"):

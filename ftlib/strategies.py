@@ -41,7 +41,7 @@ SIZES = {
     # Seconds with the tiny test model: just enough rows for every code path.
     "smoke": Sizes("smoke", (1, 2), cap=8, mix_n=6, task_n=8, gold_n=8, prompts_n=4, quality_n=8,
                    quality_steps=2, small_clean_n=4, fractions=(0.0, 0.5), sql_n=8, sql_steps=2,
-                   eval_limit=4, train=dict(max_steps=2, n_val=4, epochs=1)),
+                   eval_limit=2, train=dict(max_steps=2, n_val=4, epochs=1)),
     # ~15 minutes on 2 cores for the whole notebook (~225 steps of batch 8 + 19 evaluations of 50
     # items): toy-sized, so expect wide CIs. One epoch per round; 2 warm-up steps since rounds are short.
     "cpu": Sizes("cpu", (1, 2, 5), cap=None, mix_n=48, task_n=48, gold_n=48, prompts_n=48,
