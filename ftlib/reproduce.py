@@ -13,7 +13,7 @@ import json
 import time
 from pathlib import Path
 
-from ftlib import paths
+from ftlib import paths, plan
 from ftlib.io import write_json
 
 NOTEBOOKS = paths.ROOT / "notebooks"
@@ -28,6 +28,7 @@ def run_notebook(nb: Path, out_dir: Path, parameters: dict) -> float:
     """Execute one notebook with papermill; return its wall time in seconds."""
     import papermill
 
+    out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     papermill.execute_notebook(
         str(nb), str(out_dir / nb.name), parameters=parameters, cwd=str(NOTEBOOKS),
@@ -40,14 +41,15 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m ftlib.reproduce", description=__doc__)
     ap.add_argument("--preset", default="cpu", help="quick | cpu | gpu | smoke")
     ap.add_argument("--model", default="smollm2-135m-instruct")
-    ap.add_argument("--only", nargs="*", help="notebook name prefixes to run, e.g. 01 02")
+    ap.add_argument("--only", nargs="*", help="notebook numbers to run (default: the plan's), e.g. 01 02")
     args = ap.parse_args(argv)
+    wanted = args.only or plan.get(args.preset).notebooks
     out_dir = paths.runs_dir() / "notebooks" / args.preset
     out_dir.mkdir(parents=True, exist_ok=True)
     params = {"PRESET": args.preset, "MODEL": args.model}
     timings = {}
     for nb in notebooks():
-        if args.only and not any(nb.name.startswith(p) for p in args.only):
+        if not any(nb.name.startswith(p) for p in wanted):
             continue
         print(f"== {nb.name} (preset {args.preset})", flush=True)
         timings[nb.name] = round(run_notebook(nb, out_dir, params), 1)
