@@ -98,8 +98,9 @@ PRESETS: dict[str, dict] = {
 LORA_LR = 1e-4  # the case study's LoRA lr; used when method=lora and lr is not set explicitly
 
 
-def preset(name: str, **overrides) -> TrainConfig:
+def preset(preset_name: str, /, **overrides) -> TrainConfig:
     """A TrainConfig from a named preset plus overrides, e.g. `preset("cpu", task="sql")`."""
+    name = preset_name  # positional-only: `name` is also a TrainConfig field (the run's name)
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; expected one of {list(PRESETS)}")
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
