@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 PRESET ?= cpu
 MODEL  ?= smollm2-135m-instruct
 
-.PHONY: setup setup-gemma test test-fast reproduce lab clean-runs
+.PHONY: setup setup-gemma test test-fast reproduce rounds lab clean-runs
 
 setup: $(VENV)/.installed
 
@@ -34,6 +34,10 @@ test-fast: setup
 
 reproduce: setup
 	$(BIN)/python -m ftlib.reproduce --preset $(PRESET) --model $(MODEL)
+
+# Notebook 03 (iterative rounds, quality vs quantity): about an hour on the cpu preset here.
+rounds: setup
+	$(BIN)/python -m ftlib.reproduce --preset $(PRESET) --model $(MODEL) --only 01 03
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/

@@ -6,21 +6,6 @@ import torch
 from ftlib import models
 
 
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    """A 2-layer random Llama saved as a local folder, with the embedded model's tokenizer."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    tok = models.load_tokenizer()
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256)
-    torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("tiny")
-    LlamaForCausalLM(cfg).save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
-
-
 @pytest.mark.slow
 def test_default_model_answers_a_simple_question():
     model, tok = models.load()
@@ -46,8 +31,8 @@ def test_pad_token_is_not_eos():
     assert tok.pad_token_id is not None and tok.pad_token_id != tok.eos_token_id
 
 
-def test_local_checkpoint_folder(tiny_checkpoint):
-    model, tok = models.load(str(tiny_checkpoint), dtype="float32")
+def test_local_checkpoint_folder(tiny_model_dir):
+    model, tok = models.load(str(tiny_model_dir), dtype="float32")
     enc = tok("hello", return_tensors="pt")
     out = model.generate(**enc, max_new_tokens=3, do_sample=False)
     assert out.shape[1] == enc["input_ids"].shape[1] + 3
