@@ -167,7 +167,12 @@ def _launch_run(tiny_model_dir, runs_root, name, nproc, grad_accum):
     return [r["loss"] for r in runs.read_metrics(runs_root / "t" / name) if "loss" in r]
 
 
-LOSS_RTOL_2PROC = 1e-4  # fp32; only the all-reduce summation order differs
+# Measured on the 2-core CI machine: max relative difference 1.2 % over the 6 logged steps (step 0
+# included, before any update). The logged loss of 2 processes is the mean of per-process means,
+# while 1 process with accumulation weights micro-batches by their completion tokens: the curves
+# agree, the per-step numbers are not bit-identical. A broken data split or gradient sync gives
+# far larger gaps on this tiny model (its loss moves ~0.15 per step at lr 1e-3).
+LOSS_RTOL_2PROC = 0.02
 
 
 @pytest.mark.slow
