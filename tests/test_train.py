@@ -170,8 +170,7 @@ def _launch_run(tiny_model_dir, runs_root, name, nproc, grad_accum):
 # Measured on the 2-core CI machine: max relative difference 1.2 % over the 6 logged steps (step 0
 # included, before any update). The logged loss of 2 processes is the mean of per-process means,
 # while 1 process with accumulation weights micro-batches by their completion tokens: the curves
-# agree, the per-step numbers are not bit-identical. A broken data split or gradient sync gives
-# far larger gaps on this tiny model (its loss moves ~0.15 per step at lr 1e-3).
+# agree, the per-step numbers are not bit-identical (the loss moves ~0.15 per logged step here).
 LOSS_RTOL_2PROC = 0.02
 
 
