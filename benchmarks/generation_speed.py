@@ -7,7 +7,7 @@ stopping at EOS. The naive loop runs the first --naive-prompts of the same promp
 slower); both rates are generated tokens per wall-clock second, prompt processing included.
 Last line: `speedup <ratio>x tokens_per_s <harness figure>`.
 
-    flock /tmp/ftlib-cpu.lock .venv/bin/python benchmarks/generation_speed.py   # ~3-5 minutes on 2 cores
+    .venv/bin/python benchmarks/generation_speed.py   # ~3-5 minutes on 2 cores
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ must agree; only the levers differ. Prints tokens/s (real tokens, no padding, fi
 as warm-up), the ratio, achieved GFLOP/s (6 x params x tokens/s) against a 2048^3 matmul measured
 here, and last: `speedup <ratio>x tokens_per_s <preset figure>`.
 
-    flock /tmp/ftlib-cpu.lock .venv/bin/python benchmarks/sft_speed.py [--steps 6]
+    .venv/bin/python benchmarks/sft_speed.py [--steps 6]
 """
 
 from __future__ import annotations
