@@ -239,3 +239,13 @@ def summarize(scores: list[dict]) -> dict[str, dict]:
         lo, hi = proportion_ci(k, n)
         out[key] = {"mean": k / n if n else float("nan"), "ci_low": lo, "ci_high": hi, "n": n}
     return out
+
+
+def metric_means(task: str, scores: list[dict]) -> dict:
+    """Each metric of a task as the fraction of examples that pass it (0.0 for none), plus n.
+
+    >>> metric_means("gsm8k", [{"correct": True}, {"correct": False}])
+    {'correct': 0.5, 'n': 2}
+    """
+    summary = summarize(scores)
+    return {**{k: summary[k]["mean"] if k in summary else 0.0 for k in METRICS[task]}, "n": len(scores)}

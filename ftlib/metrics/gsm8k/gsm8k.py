@@ -48,6 +48,4 @@ class Gsm8k(evaluate.Metric):
 
     def _compute(self, predictions, references) -> dict:
         scores = [{"correct": evals.gsm8k_correct(p, r)} for p, r in zip(predictions, references)]
-        summary = evals.summarize(scores)
-        means = {k: summary[k]["mean"] if k in summary else 0.0 for k in evals.METRICS["gsm8k"]}
-        return {**means, "n": len(scores)}
+        return evals.metric_means("gsm8k", scores)

@@ -53,6 +53,4 @@ class Sql(evaluate.Metric):
 
     def _compute(self, predictions, references, contexts) -> dict:
         scores = [evals.score_sql(p, r, c) for p, r, c in zip(predictions, references, contexts)]
-        summary = evals.summarize(scores)
-        means = {k: summary[k]["mean"] if k in summary else 0.0 for k in evals.METRICS["sql"]}
-        return {**means, "n": len(scores)}
+        return evals.metric_means("sql", scores)

@@ -52,6 +52,4 @@ class Viggo(evaluate.Metric):
 
     def _compute(self, predictions, references) -> dict:
         scores = [evals.score_viggo(p, r) for p, r in zip(predictions, references)]
-        summary = evals.summarize(scores)
-        means = {k: summary[k]["mean"] if k in summary else 0.0 for k in evals.METRICS["viggo"]}
-        return {**means, "n": len(scores)}
+        return evals.metric_means("viggo", scores)
