@@ -1,13 +1,15 @@
 """Training speed on this machine: TRL's defaults vs the `cpu` preset, same model, data and steps.
 
 "TRL's defaults" = SFTConfig's own values for the speed levers: gradient checkpointing on, padded
-batches, max_length 1024, fp32 (SFTConfig's bf16=True raises on a CPU unless use_cpu is set).
+batches, max_length 1024, TRL's fused LM head loss (every position scored, entropy and accuracy on
+each step), fp32 (SFTConfig's bf16=True raises on a CPU unless use_cpu is set).
 Both arms fine-tune every weight with the same lr, seed and GSM8K batches, so their loss curves
 must agree; only the levers differ. Prints tokens/s (real tokens, no padding, first step left out
 as warm-up), the ratio, achieved GFLOP/s (6 x params x tokens/s) against a 2048^3 matmul measured
-here, and last: `speedup <ratio>x tokens_per_s <preset figure>`.
+here, the ceiling that matmul puts on tokens/s, and last: `speedup <ratio>x tokens_per_s <preset figure>`.
+`--ladder` adds one arm per lever, each on top of the previous one, to show which lever pays.
 
-    .venv/bin/python benchmarks/sft_speed.py [--steps 6]
+    .venv/bin/python benchmarks/sft_speed.py [--steps 6] [--ladder]
 """
 
 from __future__ import annotations
@@ -61,20 +63,32 @@ def measure(cfg: train.TrainConfig) -> tuple[float, list[float], int]:
     return tokens_per_s, losses, n_params
 
 
-def configs(steps: int) -> dict[str, train.TrainConfig]:
-    """The two arms: identical but for the speed levers."""
+TRL_DEFAULTS = dict(gradient_checkpointing=True, padding_free=False, max_length=1024, bf16=False,
+                    packed_attention=False, lean_loss=False)
+# The cpu preset's levers, in the order the ladder switches them on
+LEVERS = [("no_checkpointing", dict(gradient_checkpointing=False)),
+          ("padding_free", dict(padding_free=True, max_length=512)),
+          ("packed_attention", dict(packed_attention=True))]
+
+
+def configs(steps: int, ladder: bool) -> dict[str, train.TrainConfig]:
+    """The arms: identical but for the speed levers (TRL's defaults first, the cpu preset last)."""
     common = dict(task="gsm8k", n_train=8 * steps, n_val=8, max_steps=steps, eval_steps=10_000,
                   warmup_steps=0, scheduler="constant", lr=1e-5, batch_size=8, seed=0)
-    return {
-        "trl_defaults": train.preset("cpu", **common, gradient_checkpointing=True,
-                                     padding_free=False, max_length=1024, bf16=False),
-        "cpu_preset": train.preset("cpu", **common),
-    }
+    arms = {"trl_defaults": train.preset("cpu", **common, **TRL_DEFAULTS)}
+    if ladder:
+        levers = dict(TRL_DEFAULTS)
+        for name, change in LEVERS:
+            levers.update(change)
+            arms[f"+{name}"] = train.preset("cpu", **common, **levers)
+    arms["cpu_preset"] = train.preset("cpu", **common)  # + lean_loss, the last lever
+    return arms
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--ladder", action="store_true", help="also time each lever on its own")
     args = ap.parse_args()
     peak = {"fp32": matmul_gflops(torch.float32)}
     if models.cpu_has_fast_bf16():  # without native bf16 (AVX2 only) a bf16 matmul takes minutes
@@ -82,15 +96,18 @@ def main() -> None:
     print(f"threads {torch.get_num_threads()}  matmul 2048^3: "
           + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peak.items()))
     result = {}
-    for name, cfg in configs(args.steps).items():
+    for name, cfg in configs(args.steps, args.ladder).items():
         tps, losses, n_params = measure(cfg)
         gflops = 6 * n_params * tps / 1e9
         result[name] = (tps, losses)
-        print(f"{name:13s} tokens/s {tps:7.1f}  {gflops:6.1f} GFLOP/s "
+        print(f"{name:17s} tokens/s {tps:7.1f}  {gflops:6.1f} GFLOP/s "
               f"({', '.join(f'{100 * gflops / v:.0f}% of {k} matmul' for k, v in peak.items())})  "
               f"loss {' '.join(f'{x:.4f}' for x in losses)}")
     (base, l0), (fast, l1) = result["trl_defaults"], result["cpu_preset"]
     print(f"max |loss difference| per step {max(abs(a - b) for a, b in zip(l0, l1)):.4f}")
+    best = max(peak.values())  # every FLOP at the matmul's rate: no training can beat this here
+    ceiling = best * 1e9 / (6 * n_params)
+    print(f"ceiling at {best:.0f} GFLOP/s: {ceiling:.0f} tokens/s = {ceiling / base:.2f}x TRL's defaults")
     print(f"speedup {fast / base:.2f}x tokens_per_s {fast:.1f}")
 
 

@@ -14,14 +14,10 @@ evaluation (the first `eval_limit` test items of the series' task), so rounds ar
 
 The strategies (broad -> specific, growing data, verified self-training, quality) are in
 `ftlib.strategies`.
-
-train.py change wanted: a `TrainConfig.train_file` (JSONL of prompt-completion examples) that
-`build_examples` reads for the train split; then `training_examples` goes and rounds set the field.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import random
@@ -166,28 +162,6 @@ def round_examples(rnd: Round, task: str, start_spec: str, fmt: str, seed: int) 
     return examples, info
 
 
-@contextlib.contextmanager
-def training_examples(examples: list[dict]):
-    """Make train.run train on these examples (validation stays the task's own split).
-
-    Stand-in until train.py reads a file of examples (see the module's notes): it swaps
-    train.build_examples for the train split only, and restores it afterwards.
-    """
-    original = train.build_examples
-
-    def build(cfg, split, n, tokenizer):
-        if split != "train":
-            return original(cfg, split, n, tokenizer)
-        fit = [ex for ex in examples if train.example_length(ex, tokenizer) <= cfg.max_length]
-        return fit[:n] if n is not None else fit
-
-    train.build_examples = build
-    try:
-        yield
-    finally:
-        train.build_examples = original
-
-
 def round_dir(series: Series, name: str) -> Path:
     """runs/<series>/<round>/."""
     return runs.run_dir(series.name, name)
@@ -212,14 +186,11 @@ def run_round(series: Series, i: int, base: train.TrainConfig, callbacks=()) -> 
     if runs.is_done(folder):
         return folder
     data_path = folder / "round_data.jsonl"
-    if data_path.exists():  # resuming: the same examples, not a second round of self-training
-        examples = list(io.iter_jsonl(data_path))
-    else:
+    if not data_path.exists():  # else resuming: the same examples, not a second round of self-training
         examples, info = round_examples(series.rounds[i], series.task, train.start_spec(cfg), cfg.fmt, cfg.seed)
         io.write_json(folder / "round.json", info)
         io.write_text_atomic(data_path, "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in examples))
-    with training_examples(examples):
-        return train.run(cfg, callbacks=callbacks)
+    return train.run(dataclasses.replace(cfg, train_file=str(data_path)), callbacks=callbacks)
 
 
 def run_series(series: Series, base: train.TrainConfig, callbacks=()) -> list[Path]:

@@ -19,12 +19,13 @@ import argparse
 import dataclasses
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from ftlib import models, prepare, prompts, runs
+from ftlib import io, lean, models, prepare, prompts, runs
 
 
 @dataclass
@@ -38,6 +39,7 @@ class TrainConfig:
     experiment: str = "default"  # runs/<experiment>/<name>/
     name: str | None = None  # run folder name; None: built from task, method and preset
     init_from: str | None = None  # a finished run folder to start from (iterative rounds)
+    train_file: str | None = None  # JSONL of prompt-completion examples to train on instead of the task's split
     n_train: int | None = 800  # training examples (first n of the split); None: all
     n_val: int = 100  # validation examples for the loss that picks the best checkpoint
     epochs: float = 2.0
@@ -57,6 +59,9 @@ class TrainConfig:
     bf16: bool | None = None
     gradient_checkpointing: bool = False
     padding_free: bool = True  # concatenate the batch into one row: no compute spent on padding
+    # With padding_free and SDPA: attention per example inside the row, not over the whole row (lean.py)
+    packed_attention: bool = True
+    lean_loss: bool = True  # logits of the completion positions only, no per-step entropy (lean.py)
     torch_threads: int | None = None  # None: torch's default (one per core)
     lora_r: int = 8
     lora_alpha: int = 16
@@ -93,6 +98,7 @@ PRESETS: dict[str, dict] = {
         method="full", n_train=None, n_val=500, epochs=10, lr=5e-6, scheduler="linear",
         warmup_steps=10, batch_size=16, grad_accum=16, max_length=512, gradient_checkpointing=True,
         padding_free=False, save_steps=200,
+        lean_loss=False,  # TRL's fused, tiled LM head: it never holds the full logits in GPU memory
     ),
 }
 LORA_LR = 1e-4  # the case study's LoRA lr; used when method=lora and lr is not set explicitly
@@ -195,10 +201,11 @@ def _new_token_ids(cfg: TrainConfig, tokenizer) -> list[int]:
 
 def make_trainer(cfg: TrainConfig, run_dir: Path, model, tokenizer, train_ds, eval_ds, callbacks=()):
     """TRL's SFTTrainer for the model and the prompt-completion datasets (prompts.sft_example)."""
-    from trl import SFTTrainer
-
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
+    if cfg.padding_free and cfg.packed_attention:
+        lean.use_varlen(model)
+    SFTTrainer = lean.trainer_class(cfg.lean_loss)  # TRL's SFTTrainer, or it with the lean loss
     return SFTTrainer(
         model=model,
         args=make_sft_config(cfg, run_dir),
@@ -219,11 +226,23 @@ def example_length(example: dict, tokenizer) -> int:
     return len(ids)
 
 
+def read_examples(path: str | Path) -> Iterator[dict]:
+    """Prompt-completion examples from a JSONL file (what iterative rounds write)."""
+    for i, ex in enumerate(io.iter_jsonl(path), 1):
+        if not isinstance(ex, dict) or not {"prompt", "completion"} <= ex.keys():
+            raise ValueError(f"{path}:{i}: expected an object with 'prompt' and 'completion'")
+        yield ex
+
+
 def build_examples(cfg: TrainConfig, split: str, n: int | None, tokenizer) -> list[dict]:
-    """The first n examples of a prepared split that fit cfg.max_length (longer ones dropped)."""
+    """The first n examples of a prepared split (train: of cfg.train_file when set) that fit
+    cfg.max_length (longer ones dropped)."""
+    if split == "train" and cfg.train_file:
+        examples = read_examples(cfg.train_file)
+    else:
+        examples = (prompts.sft_example(cfg.task, row, cfg.fmt) for row in prepare.load_split(cfg.task, split))
     out = []
-    for row in prepare.load_split(cfg.task, split):
-        ex = prompts.sft_example(cfg.task, row, cfg.fmt)
+    for ex in examples:
         if example_length(ex, tokenizer) <= cfg.max_length:
             out.append(ex)
         if n is not None and len(out) >= n:
@@ -302,6 +321,7 @@ def evaluate_run(cfg: TrainConfig, folder: Path) -> dict | None:
 def save_result(trainer, tokenizer, cfg: TrainConfig, folder: Path) -> Path:
     """Save the (best) model or adapter and the tokenizer into the run folder."""
     out = Path(folder) / ("adapter" if cfg.method == "lora" else "model")
+    lean.restore_sdpa(trainer.model)
     trainer.save_model(str(out))
     if runs.is_main_process():
         tokenizer.save_pretrained(out)

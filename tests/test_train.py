@@ -1,5 +1,6 @@
 """Training: presets, EOS in the loss, padding-free without cross-talk, LoRA/full runs, merge, 2 processes."""
 
+import json
 import os
 import subprocess
 import sys
@@ -181,3 +182,18 @@ def test_two_processes_match_one_with_twice_the_accumulation(tiny_model_dir, run
     assert len(one) == len(two) == 6
     assert two == pytest.approx(one, rel=LOSS_RTOL_2PROC)
     assert runs.is_done(runs_root / "t" / "two")
+
+
+def test_train_file_replaces_the_training_split(tiny_model_dir, runs_root, tmp_path):
+    tok = models.load_tokenizer(str(tiny_model_dir))
+    good = {"prompt": [{"role": "user", "content": "2+2?"}],
+            "completion": [{"role": "assistant", "content": "4"}]}
+    path = tmp_path / "examples.jsonl"
+    path.write_text(json.dumps(good) + "\n" + json.dumps(good) + "\n")
+    cfg = smoke(tiny_model_dir, train_file=str(path))
+    assert train.build_examples(cfg, "train", None, tok) == [good, good]
+    assert train.build_examples(cfg, "train", 1, tok) == [good]
+    assert train.build_examples(cfg, "validation", 3, tok) != [good] * 3  # validation: the task's own
+    path.write_text(json.dumps(good) + "\n" + json.dumps({"prompt": "no completion"}) + "\n")
+    with pytest.raises(ValueError, match=r"examples\.jsonl:2: expected"):
+        train.build_examples(cfg, "train", None, tok)
