@@ -92,7 +92,9 @@ def score_bars(results: list[dict], title: str = ""):
         xs = range(len(rows))
         means = [100 * r["mean"] for r in rows]
         err = [[100 * (r["mean"] - r["ci_low"]) for r in rows], [100 * (r["ci_high"] - r["mean"]) for r in rows]]
-        colors = ["tab:gray" if "untuned" in r["label"] else "tab:green" for r in rows]
+        # grey: our model untuned; green: fine-tuned; blue: any other model (a second size, an API)
+        colors = ["tab:gray" if "untuned" in r["label"] else "tab:green" if "tuned" in r["label"]
+                  else "tab:blue" for r in rows]
         ax.bar(xs, means, yerr=err, capsize=4, color=colors)
         for x, r, m in zip(xs, rows, means):
             ax.text(x, m + 2, f"{m:.0f}%\nn={r['n']}", ha="center", va="bottom", fontsize=8)

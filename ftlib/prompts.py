@@ -7,6 +7,9 @@ Styles (what `messages` / `render` take):
   the loss goes on the completion only. Evaluate tuned models with this style.
 - `zero_shot`: a fair prompt for an untuned model: the output format spelled out in a system turn.
 - `few_shot`: `zero_shot` plus worked examples from the TRAIN split as earlier chat turns.
+- `few_shot_text`: `few_shot` as plain text, no chat template, for base (pretrained-only) models:
+  the instruction, the worked examples as "input / answer label: answer" blocks, then the row.
+  A base model does not know chat turns; in a chat transcript it tends to repeat the last example.
 - `special`: the case study's format with new tokens instead of an instruction,
   `<START_Q>{question}<END_Q><START_A>{answer}<END_A>`; needs `add_special_tokens` first.
 """
@@ -16,7 +19,7 @@ from __future__ import annotations
 import functools
 import re
 
-STYLES = ("chat", "zero_shot", "few_shot", "special")
+STYLES = ("chat", "zero_shot", "few_shot", "few_shot_text", "special")
 SPECIAL_TOKENS = ("<START_Q>", "<END_Q>", "<START_A>", "<END_A>")
 
 # Gold answers' token lengths on the test sets (99th pct / max): viggo 73/80, sql 127/179 (plus
@@ -56,6 +59,8 @@ SYSTEM = {
         "answer as a number on its own line after '#### ', for example:\n#### 42"
     ),
 }
+# few_shot_text: the line that introduces an answer
+ANSWER_LABEL = {"viggo": "Meaning representation:", "sql": "Query:", "gsm8k": "Solution:"}
 FEW_SHOT_COUNT = {"sql": 3, "gsm8k": 3}  # viggo: one per function (9), as in the case study
 
 
@@ -115,7 +120,8 @@ def messages(task: str, row: dict, style: str = "chat") -> list[dict]:
     if style == "chat":
         return [{"role": "user", "content": user_text(task, row)}]
     if style not in ("zero_shot", "few_shot"):
-        raise ValueError(f"style {style!r} has no chat form; expected one of chat, zero_shot, few_shot")
+        raise ValueError(f"style {style!r} has no chat form; expected one of chat, zero_shot, few_shot "
+                         "(few_shot_text and special are for local models)")
     out = [{"role": "system", "content": SYSTEM[task]}]
     if style == "few_shot":
         for shot in few_shot_rows(task):
@@ -130,17 +136,36 @@ def special_prompt(task: str, row: dict) -> str:
     return f"<START_Q>{question(task, row)}<END_Q><START_A>"
 
 
+def text_prompt(task: str, row: dict) -> str:
+    """The few_shot_text prompt: instruction, worked examples and the row as plain text."""
+    blocks = [f"{question(task, s)}\n{ANSWER_LABEL[task]} {_shot_answer(task, s)}" for s in few_shot_rows(task)]
+    return "\n\n".join([SYSTEM[task], *blocks, f"{question(task, row)}\n{ANSWER_LABEL[task]}"])
+
+
+def default_bos(tokenizer) -> str:
+    """The BOS text the tokenizer adds on its own (Gemma, Llama: yes; SmolLM2: none), since the
+    harness encodes rendered prompts without special tokens (a chat template writes its own)."""
+    ids = tokenizer("a").input_ids
+    return tokenizer.bos_token if ids and tokenizer.bos_token_id is not None and ids[0] == tokenizer.bos_token_id else ""
+
+
 def render(task: str, row: dict, style: str, tokenizer) -> str:
-    """The prompt text a local model continues: the chat template, or the special-token format."""
+    """The prompt text a local model continues: the chat template, plain text or the special-token format."""
     if style == "special":
         return special_prompt(task, row)
+    if style == "few_shot_text":
+        return default_bos(tokenizer) + text_prompt(task, row)
     return tokenizer.apply_chat_template(messages(task, row, style), tokenize=False,
                                          add_generation_prompt=True)
 
 
 def stop_strings(task: str, style: str) -> list[str]:
     """Strings that end an answer besides EOS (cut from the output, as chat APIs do)."""
-    return ["<END_A>"] if style == "special" else []
+    if style == "special":
+        return ["<END_A>"]
+    if style == "few_shot_text":  # a plain-text answer ends where the next example would start
+        return ["\n\n", "\nProblem:"] if task == "gsm8k" else ["\n"]
+    return []
 
 
 def sft_example(task: str, row: dict, fmt: str = "chat") -> dict:

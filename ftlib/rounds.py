@@ -208,9 +208,13 @@ def base_score(task: str, base: train.TrainConfig, experiment: str) -> dict | No
 
 
 def _score_row(series: str, index: int, name: str, summary: dict | None, task: str) -> dict:
-    m = (summary or {}).get("metrics", {}).get(evals.PRIMARY[task], {})
-    return {"series": series, "round": index, "name": name, "metric": evals.PRIMARY[task],
-            "score": m.get("mean"), "ci_low": m.get("ci_low"), "ci_high": m.get("ci_high"), "n": m.get("n")}
+    metrics = (summary or {}).get("metrics", {})
+    m = metrics.get(evals.PRIMARY[task], {})
+    row = {"series": series, "round": index, "name": name, "metric": evals.PRIMARY[task],
+           "score": m.get("mean"), "ci_low": m.get("ci_low"), "ci_high": m.get("ci_high"), "n": m.get("n")}
+    if task == "viggo":  # the function alone moves long before function + attribute types do
+        row["function"] = metrics.get("function", {}).get("mean")
+    return row
 
 
 def table(series_list: list[Series], base: dict | None = None) -> list[dict]:

@@ -42,12 +42,14 @@ SIZES = {
     "smoke": Sizes("smoke", (1, 2), cap=8, mix_n=6, task_n=8, gold_n=8, prompts_n=4, quality_n=8,
                    quality_steps=2, small_clean_n=4, fractions=(0.0, 0.5), sql_n=8, sql_steps=2,
                    eval_limit=2, train=dict(max_steps=2, n_val=4, epochs=1)),
-    # ~15 minutes on 2 cores for the whole notebook (~225 steps of batch 8 + 19 evaluations of 50
-    # items): toy-sized, so expect wide CIs. One epoch per round; 2 warm-up steps since rounds are short.
+    # ~40 minutes on 2 cores for the whole notebook (~240 steps of batch 8 + 19 evaluations of 50
+    # items): toy-sized, so expect wide CIs. GEM's 1, 2 and 5 % subsets only (10, 20 and 100 % would
+    # take hours here). One epoch per round at the quick preset's lr (2e-4: few steps must count);
+    # 2 warm-up steps since rounds are short.
     "cpu": Sizes("cpu", (1, 2, 5), cap=None, mix_n=48, task_n=48, gold_n=48, prompts_n=48,
-                 quality_n=96, quality_steps=12, small_clean_n=24, fractions=(0.0, 0.1, 0.3, 0.5),
+                 quality_n=96, quality_steps=16, small_clean_n=24, fractions=(0.0, 0.1, 0.3, 0.5),
                  sql_n=64, sql_steps=8, eval_limit=50,
-                 train=dict(epochs=1, n_val=32, warmup_steps=2)),
+                 train=dict(epochs=1, n_val=32, warmup_steps=2, lr=2e-4)),
     # A GPU box: every GEM subset and the full set, thousands of rows, the whole ViGGO test set.
     # Not run here: sizes are a starting point. One GPU: global batch 16 x 4.
     "gpu": Sizes("gpu", (1, 2, 5, 10, 20, 100), cap=None, mix_n=3000, task_n=3000, gold_n=2000,

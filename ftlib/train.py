@@ -137,9 +137,10 @@ def make_sft_config(cfg: TrainConfig, run_dir: Path):
         # CPU: transformers refuses bf16 on CPU unless told the CPU is the device on purpose.
         use_cpu=models.pick_device().type == "cpu",
         bf16=use_bf16(cfg),
-        gradient_checkpointing=cfg.gradient_checkpointing,
+        # transformers 5.24 renamed gradient_checkpointing to activation_checkpointing.
+        activation_checkpointing=cfg.gradient_checkpointing,
         # Without reentrant checkpointing LoRA still gets gradients (REFERENCE.md section 3).
-        gradient_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
+        activation_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
         padding_free=cfg.padding_free,
         # Padding-free does not enforce max_length: too-long rows are dropped beforehand (see runs).
         max_length=None if cfg.padding_free else cfg.max_length,

@@ -3,6 +3,7 @@
 import pytest
 
 from ftlib import data, evals, models, prompts
+from ftlib.generation import cut_at_stop
 
 TASKS = ("viggo", "sql", "gsm8k")
 
@@ -87,3 +88,21 @@ def test_render_ends_with_the_assistant_turn(rows, tok):
     assert prompts.render("viggo", rows["viggo"][0], "special", tok).endswith("<START_A>")
     with pytest.raises(ValueError):
         prompts.messages("viggo", rows["viggo"][0], "special")
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_few_shot_text_is_plain_and_its_stops_end_each_answer(task, rows, tok):
+    row = rows[task][0]
+    text = prompts.render(task, row, "few_shot_text", tok)
+    assert prompts.default_bos(tok) == ""  # SmolLM2's tokenizer adds no BOS
+    assert "<|im_start|>" not in text and text.startswith(prompts.SYSTEM[task])
+    assert text.endswith(f"{prompts.question(task, row)}\n{prompts.ANSWER_LABEL[task]}")
+    stops = prompts.stop_strings(task, "few_shot_text")
+    for shot in prompts.few_shot_rows(task):
+        answer = prompts._shot_answer(task, shot)
+        assert f"{prompts.ANSWER_LABEL[task]} {answer}" in text
+        # what a base model would write after the label: the answer, then the next example
+        continuation = f" {answer}\n\n{prompts.question(task, row)}"
+        assert cut_at_stop(continuation, stops)[0] == f" {answer}"
+    with pytest.raises(ValueError, match="local models"):
+        prompts.messages(task, row, "few_shot_text")
