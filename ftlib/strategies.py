@@ -42,7 +42,7 @@ SIZES = {
     "smoke": Sizes("smoke", (1, 2), cap=8, mix_n=6, task_n=8, gold_n=8, prompts_n=4, quality_n=8,
                    quality_steps=2, small_clean_n=4, fractions=(0.0, 0.5), sql_n=8, sql_steps=2,
                    eval_limit=2, train=dict(max_steps=2, n_val=4, epochs=1)),
-    # ~40 minutes on 2 cores for the whole notebook (~240 steps of batch 8 + 19 evaluations of 50
+    # 64 minutes on 2 cores for the whole notebook, measured (~240 steps of batch 8 + 19 evaluations of 50
     # items): toy-sized, so expect wide CIs. GEM's 1, 2 and 5 % subsets only (10, 20 and 100 % would
     # take hours here). One epoch per round at the quick preset's lr (2e-4: few steps must count);
     # 2 warm-up steps since rounds are short.
