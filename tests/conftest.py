@@ -25,6 +25,13 @@ def tiny_model_dir(tmp_path_factory):
 
 
 @pytest.fixture
+def runs_root(tmp_path, monkeypatch):
+    """Every run of a test goes to its own folder (prepared data included)."""
+    monkeypatch.setenv("FTLIB_RUNS", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+@pytest.fixture
 def one_thread():
     """Run torch on one thread: on a shared 2-core machine, two threads next to another busy
     process wait on each other at every op (measured: a tiny model's decode step ~40x slower)."""

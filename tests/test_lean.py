@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ftlib import lean, train
-from tests.test_train import runs_root, smoke  # noqa: F401  (fixture)
+from tests.test_train import smoke
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_varlen_without_boundaries_is_plain_sdpa(gqa_model):
 
 
 @pytest.mark.parametrize("padding_free", [True, False])
-def test_lean_loss_equals_trl_loss_and_gradients(tiny_model_dir, runs_root, padding_free):  # noqa: F811
+def test_lean_loss_equals_trl_loss_and_gradients(tiny_model_dir, runs_root, padding_free):
     results = []
     for lean_loss in (False, True):
         cfg = smoke(tiny_model_dir, n_train=8, padding_free=padding_free, lean_loss=lean_loss)
@@ -81,7 +81,7 @@ def test_lean_loss_equals_trl_loss_and_gradients(tiny_model_dir, runs_root, padd
     assert acc1 == pytest.approx(acc0)  # the token accuracy TRL logs, from the kept logits
 
 
-def test_finished_run_saves_plain_sdpa(tiny_model_dir, runs_root):  # noqa: F811
+def test_finished_run_saves_plain_sdpa(tiny_model_dir, runs_root):
     folder = train.run(smoke(tiny_model_dir, epochs=1, name="lean"))
     text = (folder / "model" / "config.json").read_text()
     assert lean.VARLEN not in text

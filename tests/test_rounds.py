@@ -16,12 +16,6 @@ ROWS = [{"meaning_representation": mr, "target": "t"} for mr in (
     "inform(name[G], release_year[2012])", "request_explanation(rating[excellent], genres[puzzle])")]
 
 
-@pytest.fixture
-def runs_root(tmp_path, monkeypatch):
-    monkeypatch.setenv("FTLIB_RUNS", str(tmp_path / "runs"))
-    return tmp_path / "runs"
-
-
 def test_corruption_is_seeded_and_respects_the_fraction():
     a, b = rounds.corrupt_viggo(ROWS, 0.3, seed=1), rounds.corrupt_viggo(ROWS, 0.3, seed=1)
     assert a == b

@@ -12,13 +12,6 @@ import torch
 from ftlib import models, paths, runs, train
 
 
-@pytest.fixture
-def runs_root(tmp_path, monkeypatch):
-    """Every run of a test goes to its own folder (prepared data included)."""
-    monkeypatch.setenv("FTLIB_RUNS", str(tmp_path / "runs"))
-    return tmp_path / "runs"
-
-
 def smoke(tiny_model_dir, **kw):
     """The smoke preset on the tiny model, fp32 so results are bit-comparable."""
     return train.preset("smoke", model=str(tiny_model_dir), bf16=False, experiment="t", **kw)
