@@ -28,7 +28,12 @@ from ftlib import data, evals, io, paths, prompts
 from ftlib.generation import Generator, LocalGenerator
 
 STYLE_ALIASES = {"finetuned": "chat"}  # train.py asks for "finetuned": the SFT prompt format
-CHUNK = 96  # examples per generate call: the unit of resumption (and of length sorting)
+CHUNK = 96  # examples per generate call: the unit of resumption (and of length sorting) ...
+
+
+def chunk_size(gen: Generator) -> int:
+    """... or two of the generator's batches, when those are larger (a GPU's batch of 512)."""
+    return max(CHUNK, 2 * getattr(gen, "batch_size", 0))
 
 
 def default_out_dir(model: str, task: str, split: str, style: str) -> Path:
@@ -94,8 +99,9 @@ def _run_chunks(gen: Generator, cfg: dict, todo: list, pred_path: Path, bar) -> 
     """Generate and score the remaining examples, appending each chunk as it finishes."""
     task, style = cfg["task"], cfg["style"]
     max_new, stop = prompts.MAX_NEW_TOKENS[task], prompts.stop_strings(task, style)
-    for start in range(0, len(todo), CHUNK):
-        chunk = todo[start:start + CHUNK]
+    size = chunk_size(gen)
+    for start in range(0, len(todo), size):
+        chunk = todo[start:start + size]
         t0 = time.perf_counter()
         outs = gen.generate([_prompt(gen, task, r, style) for _, r in chunk], max_new, stop)
         per = (time.perf_counter() - t0) / len(chunk)
@@ -126,6 +132,7 @@ def evaluate(model: str | Generator, task: str, split: str = "test", style: str 
     if style not in prompts.STYLES:
         raise ValueError(f"unknown style {style!r}; expected one of {prompts.STYLES}")
     name = model if isinstance(model, str) else getattr(model, "spec", None) or type(model).__name__
+    name = _relative(name)
     out = Path(out_dir) if out_dir else default_out_dir(name, task, split, style)
     cfg = {"model": name, "task": task, "split": split, "style": style, "limit": limit}
     if (out / "summary.json").exists() and _same(io.read_json(out / "summary.json"), cfg):
@@ -143,6 +150,14 @@ def evaluate(model: str | Generator, task: str, split: str = "test", style: str 
     summary = summarize_run(cfg, [records[i] for i in sorted(records)], excluded, gen)
     io.write_json(out / "summary.json", summary)
     return summary
+
+
+def _relative(spec: str) -> str:
+    """A model folder inside the repository as a path relative to it (summaries travel between machines)."""
+    path = Path(spec)
+    if path.is_absolute() and path.is_relative_to(paths.ROOT):
+        return str(path.relative_to(paths.ROOT))
+    return spec
 
 
 def _same(saved: dict, cfg: dict) -> bool:

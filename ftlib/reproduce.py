@@ -13,7 +13,7 @@ import json
 import time
 from pathlib import Path
 
-from ftlib import paths, plan
+from ftlib import harness, paths, plan, train
 from ftlib.io import write_json
 
 NOTEBOOKS = paths.ROOT / "notebooks"
@@ -37,12 +37,29 @@ def run_notebook(nb: Path, out_dir: Path, parameters: dict) -> float:
     return time.perf_counter() - start
 
 
+def compute(p: plan.Plan, task: str, model: str) -> Path:
+    """What notebook 02 computes for one task, without a notebook: the untuned evaluations and the
+    fine-tuning run (with its evaluation). A machine with room for several (a GPU) runs tasks side
+    by side, one process each; the notebooks then find the work finished and only read it."""
+    for style in p.baseline_styles:
+        harness.evaluate(model, task, "test", style, limit=p.eval_limit[task],
+                         out_dir=plan.eval_dir(p, f"untuned-{style}", task))
+    return train.run(plan.train_config(p, task, model))
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m ftlib.reproduce", description=__doc__)
-    ap.add_argument("--preset", default="cpu", help="quick | cpu | gpu | smoke")
+    ap.add_argument("--preset", default="cpu", help="quick | cpu | full | gpu | smoke")
     ap.add_argument("--model", default="smollm2-135m-instruct")
     ap.add_argument("--only", nargs="*", help="notebook numbers to run (default: the plan's), e.g. 01 02")
+    ap.add_argument("--compute", nargs="*", metavar="TASK",
+                    help="no notebooks: run the evaluations and training of these tasks (see compute())")
     args = ap.parse_args(argv)
+    if args.compute is not None:
+        p = plan.get(args.preset)
+        for task in args.compute or p.tasks:
+            print(compute(p, task, args.model), flush=True)
+        return
     wanted = args.only or plan.get(args.preset).notebooks
     out_dir = paths.runs_dir() / "notebooks" / args.preset
     out_dir.mkdir(parents=True, exist_ok=True)

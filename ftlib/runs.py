@@ -87,7 +87,18 @@ def environment() -> dict:
         "machine": platform.machine(),
         "torch_threads": torch.get_num_threads(),
         "cuda_devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
+        "cpu_kind": cpu_kind(),
     }
+
+
+def cpu_kind() -> str:
+    """'AVX-512-BF16' or 'AVX2' (or 'other'): the CPU kind every speed figure must name."""
+    from ftlib import models
+
+    if models.cpu_has_fast_bf16():
+        return "AVX-512-BF16"
+    flags = models.cpu_flags()
+    return "AVX2" if "avx2" in flags else "other"
 
 
 def examples_hash(examples: list[dict]) -> str:
@@ -98,8 +109,11 @@ def examples_hash(examples: list[dict]) -> str:
     return h.hexdigest()
 
 
-def start(folder: Path, config: dict, data_info: dict) -> None:
-    """Write config/env/data records; refuse to resume a folder that holds a different config."""
+def start(folder: Path, config: dict, data_info: dict, bf16: bool | None = None) -> None:
+    """Write config/env/data records; refuse to resume a folder that holds a different config.
+
+    `bf16`: the precision the run resolved (config.json keeps what was asked, often None = auto).
+    """
     folder = Path(folder)
     old = folder / "config.json"
     if old.exists() and read_json(old) != json.loads(json.dumps(config, default=str)):
@@ -108,7 +122,7 @@ def start(folder: Path, config: dict, data_info: dict) -> None:
     if not is_main_process():
         return
     write_json(old, config)
-    write_json(folder / "env.json", environment())
+    write_json(folder / "env.json", {**environment(), "bf16": bf16})
     write_json(folder / "data.json", data_info)
 
 

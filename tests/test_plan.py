@@ -1,0 +1,40 @@
+"""Plans: what each preset trains and scores; the `full` plan covers every row and every test item."""
+
+import pytest
+
+from ftlib import data, plan, prepare, train
+
+
+def test_every_plan_resolves_for_each_of_its_tasks():
+    for p in plan.PLANS.values():
+        for task in p.tasks:
+            cfg = plan.train_config(p, task, "smollm2-135m-instruct")
+            assert cfg.experiment == p.name and cfg.task == task
+            assert cfg.eval_limit == p.eval_limit[task] and cfg.eval_split == "test"
+
+
+def test_full_plan_trains_on_every_row_and_scores_every_test_item():
+    p = plan.get("full")
+    assert set(p.tasks) == {"viggo", "sql", "gsm8k"}
+    for task in p.tasks:
+        cfg = plan.train_config(p, task, "smollm2-135m-instruct")
+        assert cfg.n_train is None  # all usable rows
+        assert cfg.eval_limit >= len(data.load_rows(task, "test"))  # every test item
+        assert cfg.bf16 is None  # the machine decides (train.use_bf16)
+
+
+@pytest.mark.slow
+def test_full_plan_examples_are_the_whole_usable_split(runs_root):
+    """Smoke form of the full plan's data: every prepared training row that fits max_length."""
+    from ftlib import models
+
+    tok = models.load_tokenizer()
+    cfg = plan.train_config(plan.get("full"), "viggo", "smollm2-135m-instruct")
+    examples = train.build_examples(cfg, "train", cfg.n_train, tok)
+    rows = prepare.load_split("viggo", "train")
+    assert len(examples) == len(rows) == 5103
+
+
+def test_unknown_plan_names_the_choices():
+    with pytest.raises(ValueError, match="expected one of"):
+        plan.get("nightly")

@@ -1,0 +1,31 @@
+"""The recipe sweep: equal budgets, validation split only, the winner picked from the table."""
+
+import pytest
+
+from ftlib import io, sweep
+
+
+def test_viggo_full_arms_share_one_budget_and_names_are_unique():
+    arms = sweep.grid("viggo")
+    assert len({a.name for a in arms}) == len(arms)
+    budgets = {a.n_train * a.epochs for a in arms if a.method == "full"}
+    assert budgets == {3200}
+    assert {a.method for a in arms} == {"full", "lora"}
+    with pytest.raises(ValueError, match="no sweep grid"):
+        sweep.grid("gsm8k")
+
+
+def test_arms_are_scored_on_validation_never_test(tiny_model_dir, runs_root):
+    arms = [sweep.Arm("full", 1e-3, 8, 1), sweep.Arm("lora", 1e-3, 8, 1)]
+    rows = sweep.run("viggo", arms, str(tiny_model_dir), val_limit=3, max_steps=2, n_val=4, bf16=False)
+    assert [r["arm"] for r in rows] == [a.name for a in arms]
+    for arm in arms:
+        summary = io.read_json(runs_root / "sweep" / f"viggo-{arm.name}" / "eval" / "summary.json")
+        assert summary["split"] == "validation" and summary["n"] == 3
+    assert all(r["n"] == 3 and 0 <= r["score"] <= 1 for r in rows)
+
+
+def test_best_prefers_score_then_lower_loss():
+    rows = [{"arm": "a", "score": 0.9, "best_val_loss": 0.2}, {"arm": "b", "score": 0.9, "best_val_loss": 0.1},
+            {"arm": "c", "score": 0.8, "best_val_loss": 0.01}]
+    assert sweep.best(rows)["arm"] == "b"
