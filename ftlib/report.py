@@ -6,6 +6,7 @@ so the analysis notebook reruns in seconds and never needs a model.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -75,3 +76,23 @@ def error_kinds(task: str, records: list[dict]) -> Counter:
     rows = {r["row_index"]: r for s in ("train", "validation", "test") for r in data.load_rows("sql", s)}
     return Counter(evals.sql_error_kind(r["prediction"], rows[r["id"]]["answer"], rows[r["id"]]["context"])
                    for r in records)
+
+
+def numeric_rows(rows: list[dict]) -> list[dict]:
+    """score_rows as plain numbers (score, ci_low, ci_high in [0, 1]; n), for scores.csv."""
+    return [{"task": r["task"], "label": r["label"], "metric": r["metric"], "score": round(r["mean"], 4),
+             "ci_low": round(r["ci_low"], 4), "ci_high": round(r["ci_high"], 4), "n": r["n"]} for r in rows]
+
+
+def export_predictions(found: dict[tuple[str, str], Path], out_dir: Path) -> list[Path]:
+    """Per-item predictions of every evaluation as `<out_dir>/<task>-<label>.jsonl` (id, prediction,
+    reference, scores): enough to re-score a headline number without rerunning anything."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for (task, label), folder in sorted(found.items()):
+        rows = [{"id": r["id"], "prediction": r["prediction"], "reference": r["reference"], "scores": r["scores"]}
+                for r in predictions(folder)]
+        path = out_dir / f"{task}-{label}.jsonl"
+        io.write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        written.append(path)
+    return written

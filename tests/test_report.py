@@ -1,0 +1,22 @@
+"""Result files: the machine-readable scores and per-item predictions re-score the summary."""
+
+import json
+
+from ftlib import harness, io, report
+from test_harness import FakeGenerator
+
+
+def test_exported_predictions_rescore_the_headline(tmp_path):
+    out = tmp_path / "eval" / "fake-viggo"
+    summary = harness.evaluate(FakeGenerator(), "viggo", "test", "few_shot", limit=7, out_dir=out)
+    found = {("viggo", "fake"): out}
+    [path] = report.export_predictions(found, tmp_path / "predictions")
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(rows) == 7 and set(rows[0]) == {"id", "prediction", "reference", "scores"}
+    primary = summary["primary"]
+    rescored = sum(bool(r["scores"][primary]) for r in rows) / len(rows)
+    assert rescored == summary["metrics"][primary]["mean"] == 4 / 7  # the fake answers every other item
+
+    [num] = report.numeric_rows(report.score_rows(found))
+    assert num["score"] == round(4 / 7, 4) and num["n"] == 7 and num["ci_low"] < num["score"] < num["ci_high"]
+    assert io.read_json(out / "summary.json")["n"] == 7
