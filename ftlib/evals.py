@@ -168,8 +168,17 @@ def _arith(node: ast.AST) -> float:
     raise ValueError("not plain arithmetic")
 
 
-def _slipped(expression: str, result: str) -> bool:
-    """Whether a calculator annotation `<<expression=result>>` is arithmetically wrong."""
+def calculator_notes(text: str) -> list[tuple[str, str]]:
+    """The (expression, result) of every GSM8K calculator note `<<expression=result>>` in a text.
+
+    >>> calculator_notes("4*3=<<4*3=12>>12 and <<12/2=6>>6")
+    [('4*3', '12'), ('12/2', '6')]
+    """
+    return re.findall(r"<<([^<>=]{1,200})=([^<>=]{1,50})>>", text if isinstance(text, str) else "")
+
+
+def note_is_wrong(expression: str, result: str) -> bool:
+    """Whether a calculator note `<<expression=result>>` is arithmetically wrong."""
     try:
         value = _arith(ast.parse(expression.replace(",", "").replace("$", ""), mode="eval").body)
         stated = float(result.replace(",", "").replace("$", ""))
@@ -188,8 +197,8 @@ def gsm8k_error_kind(prediction: str, reference: str) -> str:
         return "correct"
     if extract_gsm8k_answer(prediction) is None:
         return "no_answer"
-    notes = re.findall(r"<<([^<>=]{1,200})=([^<>=]{1,50})>>", prediction if isinstance(prediction, str) else "")
-    return "arithmetic_slip" if any(_slipped(e, r) for e, r in notes) else "wrong_reasoning"
+    notes = calculator_notes(prediction)
+    return "arithmetic_slip" if any(note_is_wrong(e, r) for e, r in notes) else "wrong_reasoning"
 
 
 def score_sql(prediction: str, gold: str, context: str) -> dict[str, bool]:

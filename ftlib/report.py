@@ -96,3 +96,23 @@ def export_predictions(found: dict[tuple[str, str], Path], out_dir: Path) -> lis
         io.write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
         written.append(path)
     return written
+
+
+def gsm8k_failures(records: list[dict]) -> dict[str, int]:
+    """Why GSM8K answers fail: no `####` line at all, the same line written 3+ times, and
+    calculator notes `<<a=b>>` whose result is wrong (what a calculator would have fixed).
+
+    >>> gsm8k_failures([{"prediction": "2*3=<<2*3=7>>7\\n#### 7"}])["wrong_notes"]
+    1
+    """
+    out = Counter(items=len(records))
+    for r in records:
+        text = r["prediction"]
+        lines = Counter(line.strip() for line in text.splitlines() if line.strip())
+        notes = evals.calculator_notes(text)
+        out["no_answer_line"] += "####" not in text
+        out["repeats_a_line_3x"] += max(lines.values(), default=0) >= 3
+        out["notes"] += len(notes)
+        out["wrong_notes"] += sum(evals.note_is_wrong(e, v) for e, v in notes)
+        out["answers_with_a_wrong_note"] += any(evals.note_is_wrong(e, v) for e, v in notes)
+    return dict(out)

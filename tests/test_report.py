@@ -20,3 +20,14 @@ def test_exported_predictions_rescore_the_headline(tmp_path):
     [num] = report.numeric_rows(report.score_rows(found))
     assert num["score"] == round(4 / 7, 4) and num["n"] == 7 and num["ci_low"] < num["score"] < num["ci_high"]
     assert io.read_json(out / "summary.json")["n"] == 7
+
+
+def test_gsm8k_failures_hand_checked():
+    records = [
+        {"prediction": "2*3=<<2*3=6>>6\n#### 6"},  # fine
+        {"prediction": "2*3=<<2*3=7>>7\n#### 7"},  # a wrong note
+        {"prediction": "a\nb\na\na\n"},  # no answer line, a line three times
+    ]
+    f = report.gsm8k_failures(records)
+    assert f == {"items": 3, "no_answer_line": 1, "repeats_a_line_3x": 1, "notes": 2, "wrong_notes": 1,
+                 "answers_with_a_wrong_note": 1}
