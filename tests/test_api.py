@@ -1,7 +1,7 @@
-"""The OpenAI-compatible client (ftlib.api) against our own server (ftlib.serve), both for real,
+"""The OpenAI-compatible client (ftlib.backends.api) against our own server (ftlib.backends.serve), both for real,
 on 127.0.0.1: answers, retries on 429 / 5xx / timeouts, the disk cache, the concurrency bound.
 
-Faults are injected per request with the server's `X-Ftlib-Fault` header (see ftlib/serve.py).
+Faults are injected per request with the server's `X-Ftlib-Fault` header (see ftlib/backends/serve.py).
 """
 
 import json
@@ -17,7 +17,8 @@ import uuid
 import pytest
 import torch
 
-from ftlib import api, models, paths, serve
+from ftlib import models, paths
+from ftlib.backends import api, cut_at_stop, serve
 
 STARTUP_S = 120  # importing torch + transformers on a busy 2-core machine
 
@@ -25,7 +26,7 @@ STARTUP_S = 120  # importing torch + transformers on a busy 2-core machine
 @pytest.fixture(scope="module")
 def server(tiny_model_dir):
     """`python -m ftlib.serve` on a free loopback port, serving the tiny model; stopped after the module."""
-    cmd = [sys.executable, "-u", "-m", "ftlib.serve", "--model", str(tiny_model_dir), "--name", "tiny",
+    cmd = [sys.executable, "-u", "-m", "ftlib.backends.serve", "--model", str(tiny_model_dir), "--name", "tiny",
            "--port", "0", "--dtype", "float32"]
     proc = subprocess.Popen(cmd, cwd=paths.ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
@@ -232,7 +233,7 @@ def test_backoff_grows_with_jitter_and_is_capped():
 @pytest.mark.parametrize("text,stop,expected", [("a<END>b", ["<END>"], "a"), ("abc", [], "abc"),
                                                 ("x\n\ny;z", [";", "\n\n"], "x"), ("abc", [""], "abc")])
 def test_cut_at_stop(text, stop, expected):
-    assert api.cut_at_stop(text, stop) == expected
+    assert cut_at_stop(text, stop) == expected
 
 
 @pytest.mark.slow

@@ -1,5 +1,5 @@
 """Evaluate a model behind any OpenAI-compatible chat endpoint (GPT-4-class APIs, vLLM, llama.cpp,
-Ollama, or `python -m ftlib.serve`), the same way the harness evaluates a local model.
+Ollama, or `python -m ftlib.backends.serve`), the same way the harness evaluates a local model.
 
 Settings come from environment variables, or from a `.env` file at the repository root (git-ignored;
 `.env.example` shows the keys); a variable set in the environment wins over the file:
@@ -40,9 +40,9 @@ from pathlib import Path
 from typing import Sequence
 
 from ftlib import io, paths
+from ftlib.backends import API_PREFIX, Stats, cut_at_stop, is_api_spec
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-SPEC_PREFIX = "api:"  # a model spec `api:gpt-4o` means "this model behind the configured endpoint"
 RETRY_STATUSES = {408, 409, 429, 500, 502, 503, 504, 529}  # 409/529: some providers' "overloaded"
 
 
@@ -125,18 +125,6 @@ def backoff_delay(attempt: int, base: float, cap: float, retry_after: float | No
     return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
-def cut_at_stop(text: str, stop: Sequence[str]) -> str:
-    """Cut `text` at the first stop string; servers may ignore `stop` or cap it at 4 strings.
-
-    (Same rule as ftlib.generation.cut_at_stop, kept here so this module needs no torch.)
-
-    >>> cut_at_stop("a<END>b", ["<END>"])
-    'a'
-    """
-    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=len(text))
-    return text[:cut]
-
-
 class _Retryable(Exception):
     """A failure worth another try: 429, 5xx, a timeout, a dropped connection."""
 
@@ -178,26 +166,18 @@ class ResponseCache:
 
 
 @dataclass
-class ApiStats:
-    """Counters of one generator; the token fields mirror ftlib.generation.Stats for the harness."""
+class ApiStats(Stats):
+    """Stats (tokens as the endpoint reports them in `usage`, for requests sent) plus request counts."""
     sent: int = 0  # HTTP requests, retries included
     cache_hits: int = 0
     retries: int = 0
     failed: int = 0
-    prompts: int = 0
-    prompt_tokens: int = 0  # as the endpoint reports them (`usage`), for requests sent
-    new_tokens: int = 0
-    seconds: float = 0.0
-
-    @property
-    def tokens_per_s(self) -> float:
-        return self.new_tokens / self.seconds if self.seconds else 0.0
 
 
 class ChatGenerator:
     """Greedy chat completions from an OpenAI-compatible endpoint, cached, retried, bounded.
 
-    Implements ftlib.generation.Generator: `generate(prompts, max_new_tokens, stop)`, where each
+    Implements ftlib.backends.Generator: `generate(prompts, max_new_tokens, stop)`, where each
     prompt is a list of chat messages (`wants_messages`); a plain string is one user message.
     """
 
@@ -205,7 +185,7 @@ class ChatGenerator:
 
     def __init__(self, config: ApiConfig, cache_dir: str | Path | None = None, use_cache: bool = True):
         self.config = config
-        self.name = f"api:{config.model}"
+        self.name = f"{API_PREFIX}{config.model}"
         self.cache = ResponseCache(cache_dir or paths.cache_dir() / "api") if use_cache else None
         self.stats = ApiStats()
         self._lock = threading.Lock()
@@ -307,24 +287,19 @@ class ChatGenerator:
             raise ApiError(f"not JSON: {raw[:200]!r}") from None
 
 
-def is_api_spec(spec: str) -> bool:
-    """True for model specs of the form `api:MODEL`."""
-    return spec.startswith(SPEC_PREFIX)
-
-
 def from_spec(spec: str, **overrides) -> ChatGenerator:
     """`api:gpt-4o` -> a ChatGenerator for that model, the endpoint and key from env / `.env`.
 
     `api:` alone takes the model name from FTLIB_API_MODEL.
     """
     if not is_api_spec(spec):
-        raise ValueError(f"not an API model spec (expected {SPEC_PREFIX}MODEL): {spec!r}")
-    return ChatGenerator(config_from_env(model=spec[len(SPEC_PREFIX):] or None, **overrides))
+        raise ValueError(f"not an API model spec (expected {API_PREFIX}MODEL): {spec!r}")
+    return ChatGenerator(config_from_env(model=spec[len(API_PREFIX):] or None, **overrides))
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m ftlib.api [MODEL] [--prompt TEXT]`: one request, to check the endpoint and key."""
-    ap = argparse.ArgumentParser(prog="python -m ftlib.api", description=main.__doc__)
+    """`python -m ftlib.backends.api [MODEL] [--prompt TEXT]`: one request, to check the endpoint and key."""
+    ap = argparse.ArgumentParser(prog="python -m ftlib.backends.api", description=main.__doc__)
     ap.add_argument("model", nargs="?", help="model name (default: FTLIB_API_MODEL)")
     ap.add_argument("--prompt", default="Say hello in five words.")
     ap.add_argument("--no-cache", action="store_true", help="ask the endpoint even if cached")

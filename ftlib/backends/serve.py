@@ -1,6 +1,6 @@
 """A small OpenAI-compatible server for a local model, on 127.0.0.1 only.
 
-    python -m ftlib.serve --model smollm2-135m-instruct --port 8000
+    python -m ftlib.backends.serve --model smollm2-135m-instruct --port 8000
     OPENAI_BASE_URL=http://127.0.0.1:8000/v1 FTLIB_API_MODEL=smollm2-135m-instruct ...
 
 Serves `POST /v1/chat/completions` (non-streaming, greedy, the tokenizer's chat template) and
@@ -30,6 +30,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from ftlib import models
+from ftlib.backends import cut_at_stop
 
 HOST = "127.0.0.1"  # never another interface: no auth by default, and it runs arbitrary prompts
 DEFAULT_MAX_TOKENS = 256
@@ -72,12 +73,12 @@ class ModelRunner:
         tok = self.tokenizer
         if not stop:
             return tok.decode(new_ids, skip_special_tokens=True), False
-        text = tok.decode(new_ids, skip_special_tokens=False)
-        cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
-        text = text[:cut] if cut >= 0 else text
+        full = tok.decode(new_ids, skip_special_tokens=False)
+        text = cut_at_stop(full, stop)
+        hit = len(text) < len(full)
         for special in tok.all_special_tokens:
             text = text.replace(special, "")
-        return text, cut >= 0
+        return text, hit
 
 
 def parse_request(body: dict) -> tuple[list[dict], int, list[str]]:
@@ -246,8 +247,8 @@ def make_server(runner: ModelRunner, port: int = 0, api_key: str | None = None,
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m ftlib.serve --model SPEC [--port N]`: serve until interrupted."""
-    ap = argparse.ArgumentParser(prog="python -m ftlib.serve", description=__doc__.split("\n")[0])
+    """`python -m ftlib.backends.serve --model SPEC [--port N]`: serve until interrupted."""
+    ap = argparse.ArgumentParser(prog="python -m ftlib.backends.serve", description=__doc__.split("\n")[0])
     ap.add_argument("--model", default=models.DEFAULT_MODEL, help="alias, checkpoint folder or .gguf")
     ap.add_argument("--port", type=int, default=8000, help="0 picks a free port (printed)")
     ap.add_argument("--name", help="model name clients send (default: the spec's last part)")
