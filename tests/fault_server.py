@@ -8,7 +8,8 @@ and ignores `stop`, as some servers do. Faults are planned in Python:
 
 `faults` apply to the first requests in turn, `always` to every request after them. A fault is a
 dict of: `status` (answer with this HTTP error), `retry_after` (its Retry-After header), `sleep`
-(seconds to wait first: past a client's timeout, or to hold a slot open).
+(seconds to wait first: past a client's timeout, or to hold a slot open), `body` (answer 200 with
+this JSON instead of a completion).
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ class Handler(BaseHTTPRequestHandler):
                 extra = {"Retry-After": fault["retry_after"]} if "retry_after" in fault else {}
                 self.send(fault["status"], {"error": {"message": "injected fault", "code": fault["status"]}}, extra)
             else:
-                self.send(200, completion(body))
+                self.send(200, fault.get("body") or completion(body))
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (its timeout): nobody to answer
         finally:

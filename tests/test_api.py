@@ -98,6 +98,13 @@ def test_persistent_timeout_fails_cleanly(tmp_path):
     assert ep.requests == 2
 
 
+def test_an_answer_without_choices_is_an_error_and_not_cached(tmp_path):
+    with FakeEndpoint(always={"body": {"id": "x", "object": "chat.completion", "choices": []}}) as ep:
+        with pytest.raises(api.ApiError, match="no choices in the response"):
+            _generator(ep.url, tmp_path).generate(PROMPTS[:1], 4, [])
+    assert ep.requests == 1 and not list((tmp_path / "cache").rglob("*.json"))
+
+
 def test_refused_connection_fails_cleanly(tmp_path):
     with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
         s.bind(("127.0.0.1", 0))
