@@ -58,7 +58,7 @@ class ApiConfig:
     timeout: float = 60.0
     max_retries: int = 6  # the client waits 0.5 s, 1 s, 2 s ... (8 s at most) or what Retry-After says
     token_param: str = "max_tokens"
-    headers: dict = field(default_factory=dict)  # extra request headers (tests inject faults so)
+    headers: dict = field(default_factory=dict)  # extra request headers, e.g. a provider's own
 
 
 def read_dotenv(path: str | Path) -> dict[str, str]:
@@ -128,7 +128,7 @@ class ResponseCache:
 @dataclass
 class ApiStats(Stats):
     """Stats (tokens as the endpoint reports them in `usage`, for requests sent) plus request counts."""
-    sent: int = 0  # requests that reached for the endpoint (cache misses), retries not counted
+    sent: int = 0  # requests sent to the endpoint (cache misses), each counted once however many tries
     cache_hits: int = 0
     retries: int = 0  # extra tries the client made for answers that arrived
     failed: int = 0
