@@ -1,7 +1,7 @@
 """Generated tokens/s: the harness's LocalGenerator against a naive loop, same model, same run.
 
 Naive loop: one prompt at a time, `model.generate`, fp32 (what a first notebook would write).
-Harness: `ftlib.generation.LocalGenerator` in the fastest dtype for the machine (models.pick_dtype).
+Harness: `ftlib.backends.local.LocalGenerator` in the fastest dtype for the machine (models.pick_dtype).
 Prompts: ViGGO test sentences in the fine-tuning ("chat") format, greedy, up to --max-new tokens,
 stopping at EOS. The naive loop runs the first --naive-prompts of the same prompt list (it is ~30x
 slower); both rates are generated tokens per wall-clock second, prompt processing included.
@@ -18,7 +18,7 @@ import time
 import torch
 
 from ftlib import data, models, prompts
-from ftlib.generation import LocalGenerator
+from ftlib.backends.local import LocalGenerator
 
 
 def naive_rate(model, tok, texts: list[str], max_new: int) -> tuple[int, float]:

@@ -24,8 +24,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ftlib import data, evals, io, paths, prompts
-from ftlib.generation import Generator, LocalGenerator
+from ftlib import backends, data, evals, io, paths, prompts
+from ftlib.backends import Generator
 
 STYLE_ALIASES = {"finetuned": "chat"}  # train.py asks for "finetuned": the SFT prompt format
 CHUNK = 96  # examples per generate call: the unit of resumption (and of length sorting) ...
@@ -40,17 +40,6 @@ def default_out_dir(model: str, task: str, split: str, style: str) -> Path:
     """runs/eval/<model>-<task>-<split>-<style>, the model spec made into a folder name."""
     name = re.sub(r"[^\w.-]+", "_", Path(model).name if Path(model).exists() else model)
     return paths.runs_dir() / "eval" / f"{name}-{task}-{split}-{style}"
-
-
-def make_generator(model: str | Generator, **kw) -> Generator:
-    """A Generator for a model spec (`api:NAME` -> chat API, anything else -> local), or as given."""
-    if not isinstance(model, str):
-        return model
-    if model.startswith("api:"):
-        from ftlib import api
-
-        return api.from_spec(model)
-    return LocalGenerator.from_spec(model, **kw)
 
 
 def read_predictions(path: Path) -> list[dict]:
@@ -142,7 +131,7 @@ def evaluate(model: str | Generator, task: str, split: str = "test", style: str 
     wanted = {i for i, _ in items}
     done = {r["idx"]: r for r in read_predictions(out / "predictions.jsonl") if r["idx"] in wanted}
     todo = [(i, r) for i, r in items if i not in done]
-    gen = make_generator(model, **gen_kw) if todo else None
+    gen = backends.from_spec(model, **gen_kw) if todo else None
     with tqdm(total=len(items), initial=len(done), unit="ex", desc=f"{task}/{style}") as bar:
         if todo:
             _run_chunks(gen, cfg, todo, out / "predictions.jsonl", bar)

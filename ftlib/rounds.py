@@ -136,7 +136,7 @@ def keep_verified(task: str, rows: list[dict], predictions: list[str]) -> list[d
 
 def self_train_rows(task: str, spec: SelfTrain, model_spec: str, fmt: str) -> tuple[list[dict], dict]:
     """Let the model answer spec.n training prompts; return the verified rows and the counts."""
-    from ftlib.generation import LocalGenerator
+    from ftlib.backends.local import LocalGenerator
 
     rows = prepare.load_split(task, "train")[spec.offset:][: spec.n]
     style = "special" if fmt == "special" else "chat"

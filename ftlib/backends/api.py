@@ -1,5 +1,7 @@
 """Evaluate a model behind any OpenAI-compatible chat endpoint (GPT-4-class APIs, vLLM, llama.cpp,
-Ollama, or `python -m ftlib.serve`), the same way the harness evaluates a local model.
+Ollama, or a local model served with `python -m ftlib.backends.serve`), the same way the harness
+evaluates a local model. Requests go through the `openai` client, which retries 408/409/429/5xx,
+timeouts and dropped connections with exponential backoff and honours `Retry-After`.
 
 Settings come from environment variables, or from a `.env` file at the repository root (git-ignored;
 `.env.example` shows the keys); a variable set in the environment wins over the file:
@@ -23,31 +25,27 @@ parameters): a rerun sends nothing. Decoding is greedy (temperature 0), as for l
 from __future__ import annotations
 
 import argparse
-import email.utils
 import hashlib
-import http.client
 import json
 import os
-import random
-import socket
 import threading
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+import openai
+
 from ftlib import io, paths
+from ftlib.backends import API_PREFIX, Stats, cut_at_stop, is_api_spec
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-SPEC_PREFIX = "api:"  # a model spec `api:gpt-4o` means "this model behind the configured endpoint"
-RETRY_STATUSES = {408, 409, 429, 500, 502, 503, 504, 529}  # 409/529: some providers' "overloaded"
+NO_KEY = "EMPTY"  # the client insists on a key; local servers ignore it (vLLM's convention)
 
 
 class ApiError(RuntimeError):
-    """A request failed for good (a 4xx other than 429, or retries exhausted)."""
+    """A request failed for good (a 4xx other than 408/409/429, or retries exhausted)."""
 
 
 @dataclass(frozen=True)
@@ -58,11 +56,9 @@ class ApiConfig:
     api_key: str = field(default="", repr=False)  # never printed
     concurrency: int = 4
     timeout: float = 60.0
-    max_retries: int = 6
-    backoff: float = 1.0  # first wait in seconds; doubles each retry, with jitter
-    max_wait: float = 60.0  # cap on any single wait, Retry-After included
+    max_retries: int = 6  # the client waits 0.5 s, 1 s, 2 s ... (8 s at most) or what Retry-After says
     token_param: str = "max_tokens"
-    headers: dict = field(default_factory=dict)  # extra request headers (tests inject faults so)
+    headers: dict = field(default_factory=dict)  # extra request headers, e.g. a provider's own
 
 
 def read_dotenv(path: str | Path) -> dict[str, str]:
@@ -95,54 +91,6 @@ def config_from_env(model: str | None = None, env_file: str | Path | None = None
         "token_param": env.get("FTLIB_API_TOKEN_PARAM", "max_tokens"),
     }
     return ApiConfig(model=model, **{**values, **overrides})
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header: a number, or an HTTP date (RFC 9110).
-
-    >>> retry_after_seconds("2")
-    2.0
-    """
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def backoff_delay(attempt: int, base: float, cap: float, retry_after: float | None = None) -> float:
-    """Wait before retry `attempt` (0-based): the server's Retry-After if it gave one, else
-    exponential backoff with "equal jitter" so that parallel clients do not retry in lockstep."""
-    if retry_after is not None:
-        return min(cap, retry_after)
-    ceiling = min(cap, base * 2 ** attempt)
-    return ceiling / 2 + random.uniform(0, ceiling / 2)
-
-
-def cut_at_stop(text: str, stop: Sequence[str]) -> str:
-    """Cut `text` at the first stop string; servers may ignore `stop` or cap it at 4 strings.
-
-    (Same rule as ftlib.generation.cut_at_stop, kept here so this module needs no torch.)
-
-    >>> cut_at_stop("a<END>b", ["<END>"])
-    'a'
-    """
-    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=len(text))
-    return text[:cut]
-
-
-class _Retryable(Exception):
-    """A failure worth another try: 429, 5xx, a timeout, a dropped connection."""
-
-    def __init__(self, reason: str, retry_after: float | None = None):
-        super().__init__(reason)
-        self.retry_after = retry_after
 
 
 def as_messages(prompt) -> list[dict]:
@@ -178,26 +126,30 @@ class ResponseCache:
 
 
 @dataclass
-class ApiStats:
-    """Counters of one generator; the token fields mirror ftlib.generation.Stats for the harness."""
-    sent: int = 0  # HTTP requests, retries included
+class ApiStats(Stats):
+    """Stats (tokens as the endpoint reports them in `usage`, for requests sent) plus request counts."""
+    sent: int = 0  # requests sent to the endpoint (cache misses), each counted once however many tries
     cache_hits: int = 0
-    retries: int = 0
+    retries: int = 0  # extra tries the client made for answers that arrived
     failed: int = 0
-    prompts: int = 0
-    prompt_tokens: int = 0  # as the endpoint reports them (`usage`), for requests sent
-    new_tokens: int = 0
-    seconds: float = 0.0
 
-    @property
-    def tokens_per_s(self) -> float:
-        return self.new_tokens / self.seconds if self.seconds else 0.0
+
+def error_text(e: openai.OpenAIError, timeout: float) -> str:
+    """A short reason for a failed request: the HTTP status and message, a timeout, or a refusal."""
+    if isinstance(e, openai.APIStatusError):  # body: the `error` object of OpenAI's error shape, or all of it
+        detail = e.body.get("message", e.body) if isinstance(e.body, dict) else e.body
+        return f"HTTP {e.status_code}: {detail}"[:300]
+    if isinstance(e, openai.APITimeoutError):
+        return f"timed out after {timeout}s"
+    if isinstance(e, openai.APIConnectionError):
+        return f"connection failed: {e.__cause__ or e}"
+    return repr(e)
 
 
 class ChatGenerator:
     """Greedy chat completions from an OpenAI-compatible endpoint, cached, retried, bounded.
 
-    Implements ftlib.generation.Generator: `generate(prompts, max_new_tokens, stop)`, where each
+    Implements ftlib.backends.Generator: `generate(prompts, max_new_tokens, stop)`, where each
     prompt is a list of chat messages (`wants_messages`); a plain string is one user message.
     """
 
@@ -205,9 +157,12 @@ class ChatGenerator:
 
     def __init__(self, config: ApiConfig, cache_dir: str | Path | None = None, use_cache: bool = True):
         self.config = config
-        self.name = f"api:{config.model}"
+        self.name = f"{API_PREFIX}{config.model}"
         self.cache = ResponseCache(cache_dir or paths.cache_dir() / "api") if use_cache else None
         self.stats = ApiStats()
+        self.client = openai.OpenAI(base_url=config.base_url, api_key=config.api_key or NO_KEY,
+                                    timeout=config.timeout, max_retries=config.max_retries,
+                                    default_headers=config.headers)
         self._lock = threading.Lock()
 
     def generate(self, prompts: list, max_new_tokens: int, stop: Sequence[str] = ()) -> list[str]:
@@ -216,6 +171,7 @@ class ChatGenerator:
         stop = list(stop or [])
         bodies = [self.request_body(p, max_new_tokens, stop) for p in prompts]
         start = time.perf_counter()
+        # The client is thread-safe; the pool's size is the bound on requests in flight.
         with ThreadPoolExecutor(max_workers=max(1, self.config.concurrency)) as pool:
             outcomes = list(pool.map(self._complete_or_error, bodies))
         self.stats.seconds += time.perf_counter() - start
@@ -223,93 +179,51 @@ class ChatGenerator:
         errors = [o for o in outcomes if isinstance(o, Exception)]
         if errors:
             raise ApiError(f"{len(errors)} of {len(prompts)} requests failed; first: {errors[0]}")
-        return [cut_at_stop(text, stop) for text in outcomes]
+        return [cut_at_stop(text, stop) for text in outcomes]  # servers may ignore `stop`
 
     def request_body(self, prompt, max_new_tokens: int, stop: list[str]) -> dict:
-        """The JSON body of one chat completion request (greedy)."""
+        """The parameters of one chat completion request (greedy); also the cache key's content."""
         body = {"model": self.config.model, "messages": as_messages(prompt), "temperature": 0,
                 self.config.token_param: max_new_tokens}
         if stop:
             body["stop"] = stop[:4]  # OpenAI accepts at most 4; cut_at_stop applies the rest
         return body
 
-    def _count(self, what: str, n: int = 1) -> None:
+    def _count(self, **amounts: int) -> None:
         with self._lock:
-            setattr(self.stats, what, getattr(self.stats, what) + n)
-
-    def _count_usage(self, usage: dict | None) -> None:
-        usage = usage or {}
-        self._count("prompt_tokens", int(usage.get("prompt_tokens") or 0))
-        self._count("new_tokens", int(usage.get("completion_tokens") or 0))
+            for what, n in amounts.items():
+                setattr(self.stats, what, getattr(self.stats, what) + n)
 
     def _complete_or_error(self, body: dict):
         try:
             return self._complete(body)
         except ApiError as e:
-            self._count("failed")
+            self._count(failed=1)
             return e
 
     def _complete(self, body: dict) -> str:
         key = self.cache.key(self.config.base_url, body) if self.cache else ""
         record = self.cache.get(key) if self.cache else None
         if record is not None:
-            self._count("cache_hits")  # its tokens are not counted: tokens/s is the endpoint's speed
+            self._count(cache_hits=1)  # its tokens are not counted: tokens/s is the endpoint's speed
             return record["text"]
-        response = self._post_with_retries(body)
-        if not isinstance(response, dict) or not response.get("choices"):
-            raise ApiError(f"no choices in the response: {str(response)[:300]}")
-        choice = response["choices"][0]
-        text = (choice.get("message") or {}).get("content") or ""
-        self._count_usage(response.get("usage"))
+        self._count(sent=1)
+        try:
+            raw = self.client.chat.completions.with_raw_response.create(**body)
+            completion = raw.parse()
+        except openai.OpenAIError as e:
+            raise ApiError(error_text(e, self.config.timeout)) from None
+        if not completion.choices:
+            raise ApiError(f"no choices in the response: {raw.text[:300]}")
+        choice, usage = completion.choices[0], completion.usage
+        text = choice.message.content or ""
+        self._count(retries=raw.retries_taken, prompt_tokens=usage.prompt_tokens if usage else 0,
+                    new_tokens=usage.completion_tokens if usage else 0)
         if self.cache:
             self.cache.put(key, {"base_url": self.config.base_url, "request": body, "text": text,
-                                 "finish_reason": choice.get("finish_reason"),
-                                 "usage": response.get("usage"), "created": time.time()})
+                                 "finish_reason": choice.finish_reason,
+                                 "usage": usage.model_dump() if usage else None, "created": time.time()})
         return text
-
-    def _post_with_retries(self, body: dict) -> dict:
-        cfg = self.config
-        for attempt in range(cfg.max_retries + 1):
-            try:
-                return self._post_once(body)
-            except _Retryable as e:
-                if attempt == cfg.max_retries:
-                    raise ApiError(f"gave up after {attempt + 1} tries: {e}") from None
-                self._count("retries")
-                time.sleep(backoff_delay(attempt, cfg.backoff, cfg.max_wait, e.retry_after))
-        raise AssertionError("unreachable")
-
-    def _post_once(self, body: dict) -> dict:
-        cfg = self.config
-        headers = {"Content-Type": "application/json", **cfg.headers}
-        if cfg.api_key:
-            headers["Authorization"] = f"Bearer {cfg.api_key}"
-        req = urllib.request.Request(cfg.base_url.rstrip("/") + "/chat/completions",
-                                     data=json.dumps(body).encode("utf-8"), headers=headers)
-        self._count("sent")
-        try:
-            with urllib.request.urlopen(req, timeout=cfg.timeout) as resp:
-                raw = resp.read()
-        except urllib.error.HTTPError as e:
-            detail = f"HTTP {e.code}: {e.read()[:300].decode('utf-8', 'replace')}"
-            if e.code in RETRY_STATUSES:
-                raise _Retryable(detail, retry_after_seconds(e.headers.get("Retry-After"))) from None
-            raise ApiError(detail) from None
-        except (TimeoutError, socket.timeout) as e:
-            raise _Retryable(f"timed out after {cfg.timeout}s ({e})") from None
-        except urllib.error.URLError as e:  # refused, reset, or a timeout while connecting
-            raise _Retryable(f"connection failed: {e.reason}") from None
-        except (OSError, http.client.HTTPException) as e:  # e.g. RemoteDisconnected, IncompleteRead
-            raise _Retryable(f"connection dropped: {e!r}") from None
-        try:
-            return json.loads(raw)
-        except ValueError:
-            raise ApiError(f"not JSON: {raw[:200]!r}") from None
-
-
-def is_api_spec(spec: str) -> bool:
-    """True for model specs of the form `api:MODEL`."""
-    return spec.startswith(SPEC_PREFIX)
 
 
 def from_spec(spec: str, **overrides) -> ChatGenerator:
@@ -318,13 +232,13 @@ def from_spec(spec: str, **overrides) -> ChatGenerator:
     `api:` alone takes the model name from FTLIB_API_MODEL.
     """
     if not is_api_spec(spec):
-        raise ValueError(f"not an API model spec (expected {SPEC_PREFIX}MODEL): {spec!r}")
-    return ChatGenerator(config_from_env(model=spec[len(SPEC_PREFIX):] or None, **overrides))
+        raise ValueError(f"not an API model spec (expected {API_PREFIX}MODEL): {spec!r}")
+    return ChatGenerator(config_from_env(model=spec[len(API_PREFIX):] or None, **overrides))
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m ftlib.api [MODEL] [--prompt TEXT]`: one request, to check the endpoint and key."""
-    ap = argparse.ArgumentParser(prog="python -m ftlib.api", description=main.__doc__)
+    """`python -m ftlib.backends.api [MODEL] [--prompt TEXT]`: one request, to check the endpoint and key."""
+    ap = argparse.ArgumentParser(prog="python -m ftlib.backends.api", description=main.__doc__)
     ap.add_argument("model", nargs="?", help="model name (default: FTLIB_API_MODEL)")
     ap.add_argument("--prompt", default="Say hello in five words.")
     ap.add_argument("--no-cache", action="store_true", help="ask the endpoint even if cached")

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ftlib import models
-from ftlib.generation import LocalGenerator, common_prefix_len, cut_at_stop
+from ftlib.backends.local import LocalGenerator, common_prefix_len
 
 SHARED = "<|im_start|>system\nYou answer questions about video games, briefly and correctly.<|im_end|>\n"
 QUESTIONS = ["Hi", "What is the best racing game ever made, in your opinion?", "Name a game.",
@@ -48,8 +48,6 @@ def test_stats_count_tokens(gen):
     assert gen.stats.new_tokens - before <= 10 and gen.stats.tokens_per_s > 0
 
 
-def test_helpers():
-    assert cut_at_stop("x<END_A>y</SQL>", ["</SQL>", "<END_A>"]) == ("x", True)
-    assert cut_at_stop("abc", []) == ("abc", False)
+def test_common_prefix_len():
     assert common_prefix_len([[1, 2, 3], [1, 2, 4], [1, 2]]) == 2
     assert common_prefix_len([[5], [6]]) == 0

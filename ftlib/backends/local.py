@@ -1,9 +1,4 @@
-"""Fast batched greedy generation for local models, and the interface every backend shares.
-
-The harness talks to a `Generator`: anything with `wants_messages` and
-`generate(prompts, max_new_tokens, stop) -> list[str]`. A local model takes rendered prompt
-strings (`wants_messages = False`); a chat API backend takes lists of chat messages
-(`wants_messages = True`). Both cut the output before the first stop string, as chat APIs do.
+"""Fast batched greedy generation for local models (a `Generator`, see ftlib.backends).
 
 What makes `LocalGenerator` fast on a small CPU (measured in benchmarks/generation_speed.py):
 - prompts sorted by length, so a batch holds similar lengths and carries little padding;
@@ -18,46 +13,13 @@ and position ids come from the mask, so every row sees exactly what it would see
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Sequence
 
 import torch
 
+from ftlib.backends import Stats, cut_at_stop
+
 MIN_SHARED_PREFIX = 16  # shorter shared prefixes are not worth a separate forward pass
-
-
-class Generator(Protocol):
-    """What the harness needs from a backend."""
-
-    wants_messages: bool  # True: prompts are chat message lists; False: rendered strings
-
-    def generate(self, prompts: list, max_new_tokens: int, stop: Sequence[str] = ()) -> list[str]:
-        """One greedy completion per prompt, in the prompts' order."""
-        ...
-
-
-@dataclass
-class Stats:
-    """Running totals, for tokens/s figures."""
-
-    prompts: int = 0
-    prompt_tokens: int = 0
-    new_tokens: int = 0
-    seconds: float = 0.0
-
-    @property
-    def tokens_per_s(self) -> float:
-        return self.new_tokens / self.seconds if self.seconds else 0.0
-
-
-def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
-    """Cut `text` before the earliest stop string; also say whether one was found.
-
-    >>> cut_at_stop("a<END_A>b", ["<END_A>"])
-    ('a', True)
-    """
-    hits = [i for i in (text.find(s) for s in stop if s) if i >= 0]
-    return (text[: min(hits)], True) if hits else (text, False)
 
 
 def common_prefix_len(seqs: list[list[int]]) -> int:
@@ -205,7 +167,7 @@ class LocalGenerator:
         if not stop:
             return self.tokenizer.decode(new_ids, skip_special_tokens=True)
         # Stop strings may be special tokens (`<END_A>`): find them before dropping specials.
-        text = cut_at_stop(self.tokenizer.decode(new_ids, skip_special_tokens=False), stop)[0]
+        text = cut_at_stop(self.tokenizer.decode(new_ids, skip_special_tokens=False), stop)
         for tok in self.tokenizer.all_special_tokens:
             text = text.replace(tok, "")
         return text

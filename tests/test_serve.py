@@ -1,0 +1,102 @@
+"""A real serving engine: `transformers serve` (through ftlib.backends.serve) on 127.0.0.1, with the
+harness evaluating through it as through any OpenAI-compatible API."""
+
+import json
+
+import pytest
+import torch
+
+from ftlib import harness, models
+from ftlib.backends import api, serve
+from ftlib.backends.local import LocalGenerator
+
+
+@pytest.fixture(scope="module")
+def served_tiny(tiny_model_dir):
+    """The tiny random model behind `transformers serve`, for the module; yields the client settings."""
+    with serve.running(str(tiny_model_dir), dtype="float32") as env:
+        yield env
+
+
+@pytest.fixture
+def client_env(served_tiny, tmp_path, monkeypatch):
+    """The process environment a user would set: endpoint and model name; the cache in tmp_path."""
+    for key, value in {**served_tiny, "OPENAI_API_KEY": "", "FTLIB_CACHE": str(tmp_path / "cache")}.items():
+        monkeypatch.setenv(key, value)
+    return served_tiny
+
+
+def test_command_serves_a_folder_by_its_relative_name(tmp_path):
+    for folder in (tmp_path / "tiny", tmp_path / "runs" / "viggo-full" / "model"):
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text("{}")
+    argv, cwd, name = serve.command(str(tmp_path / "tiny"), port=8123)
+    assert (cwd, name) == (tmp_path.resolve(), "tiny")
+    assert argv[-6:] == ["serve", "tiny", "--host", "127.0.0.1", "--port", "8123"]
+    _, cwd, name = serve.command(str(tmp_path / "runs" / "viggo-full" / "model"), dtype="float32")
+    assert (cwd, name) == ((tmp_path / "runs").resolve(), "viggo-full/model")
+    assert serve.client_env(8123, name) == {"OPENAI_BASE_URL": "http://127.0.0.1:8123/v1",
+                                            "FTLIB_API_MODEL": "viggo-full/model", "FTLIB_API_CONCURRENCY": "1"}
+
+
+def test_main_prints_the_client_settings_then_becomes_the_server(tmp_path, monkeypatch, capsys):
+    (tmp_path / "tiny").mkdir()
+    (tmp_path / "tiny" / "config.json").write_text("{}")
+    calls = []
+    monkeypatch.setattr(serve.os, "chdir", calls.append)
+    monkeypatch.setattr(serve.os, "execv", lambda path, argv: calls.append(argv))
+    serve.main([str(tmp_path / "tiny"), "--port", "8124", "--", "--continuous-batching"])
+    assert calls[0] == tmp_path.resolve()
+    assert calls[1][-7:] == ["serve", "tiny", "--host", "127.0.0.1", "--port", "8124", "--continuous-batching"]
+    assert "OPENAI_BASE_URL=http://127.0.0.1:8124/v1 FTLIB_API_MODEL=tiny" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_harness_evaluates_through_transformers_serve(client_env, tiny_model_dir, tmp_path, one_thread):
+    """Same predictions through the server as from the local generator: the engine applies the
+    chat template and decodes greedily as ftlib does."""
+    spec = f"api:{client_env['FTLIB_API_MODEL']}"
+    served = harness.evaluate(spec, "viggo", "test", "few_shot", limit=3, out_dir=tmp_path / "api")
+    model, tok = models.load(str(tiny_model_dir), dtype=torch.float32)
+    local = harness.evaluate(LocalGenerator(model, tok), "viggo", "test", "few_shot", limit=3,
+                             out_dir=tmp_path / "local")
+    assert served["n"] == local["n"] == 3 and served["model"] == spec
+
+    def predictions(run):
+        return [json.loads(line)["prediction"] for line in (tmp_path / run / "predictions.jsonl").open()]
+
+    assert predictions("api") == predictions("local")
+    assert all(predictions("api"))  # a random model still says something
+    assert list((tmp_path / "cache" / "api").rglob("*.json"))  # answers cached: a rerun sends nothing
+
+
+@pytest.mark.slow
+def test_stop_strings_and_a_wrong_model_name(client_env, tiny_model_dir, tmp_path):
+    gen = api.from_spec(f"api:{client_env['FTLIB_API_MODEL']}")
+    prompt = [{"role": "user", "content": "Convert: Dirt: Showdown is a driving game."}]
+    [full] = gen.generate([prompt], 12, [])
+    stop = full[len(full) // 2:len(full) // 2 + 3]
+    assert stop.strip(), f"pick another prompt: no usable stop string in {full!r}"
+    [cut] = gen.generate([prompt], 12, [stop])
+    assert cut == full[:full.find(stop)]
+    with pytest.raises(api.ApiError, match="HTTP 400"):  # a pinned server answers only to its name
+        api.from_spec("api:another-model").generate(["hi"], 4, [])
+
+
+@pytest.mark.slow
+def test_embedded_model_through_transformers_serve(tmp_path):
+    """The real 135M model behind the engine: a sensible answer comes back."""
+    with serve.running(models.DEFAULT_MODEL) as env:
+        cfg = api.ApiConfig(model=env["FTLIB_API_MODEL"], base_url=env["OPENAI_BASE_URL"])
+        [answer] = api.ChatGenerator(cfg, cache_dir=tmp_path).generate(
+            [[{"role": "user", "content": "What is the capital of France?"}]], 16, [])
+    assert "Paris" in answer
+
+
+@pytest.mark.slow
+def test_a_server_that_cannot_start_says_why(tmp_path):
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("{}")  # a checkpoint folder without a model
+    with pytest.raises(RuntimeError, match=r"did not start \(exit code \d+, .*\):\n.*\S"):
+        with serve.running(str(tmp_path / "broken"), startup_s=120):
+            pass
