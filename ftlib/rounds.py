@@ -121,9 +121,7 @@ def answer_row(task: str, row: dict, prediction: str) -> dict:
     if task == "viggo":
         return {**row, "meaning_representation": prediction.strip()}
     if task == "sql":
-        from ftlib import sqlbox
-
-        return {**row, "answer": sqlbox.extract_sql(prediction) or prediction.strip()}
+        return {**row, "answer": evals.extract_sql(prediction) or prediction.strip()}
     return {**row, "answer": prediction.strip()}
 
 

@@ -16,7 +16,6 @@ Only the main process writes (under `accelerate launch` every process runs the s
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import shutil
@@ -88,14 +87,6 @@ def environment() -> dict:
         "torch_threads": torch.get_num_threads(),
         "cuda_devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
     }
-
-
-def examples_hash(examples: list[dict]) -> str:
-    """SHA-256 of the training examples as trained on (order included): same hash, same data."""
-    h = hashlib.sha256()
-    for ex in examples:
-        h.update(json.dumps(ex, sort_keys=True, ensure_ascii=False).encode() + b"\n")
-    return h.hexdigest()
 
 
 def start(folder: Path, config: dict, data_info: dict) -> None:

@@ -281,7 +281,7 @@ def datasets_for(cfg: TrainConfig, tokenizer):
     train_ex = build_examples(cfg, "train", cfg.n_train, tokenizer)
     val_ex = build_examples(cfg, "validation", cfg.n_val, tokenizer)
     info = {"task": cfg.task, "fmt": cfg.fmt, "n_train": len(train_ex), "n_val": len(val_ex),
-            "train_sha256": runs.examples_hash(train_ex), "val_sha256": runs.examples_hash(val_ex)}
+            "train_sha256": io.rows_hash(train_ex), "val_sha256": io.rows_hash(val_ex)}
     return datasets.Dataset.from_list(train_ex), datasets.Dataset.from_list(val_ex), info
 
 

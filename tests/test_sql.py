@@ -6,14 +6,15 @@ import time
 
 import pytest
 
-from ftlib import data, evals, sqlbox, sqldata, sqleval
+from ftlib import data, evals
+from ftlib.sql import sandbox, synthetic
 
 CTX = "CREATE TABLE head (name VARCHAR, born_state VARCHAR, age INTEGER)"
 GOLD = "SELECT name FROM head WHERE born_state = 'California' AND age > 56"
 
 
 def _image(context: str = CTX, gold: str = GOLD) -> bytes:
-    return sqldata.database_image(context, gold, 0, 0)
+    return synthetic.database_image(context, gold, 0, 0)
 
 
 # Hand-checked: `age >= 57` equals `age > 56` only on integers; the synthetic ages are integers
@@ -32,7 +33,7 @@ def test_execution_match_hand_checked():
     ("<SQL></SQL>", None),
 ])
 def test_extract_sql(text, query):
-    assert sqlbox.extract_sql(text) == query
+    assert sandbox.extract_sql(text) == query
 
 
 @pytest.mark.parametrize("pred, kind", [
@@ -58,12 +59,12 @@ def test_ordered_gold_compares_as_list_unordered_as_multiset():
 
 def test_synthetic_rows_hold_gold_literals_and_numbers():
     img = _image()
-    rows = sqlbox.run_query(img, "SELECT born_state, age, typeof(age) FROM head").rows
+    rows = sandbox.run_query(img, "SELECT born_state, age, typeof(age) FROM head").rows
     assert any(r[0] == "California" for r in rows)
     assert {r[2] for r in rows} == {"integer"} and any(r[1] > 56 for r in rows) and any(r[1] <= 56 for r in rows)
     # a VARCHAR column compared with a number behaves as a number
     ctx, gold = "CREATE TABLE p (x VARCHAR, y VARCHAR)", "SELECT x FROM p WHERE y > 10"
-    types = sqlbox.run_query(_image(ctx, gold), "SELECT DISTINCT typeof(y) FROM p").rows
+    types = sandbox.run_query(_image(ctx, gold), "SELECT DISTINCT typeof(y) FROM p").rows
     assert types == [("integer",)]
 
 
@@ -86,11 +87,11 @@ ATTACKS = [
 @pytest.mark.parametrize("attack", ATTACKS)
 def test_sandbox_refuses_attack(attack, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # a file created by ATTACH / VACUUM INTO would land here
-    result = sqlbox.run_query(_image(), attack)
+    result = sandbox.run_query(_image(), attack)
     assert result.error is not None and result.rows is None
     assert not os.listdir(tmp_path)
     assert not evals.sql_execution_match(attack, GOLD, CTX)
-    assert len(sqlbox.run_query(_image(), "SELECT * FROM head").rows) > 0  # the cached image is intact
+    assert len(sandbox.run_query(_image(), "SELECT * FROM head").rows) > 0  # the cached image is intact
 
 
 @pytest.mark.parametrize("attack", [
@@ -105,7 +106,7 @@ def test_sandbox_budget_stops_runaway_queries(attack):
     assert not evals.sql_execution_match(attack, GOLD, CTX)
     assert time.perf_counter() - start < 1.0
     start = time.perf_counter()
-    assert sqlbox.run_query(_image(), attack).error is not None
+    assert sandbox.run_query(_image(), attack).error is not None
     assert time.perf_counter() - start < 1.0
 
 
