@@ -19,6 +19,7 @@ import argparse
 import dataclasses
 import json
 import time
+import typing
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -378,12 +379,36 @@ def merge(folder: Path) -> Path:
     return out
 
 
-def parse_value(text: str):
-    """A --set value: JSON when it parses (numbers, true/false/null), else the plain string."""
+def _as(kind: type, text: str):
+    """`text` as a value of one type (None when it does not read as one); NoneType gives (None,)."""
+    low = text.strip().lower()
+    if kind is type(None):
+        return (None,) if low in ("none", "null") else None
+    if kind is bool:
+        return {"true": True, "false": False}.get(low)
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
+        return kind(text)
+    except ValueError:
+        return None
+
+
+def parse_setting(item: str) -> tuple[str, object]:
+    """A `--set KEY=VALUE` as (field, value of the field's type); a ValueError that says what is expected.
+
+    >>> parse_setting("n_train=None"), parse_setting("lr=3e-5"), parse_setting("epochs=2")
+    (('n_train', None), ('lr', 3e-05), ('epochs', 2.0))
+    """
+    key, sep, text = item.partition("=")
+    hints = typing.get_type_hints(TrainConfig)
+    if not sep or key not in hints:
+        raise ValueError(f"--set {item!r}: expected KEY=VALUE, KEY one of {', '.join(hints)}")
+    kinds = typing.get_args(hints[key]) or (hints[key],)
+    for kind in sorted(kinds, key=lambda k: k is str):  # a string field takes any text, so last
+        value = _as(kind, text)
+        if value is not None:
+            return key, value[0] if kind is type(None) else value
+    names = " or ".join("None" if k is type(None) else k.__name__ for k in kinds)
+    raise ValueError(f"--set {key}={text}: expected {names}" + (" (None: all)" if key == "n_train" else ""))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -399,8 +424,11 @@ def main(argv: list[str] | None = None) -> None:
     overrides = {"task": args.task}
     overrides.update({k: v for k, v in (("method", args.method), ("model", args.model)) if v})
     for item in args.set:
-        key, _, value = item.partition("=")
-        overrides[key] = parse_value(value)
+        try:
+            key, value = parse_setting(item)
+        except ValueError as e:
+            ap.error(str(e))
+        overrides[key] = value
     print(run(preset(args.preset, **overrides)))
 
 
