@@ -1,7 +1,8 @@
 """Fine-tune a model on a task with TRL: presets, the SFTConfig/SFTTrainer call, run(), merge().
 
-Every TRL and PEFT argument of the project lives in this module (REFERENCE.md section 3: they get
-renamed between releases). The notebook can show the calls explicitly:
+Every TRL and PEFT argument of the project lives in this module (they get renamed between releases:
+docs/pitfalls.md); notebook 02 writes the SFTConfig call out and passes it to `run(cfg, args=...)`.
+The calls, explicitly:
 
     cfg = train.preset("cpu", task="viggo")
     model, tok = models.load(cfg.model, for_training=True)
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from ftlib import io, lean, models, prepare, prompts, runs
+from ftlib import io, lean, models, paths, prepare, prompts, runs
 
 
 @dataclass
@@ -85,7 +86,7 @@ PRESETS: dict[str, dict] = {
         max_length=256, eval_limit=0, scheduler="constant",
     ),
     # Minutes on 2 CPU cores. Full fine-tuning: on this 135M model LoRA at the case study's
-    # settings barely learned ViGGO (REFERENCE.md section 2). No gradient checkpointing and
+    # settings barely learned ViGGO (docs/measurements.md). No gradient checkpointing and
     # padding-free batches are the speed levers (benchmarks/sft_speed.py).
     "cpu": dict(
         method="full", n_train=800, n_val=100, epochs=2, lr=1e-4, scheduler="cosine",
@@ -128,20 +129,38 @@ def use_bf16(cfg: TrainConfig) -> bool:
     return device.type == "cuda" and models.pick_dtype(device) == torch.bfloat16
 
 
+def sft_plumbing(cfg: TrainConfig, run_dir: Path | None = None) -> dict:
+    """The SFTConfig arguments that are not the lesson: where checkpoints go, device, logging, seeds.
+
+    Notebook 02 writes the rest of the SFTConfig call out, knob by knob, on top of these.
+    """
+    run_dir = run_dir or runs.run_dir(cfg.experiment, cfg.run_name())
+    return dict(
+        output_dir=str(Path(run_dir) / "checkpoints"),
+        # CPU: transformers refuses bf16 on CPU unless told the CPU is the device on purpose.
+        use_cpu=models.pick_device().type == "cpu",
+        # Without reentrant checkpointing LoRA still gets gradients (docs/pitfalls.md).
+        activation_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
+        logging_steps=1,
+        include_num_input_tokens_seen="non_padding",  # for tokens/s
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        report_to="none",
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
+
+
 def make_sft_config(cfg: TrainConfig, run_dir: Path):
     """TRL's SFTConfig for a TrainConfig; checkpoints go to run_dir/checkpoints."""
     from trl import SFTConfig
 
     by_epoch = cfg.eval_steps is None
     return SFTConfig(
-        output_dir=str(Path(run_dir) / "checkpoints"),
-        # CPU: transformers refuses bf16 on CPU unless told the CPU is the device on purpose.
-        use_cpu=models.pick_device().type == "cpu",
+        **sft_plumbing(cfg, run_dir),
         bf16=use_bf16(cfg),
         # transformers 5.24 renamed gradient_checkpointing to activation_checkpointing.
         activation_checkpointing=cfg.gradient_checkpointing,
-        # Without reentrant checkpointing LoRA still gets gradients (REFERENCE.md section 3).
-        activation_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
         padding_free=cfg.padding_free,
         # Padding-free does not enforce max_length: too-long rows are dropped beforehand (see runs).
         max_length=None if cfg.padding_free else cfg.max_length,
@@ -165,13 +184,6 @@ def make_sft_config(cfg: TrainConfig, run_dir: Path):
         metric_for_best_model="eval_loss",
         greater_is_better=False,
         save_total_limit=2,  # the best and the latest checkpoint
-        logging_steps=1,
-        include_num_input_tokens_seen="non_padding",  # for tokens/s
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        report_to="none",
-        dataloader_num_workers=0,
-        disable_tqdm=True,
     )
 
 
@@ -201,8 +213,9 @@ def _new_token_ids(cfg: TrainConfig, tokenizer) -> list[int]:
     return tokenizer.convert_tokens_to_ids(list(prompts.SPECIAL_TOKENS)) if cfg.fmt == "special" else []
 
 
-def make_trainer(cfg: TrainConfig, run_dir: Path, model, tokenizer, train_ds, eval_ds, callbacks=()):
-    """TRL's SFTTrainer for the model and the prompt-completion datasets (prompts.sft_example)."""
+def make_trainer(cfg: TrainConfig, run_dir: Path, model, tokenizer, train_ds, eval_ds, callbacks=(), args=None):
+    """TRL's SFTTrainer for the model and the prompt-completion datasets (prompts.sft_example);
+    `args`: an SFTConfig built elsewhere (notebook 02's), else make_sft_config's."""
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     if cfg.padding_free and cfg.packed_attention:
@@ -210,7 +223,7 @@ def make_trainer(cfg: TrainConfig, run_dir: Path, model, tokenizer, train_ds, ev
     SFTTrainer = lean.trainer_class(cfg.lean_loss)  # TRL's SFTTrainer, or it with the lean loss
     return SFTTrainer(
         model=model,
-        args=make_sft_config(cfg, run_dir),
+        args=args or make_sft_config(cfg, run_dir),
         train_dataset=train_ds,
         eval_dataset=eval_ds,
         processing_class=tokenizer,
@@ -330,11 +343,14 @@ def save_result(trainer, tokenizer, cfg: TrainConfig, folder: Path) -> Path:
     return out
 
 
-def run(cfg: TrainConfig, callbacks=()) -> Path:
-    """Train cfg into runs/<experiment>/<name>/ (resuming or skipping); return the finished folder."""
+def run(cfg: TrainConfig, callbacks=(), args=None) -> Path:
+    """Train cfg into runs/<experiment>/<name>/ (resuming or skipping); return the finished folder.
+
+    `args`: the SFTConfig to train with (notebook 02 writes its own), else make_sft_config(cfg).
+    """
     folder = runs.run_dir(cfg.experiment, cfg.run_name())
     if runs.is_done(folder):
-        print(f"[train] {folder} is finished: skipped")
+        print(f"[train] {paths.shown(folder)} is finished: skipped")
         return folder
     spec = start_spec(cfg)
     model, tok = load_for_training(cfg, spec)
@@ -343,7 +359,7 @@ def run(cfg: TrainConfig, callbacks=()) -> Path:
     runs.start(folder, config, info)
     resume = runs.last_checkpoint(folder)
     logger = runs.RunLogger(folder)
-    trainer = make_trainer(cfg, folder, model, tok, train_ds, val_ds, callbacks=[logger, *callbacks])
+    trainer = make_trainer(cfg, folder, model, tok, train_ds, val_ds, callbacks=[logger, *callbacks], args=args)
     t0 = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     wall = time.perf_counter() - t0
@@ -353,7 +369,8 @@ def run(cfg: TrainConfig, callbacks=()) -> Path:
     if runs.is_main_process():
         summary["eval"] = evaluate_run(cfg, folder)
     runs.finish(folder, summary)
-    print(f"[train] {folder}: {json.dumps({k: summary[k] for k in ('wall_seconds', 'tokens_per_s', 'best_eval_loss')})}")
+    brief = {k: summary[k] for k in ("wall_seconds", "tokens_per_s", "best_eval_loss")}
+    print(f"[train] {paths.shown(folder)}: {json.dumps(brief)}")
     return folder
 
 
