@@ -19,8 +19,8 @@ import hashlib
 from pathlib import Path
 
 from ftlib import paths
-from ftlib.sql import schema
 from ftlib.io import iter_jsonl
+from ftlib.sql import schema
 
 TASKS = ("viggo", "sql", "gsm8k")
 REQUIRED = {

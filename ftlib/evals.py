@@ -17,8 +17,8 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from ftlib.prompts import VIGGO_FUNCTIONS
-from ftlib.sql.sandbox import extract_sql
 from ftlib.sql.match import audit_gold, audit_rows, compare, sql_error_kind, sql_execution_match, sql_gold_usable
+from ftlib.sql.sandbox import extract_sql
 
 __all__ = [
     "METRICS", "PRIMARY", "VIGGO_FUNCTIONS", "audit_gold", "audit_rows", "extract_gsm8k_answer",

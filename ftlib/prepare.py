@@ -17,8 +17,8 @@ import re
 from pathlib import Path
 
 from ftlib import data, paths
-from ftlib.sql import match, schema
 from ftlib.io import iter_jsonl, rows_hash, write_json, write_text_atomic
+from ftlib.sql import match, schema
 
 SPLITS = ("train", "validation", "test")
 _NUMBER_COMPARE = re.compile(r"(?:\w+\.)?(\w+)\s*(?:=|!=|<>|<=|>=|<|>)\s*-?\d+(?:\.\d+)?\b")

@@ -74,7 +74,7 @@ def _collated(tiny_model_dir, runs_root, padding_free):
 def test_completion_ends_with_eos_and_eos_is_in_the_loss(tiny_model_dir, runs_root):
     _, tok, batch = _collated(tiny_model_dir, runs_root, padding_free=False)
     assert tok.pad_token_id != tok.eos_token_id
-    for ids, labels, mask in zip(batch["input_ids"], batch["labels"], batch["attention_mask"]):
+    for labels, mask in zip(batch["labels"], batch["attention_mask"]):
         real = labels[mask.bool()]
         trained = real[real != -100]
         assert trained[-1] == tok.eos_token_id or trained[-2] == tok.eos_token_id  # template adds "\n"
