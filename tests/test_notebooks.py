@@ -91,3 +91,28 @@ def test_notebook_runs_in_smoke_mode_and_shows_every_figure_it_saves(nb, smoke_e
     tables = [o for c in code for o in c.get("outputs", []) if "text/html" in o.get("data", {})]
     assert tables, "tables render as tables (DataFrames), not as printed text"
     assert str(paths.ROOT) not in (root / "executed" / nb.name).read_text(), "no machine paths in outputs"
+
+
+def test_tidy_keeps_an_executed_notebook_fit_to_commit(tmp_path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stderr", text="\r"),
+        nbformat.v4.new_output("stream", name="stderr", text="  0%|  | 0/3"),
+        nbformat.v4.new_output("stream", name="stderr", text="\r100%|##| 3/3\n"),
+        nbformat.v4.new_output("stream", name="stdout", text=f"saved {paths.ROOT}/results/cpu/x.png\n" + "a" * 9000),
+        nbformat.v4.new_output("display_data", data={"application/vnd.jupyter.widget-view+json": {"model_id": "1"}}),
+    ]
+    nb.cells = [cell]
+    nb.metadata["papermill"] = {"input_path": str(paths.ROOT / "notebooks" / "x.ipynb")}
+    path = tmp_path / "x.ipynb"
+    nbformat.write(nb, path)
+    reproduce.tidy(path)
+    text = path.read_text()
+    assert str(paths.ROOT) not in text
+    outs = nbformat.read(path, as_version=4).cells[0].outputs
+    assert [o.output_type for o in outs] == ["stream", "stream"]
+    assert outs[0].text == "100%|##| 3/3\n"
+    assert len(outs[1].text) < 4100 and outs[1].text.startswith("[...") and outs[1].text.endswith("a")
