@@ -1,5 +1,6 @@
 # The two commands the README gives, plus JupyterLab. Everything runs inside .venv.
-#   make test        set up and run the test suite (what CI runs)
+#   make test        set up and run the test suite (what CI runs, after make lint)
+#   make lint        ruff over ftlib/, tests/, benchmarks/ and the notebooks
 #   make reproduce   set up and run the notebooks headless on the CPU preset (PRESET=quick|cpu|gpu)
 #   make lab         open JupyterLab on notebooks/
 PYTHON ?= python3
@@ -8,7 +9,7 @@ BIN    := $(VENV)/bin
 PRESET ?= cpu
 MODEL  ?= smollm2-135m-instruct
 
-.PHONY: setup setup-gemma test test-fast reproduce rounds lab clean-runs
+.PHONY: setup setup-gemma test test-fast lint reproduce rounds lab clean-runs
 
 setup: $(VENV)/.installed
 
@@ -32,6 +33,9 @@ test: setup
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow"
 
+lint: setup
+	$(BIN)/ruff check .
+
 reproduce: setup
 	$(BIN)/python -m ftlib.reproduce --preset $(PRESET) --model $(MODEL)
 
@@ -39,8 +43,9 @@ reproduce: setup
 rounds: setup
 	$(BIN)/python -m ftlib.reproduce --preset $(PRESET) --model $(MODEL) --only 01 03
 
+# JupyterLab refuses to start as root (the usual user in a container) unless told --allow-root.
 lab: setup
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
 
 clean-runs:
 	rm -rf runs/

@@ -6,9 +6,10 @@ each step), fp32 (SFTConfig's bf16=True raises on a CPU unless use_cpu is set).
 The `cpu` preset arm runs in fp32 (`cpu_preset_fp32`) and, where the CPU has native bf16
 (AVX-512-BF16 or AMX), also with the preset's own choice, bf16 autocast (`cpu_preset`).
 Every arm fine-tunes every weight with the same lr, seed and GSM8K batches, so the fp32 loss
-curves must agree; only the levers differ (bf16 rounds: its losses differ by a few hundredths). Prints tokens/s (real tokens, no padding, first step left out
-as warm-up), the ratio, achieved GFLOP/s (6 x params x tokens/s) against a 2048^3 matmul measured
-here, the ceiling that matmul puts on tokens/s, and last: `speedup <ratio>x tokens_per_s <preset figure>`.
+curves must agree; only the levers differ (bf16 rounds: its losses differ by a few hundredths).
+Prints the CPU kind and flags, tokens/s (real tokens, no padding, first step left out as
+warm-up), the ratio, achieved GFLOP/s (6 x params x tokens/s) against a 2048^3 matmul measured here,
+the ceiling that matmul puts on tokens/s, and last: `speedup <ratio>x tokens_per_s <preset figure>`.
 `--ladder` adds one arm per lever, each on top of the previous one, to show which lever pays.
 
     .venv/bin/python benchmarks/sft_speed.py [--steps 6] [--ladder]

@@ -16,11 +16,11 @@ Tasks and splits:
 from __future__ import annotations
 
 import hashlib
-import re
 from pathlib import Path
 
 from ftlib import paths
 from ftlib.io import iter_jsonl
+from ftlib.sql import schema
 
 TASKS = ("viggo", "sql", "gsm8k")
 REQUIRED = {
@@ -67,7 +67,7 @@ def sql_tables(context: str) -> list[str]:
     >>> sql_tables("CREATE TABLE b (x INT); CREATE TABLE A (y INT)")
     ['a', 'b']
     """
-    return sorted({t.lower() for t in re.findall(r"CREATE\s+TABLE\s+[`\"\[]?(\w+)", context, re.I)})
+    return schema.table_names(context)
 
 
 def sql_split_of(context: str) -> str:

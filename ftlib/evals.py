@@ -2,7 +2,7 @@
 
 - ViGGO: function, attribute types (as a set), their order, exact values (value lists as sets).
 - GSM8K: the number after the last `####`, else the last number; compared numerically.
-- SQL: execution match on synthetic SQLite databases (`ftlib.sqleval`, sandboxed by `ftlib.sqlbox`).
+- SQL: execution match on synthetic SQLite databases (`ftlib.sql`).
 
 `score_row` dispatches on the task; `summarize` turns per-example scores into means with Wilson 95%
 intervals. The `*_error_kind` functions give one word per failure for error analysis.
@@ -16,8 +16,9 @@ import operator
 import re
 from decimal import Decimal, InvalidOperation
 
-from ftlib.sqlbox import extract_sql
-from ftlib.sqleval import audit_gold, audit_rows, compare, sql_error_kind, sql_execution_match, sql_gold_usable
+from ftlib.prompts import VIGGO_FUNCTIONS
+from ftlib.sql.match import audit_gold, audit_rows, compare, sql_error_kind, sql_execution_match, sql_gold_usable
+from ftlib.sql.sandbox import extract_sql
 
 __all__ = [
     "METRICS", "PRIMARY", "VIGGO_FUNCTIONS", "audit_gold", "audit_rows", "extract_gsm8k_answer",
@@ -33,8 +34,6 @@ METRICS: dict[str, list[str]] = {
 }
 # The case study's headline numbers: ViGGO function + attribute types, SQL execution, GSM8K answer.
 PRIMARY: dict[str, str] = {"viggo": "attribute_types", "sql": "execution_match", "gsm8k": "correct"}
-VIGGO_FUNCTIONS = ("inform", "request", "give_opinion", "confirm", "verify_attribute", "suggest",
-                   "request_explanation", "recommend", "request_attribute")
 # Tried in turn: a known function opening an attribute (skips prose like "I inform (you)"), any
 # known function, then any `name(attr[` so a made-up function still parses (and scores wrong).
 _FUNCTION_PATTERNS = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -69,6 +70,18 @@ def iter_jsonl(path: str | Path, required: Iterable[str] = (), strings: bool = F
                     f"{path}:{lineno}: field {bad[0]!r} must be a non-empty string, got {row[bad[0]]!r}"
                 )
             yield row
+
+
+def rows_hash(rows: Iterable[dict]) -> str:
+    """SHA-256 of rows as JSON lines (keys sorted, order kept): same hash, same data.
+
+    >>> rows_hash([{"a": 1}])[:12]
+    'e8c628edc996'
+    """
+    h = hashlib.sha256()
+    for row in rows:
+        h.update(json.dumps(row, sort_keys=True, ensure_ascii=False).encode() + b"\n")
+    return h.hexdigest()
 
 
 def append_jsonl(path: str | Path, rows: Iterable[dict]) -> None:

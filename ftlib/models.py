@@ -7,7 +7,7 @@ A spec is one of:
 - a Hugging Face model id such as `meta-llama/Llama-2-7b-hf` (needs the hub).
 
 GGUF weights are dequantized by transformers on load, but the result is flagged as quantized and
-TRL refuses to train it (REFERENCE.md section 2). So a GGUF model is converted once into a plain
+TRL refuses to train it (docs/measurements.md). So a GGUF model is converted once into a plain
 checkpoint under `.cache/models/` and that checkpoint is what every later call loads.
 """
 
@@ -208,7 +208,7 @@ def fix_pad_token(tokenizer):
     """Give the tokenizer a pad token that is not EOS.
 
     With pad == EOS, masking padding out of the loss also masks the real EOS, and the tuned
-    model never learns to stop (REFERENCE.md section 3). We reuse an existing special token
+    model never learns to stop (docs/pitfalls.md). We reuse an existing special token
     (no embedding resize) and fall back to adding `<|pad|>` (the caller must then resize).
     """
     if tokenizer.pad_token is not None and tokenizer.pad_token_id != tokenizer.eos_token_id:

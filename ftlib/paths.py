@@ -26,3 +26,15 @@ def runs_dir() -> Path:
 def results_dir() -> Path:
     """Committed figures and tables of the reference run (`results/`), or `$FTLIB_RESULTS`."""
     return Path(os.environ.get("FTLIB_RESULTS", ROOT / "results"))
+
+
+def shown(path: str | Path) -> str:
+    """A path as notebooks print it: relative to the repository root when inside it (no machine paths).
+
+    >>> shown(ROOT / "results" / "cpu")
+    'results/cpu'
+    """
+    try:
+        return Path(path).resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        return str(path)

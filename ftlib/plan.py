@@ -2,12 +2,15 @@
 
 A plan names the tasks, the training preset of `ftlib.train` (plus per-task overrides), how many
 test items every evaluation scores (the same items before and after training, so the comparison
-is paired), and the untuned prompt styles. Runs land in `runs/<plan>/...`, figures and tables in
-`results/<plan>/`.
+is paired), and the untuned prompt styles. Runs land in `runs/<label>/...`, figures, tables and
+executed notebooks in `results/<label>/`, where the label is the plan's name, or `<plan>-<model>` for
+a model other than the default (a user's own run never overwrites the reference run's results).
+Smoke runs are tests: their results go to `runs/results/`, never into the committed `results/`.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,24 +74,40 @@ def get(name: str) -> Plan:
     return PLANS[name]
 
 
+def label(plan: Plan, model: str | None = None) -> str:
+    """The plan's name, or `<plan>-<model>` for a model other than the default.
+
+    >>> label(PLANS["cpu"]), label(PLANS["cpu"], "meta-llama/Llama-2-7b-hf")
+    ('cpu', 'cpu-Llama-2-7b-hf')
+    """
+    from ftlib.models import DEFAULT_MODEL
+
+    if model in (None, DEFAULT_MODEL):
+        return plan.name
+    slug = re.sub(r"[^\w.-]+", "_", Path(model).name)
+    return f"{plan.name}-{slug}"
+
+
 def train_config(plan: Plan, task: str, model: str):
-    """The ftlib.train config of one task under a plan, its run folder in runs/<plan>/."""
+    """The ftlib.train config of one task under a plan, its run folder in runs/<label>/."""
     from ftlib import train
 
     overrides = {"eval_limit": plan.eval_limit.get(task), **plan.train_overrides.get(task, {})}
-    return train.preset(plan.train_preset, task=task, model=model, experiment=plan.name, **overrides)
+    return train.preset(plan.train_preset, task=task, model=model, experiment=label(plan, model), **overrides)
 
 
-def eval_root(plan: Plan) -> Path:
-    """runs/<plan>/eval/: one folder per evaluation that is not a training run's own."""
-    return paths.runs_dir() / plan.name / "eval"
+def eval_root(plan: Plan, model: str | None = None) -> Path:
+    """runs/<label>/eval/: one folder per evaluation that is not a training run's own."""
+    return paths.runs_dir() / label(plan, model) / "eval"
 
 
-def eval_dir(plan: Plan, label: str, task: str) -> Path:
-    """runs/<plan>/eval/<label>-<task>: where an untuned (or other) evaluation writes."""
-    return eval_root(plan) / f"{label}-{task}"
+def eval_dir(plan: Plan, name: str, task: str, model: str | None = None) -> Path:
+    """runs/<label>/eval/<name>-<task>: where an untuned (or other) evaluation writes."""
+    return eval_root(plan, model) / f"{name}-{task}"
 
 
-def results_dir(plan: Plan) -> Path:
-    """results/<plan>/: the committed figures and tables of a plan's run."""
-    return paths.results_dir() / plan.name
+def results_dir(plan: Plan, model: str | None = None) -> Path:
+    """results/<label>/: the committed figures, tables and executed notebooks of a plan's run
+    (runs/results/<label>/ for smoke runs: tests must not touch the committed results)."""
+    root = paths.runs_dir() / "results" if plan.name == "smoke" else paths.results_dir()
+    return root / label(plan, model)

@@ -1,16 +1,19 @@
-"""Figures and tables that notebooks show and also save under `results/` for the README."""
+"""Figures and tables that notebooks show and also save under `results/` for the README.
+
+No backend is forced here: in Jupyter every figure a cell makes is displayed inline (and
+`save_figure` writes it to disk too); outside Jupyter matplotlib picks its own backend (Agg on a
+headless machine). Tables come back as DataFrames, which Jupyter renders as tables.
+"""
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")  # headless-safe; Jupyter's inline backend still displays returned figures
-import matplotlib.pyplot as plt  # noqa: E402
-
-# The case study's Llama-2-13B accuracy before -> after fine-tuning (REFERENCE.md section 1).
+# The case study's Llama-2-13B accuracy before -> after fine-tuning (docs/case_study.md).
 CASE_STUDY_13B = {"viggo": (58, 98), "sql": (42, 89), "gsm8k": (28, 47)}
 TASK_TITLES = {"viggo": "ViGGO (function + attribute types)", "sql": "SQL (execution match)",
                "gsm8k": "GSM8K (final answer)"}
@@ -49,6 +52,19 @@ def save_table(rows: list[dict], name: str, out_dir: Path) -> Path:
         writer.writerows(rows)
     (out_dir / f"{name}.md").write_text(markdown_table(rows) + "\n")
     return out_dir / f"{name}.md"
+
+
+def table(rows: list[dict], name: str | None = None, out_dir: Path | None = None):
+    """Rows as a pandas DataFrame (Jupyter renders it as a table); saved first when name is given.
+
+    >>> table([{"task": "sql", "score": 0.5}]).shape
+    (1, 2)
+    """
+    import pandas as pd
+
+    if name is not None:
+        save_table(rows, name, out_dir)
+    return pd.DataFrame(rows)
 
 
 def histograms(values: dict[str, list[float]], xlabel: str, title: str):
@@ -122,5 +138,32 @@ def grouped_counts(counts: dict[str, dict[str, int]], title: str):
     ax.set_ylabel("test items")
     ax.set_title(title)
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def rounds(rows: list[dict], title: str = "", x: str = "round", metrics: tuple[str, ...] = ("score",),
+           log_x: bool = False, xlabel: str | None = None):
+    """Score per round (or per `x` column) per series with 95% CI bars, one panel per metric.
+
+    `rows` are `rounds.table` rows; metric "score" is the task's headline, "function" ViGGO's function
+    alone (it moves long before the headline does). Round numbers are whole numbers on the axis.
+    """
+    fig, axes = plt.subplots(1, len(metrics), figsize=(6.5 * len(metrics), 3.5), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for name in dict.fromkeys(r["series"] for r in rows):
+            pts = [r for r in rows if r["series"] == name and r.get(metric) is not None]
+            y = [r[metric] for r in pts]
+            err = [[r[metric] - r[f"{metric}_ci_low"] for r in pts], [r[f"{metric}_ci_high"] - r[metric] for r in pts]]
+            ax.errorbar([r[x] for r in pts], y, yerr=err, marker="o", capsize=3, label=name)
+        if x == "round":
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if log_x:
+            ax.set_xscale("log")
+        ax.set_xlabel(xlabel or ("round (0 = start model)" if x == "round" else x))
+        ax.set_ylabel(rows[0]["metric"] if metric == "score" and rows else metric)
+        ax.set_ylim(-0.02, 1.02)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
     fig.tight_layout()
     return fig

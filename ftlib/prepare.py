@@ -12,13 +12,13 @@ rerun skips a task already prepared. What it does beyond `ftlib.data`:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
 
-from ftlib import data, paths, sqldata, sqleval
-from ftlib.io import iter_jsonl, write_json, write_text_atomic
+from ftlib import data, paths
+from ftlib.io import iter_jsonl, rows_hash, write_json, write_text_atomic
+from ftlib.sql import match, schema
 
 SPLITS = ("train", "validation", "test")
 _NUMBER_COMPARE = re.compile(r"(?:\w+\.)?(\w+)\s*(?:=|!=|<>|<=|>=|<|>)\s*-?\d+(?:\.\d+)?\b")
@@ -35,22 +35,16 @@ def varchar_number_comparison(context: str, gold: str) -> bool:
     >>> varchar_number_comparison("CREATE TABLE t (age VARCHAR)", "SELECT * FROM t WHERE age > 30")
     True
     """
-    types = {c.lower(): ty.upper() for t in sqldata.parse_context(context).values() for c, ty in t.columns}
+    types = schema.column_types(context)
     return any(types.get(col.lower(), "").startswith("VARCHAR") for col in _NUMBER_COMPARE.findall(gold))
 
 
 def _keep(task: str, row: dict, filter_varchar_numbers: bool) -> bool:
     if task != "sql":
         return True
-    if not sqleval.sql_gold_usable(row):
+    if not match.sql_gold_usable(row):
         return False
     return not (filter_varchar_numbers and varchar_number_comparison(row["context"], row["answer"]))
-
-
-def rows_hash(rows: list[dict]) -> str:
-    """A short SHA-256 of a list of rows (what a run folder records about its data)."""
-    blob = "\n".join(json.dumps(r, sort_keys=True, ensure_ascii=False) for r in rows)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def prepare(task: str, *, root: Path | None = None, source: str = "local",
@@ -65,9 +59,9 @@ def prepare(task: str, *, root: Path | None = None, source: str = "local",
         kept = [r for r in raw if _keep(task, r, sql_filter_varchar_numbers)]
         lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept)
         write_text_atomic(out / f"{split}.jsonl", lines)
-        stats[split] = {"raw": len(raw), "kept": len(kept), "sha256_16": rows_hash(kept)}
+        stats[split] = {"raw": len(raw), "kept": len(kept), "sha256_16": rows_hash(kept)[:16]}
         if task == "sql":
-            stats[split]["audit"] = sqleval.audit_rows(raw)
+            stats[split]["audit"] = match.audit_rows(raw)
     write_json(out / "stats.json", stats)  # written last: its presence marks the task as prepared
     return out
 

@@ -146,7 +146,8 @@ def default_bos(tokenizer) -> str:
     """The BOS text the tokenizer adds on its own (Gemma, Llama: yes; SmolLM2: none), since the
     harness encodes rendered prompts without special tokens (a chat template writes its own)."""
     ids = tokenizer("a").input_ids
-    return tokenizer.bos_token if ids and tokenizer.bos_token_id is not None and ids[0] == tokenizer.bos_token_id else ""
+    adds_bos = bool(ids) and tokenizer.bos_token_id is not None and ids[0] == tokenizer.bos_token_id
+    return tokenizer.bos_token if adds_bos else ""
 
 
 def render(task: str, row: dict, style: str, tokenizer) -> str:

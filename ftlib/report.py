@@ -6,11 +6,13 @@ so the analysis notebook reruns in seconds and never needs a model.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter
 from pathlib import Path
 
-from ftlib import data, evals, io, plan as plans
+from ftlib import data, evals, io
+from ftlib import plan as plans
 
 UNTUNED_PREFIX = "untuned-"
 
@@ -33,7 +35,7 @@ def tuned_eval_dir(plan: plans.Plan, task: str, model: str) -> Path:
 def evaluations(plan: plans.Plan, model: str) -> dict[tuple[str, str], Path]:
     """Every finished evaluation of a plan: {(task, label): folder}, untuned and tuned."""
     found = {}
-    for summary in sorted(plans.eval_root(plan).glob("*/summary.json")):
+    for summary in sorted(plans.eval_root(plan, model).glob("*/summary.json")):
         s = io.read_json(summary)
         label = summary.parent.name.removesuffix(f"-{s['task']}")
         found[(s["task"], label)] = summary.parent
@@ -67,14 +69,23 @@ def viggo_by_function(records: list[dict]) -> dict[str, tuple[int, int]]:
     return {fn: (h, n) for fn, (h, n) in sorted(out.items())}
 
 
+@functools.cache
+def _sql_rows() -> dict[int, dict]:
+    return {r["row_index"]: r for s in ("train", "validation", "test") for r in data.load_rows("sql", s)}
+
+
+def sql_row(record: dict) -> dict:
+    """The SQL data row (question, context, gold query) of a predictions.jsonl record."""
+    return _sql_rows()[record["id"]]
+
+
 def error_kinds(task: str, records: list[dict]) -> Counter:
     """How each prediction failed (or 'correct'), with the task's own error classifier."""
     if task == "viggo":
         return Counter(evals.viggo_error_kind(r["prediction"], r["reference"]) for r in records)
     if task == "gsm8k":
         return Counter(evals.gsm8k_error_kind(r["prediction"], r["reference"]) for r in records)
-    rows = {r["row_index"]: r for s in ("train", "validation", "test") for r in data.load_rows("sql", s)}
-    return Counter(evals.sql_error_kind(r["prediction"], rows[r["id"]]["answer"], rows[r["id"]]["context"])
+    return Counter(evals.sql_error_kind(r["prediction"], sql_row(r)["answer"], sql_row(r)["context"])
                    for r in records)
 
 

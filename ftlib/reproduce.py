@@ -1,22 +1,30 @@
 """The main job: run every numbered notebook headless (papermill), in order, on one preset.
 
-`python -m ftlib.reproduce --preset cpu` (what `make reproduce` calls). Executed copies go to
-`runs/notebooks/<preset>/`; the notebooks themselves write their results under `runs/` and their
-figures and tables under `results/<preset>/`. Finished work inside a notebook is skipped on rerun
-(runs are folders with a DONE marker), so an interrupted reproduction picks up where it stopped.
+`python -m ftlib.reproduce --preset cpu` (what `make reproduce` calls). The notebooks write their
+runs under `runs/` and their figures and tables under `results/<label>/` (`ftlib.plan.label`: the
+preset, or `<preset>-<model>` for another model than the default). The executed copies, outputs
+included, go to `results/<label>/notebooks/` beside them, so a reader sees every figure and table
+without running anything; `notebooks/` itself stays clean. Finished work inside a notebook is skipped
+on rerun (runs are folders with a DONE marker), so an interrupted reproduction picks up where it stopped.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
+import sys
 import time
 from pathlib import Path
 
+import nbformat
+
 from ftlib import harness, paths, plan, train
-from ftlib.io import write_json
+from ftlib.io import read_json, write_json
 
 NOTEBOOKS = paths.ROOT / "notebooks"
+MAX_STREAM_CHARS = 4000  # of one printed output kept in an executed copy (progress bars, logs)
+_WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
 def notebooks() -> list[Path]:
@@ -24,8 +32,46 @@ def notebooks() -> list[Path]:
     return sorted(p for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 
 
+def _tidy_text(text: str) -> str:
+    """A printed output as a terminal would leave it (a progress bar's redraws collapsed), cut to size."""
+    text = "\n".join(line.rsplit("\r", 1)[-1] for line in text.split("\n"))
+    if len(text) > MAX_STREAM_CHARS:
+        text = f"[... {len(text) - MAX_STREAM_CHARS} characters cut]\n" + text[-MAX_STREAM_CHARS:]
+    return text
+
+
+def _merged(outputs: list) -> list:
+    """Outputs with each run of prints to the same stream joined into one (as Jupyter shows them)."""
+    merged = []
+    for out in outputs:
+        if _WIDGET in out.get("data", {}):
+            continue
+        last = merged[-1] if merged else None
+        if out.output_type == "stream" and last is not None and last.output_type == "stream" \
+                and last.name == out.name:
+            last.text += out.text
+        else:
+            merged.append(out)
+    for out in merged:
+        if out.output_type == "stream":
+            out.text = _tidy_text(out.text)
+    return merged
+
+
+def tidy(path: Path) -> None:
+    """Make an executed notebook fit to commit: no machine paths, no widget state, long prints cut."""
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = _merged(cell.outputs)
+    text = nbformat.writes(nb).replace(sys.prefix, "<python>")
+    text = text.replace(str(paths.ROOT) + "/", "").replace(str(paths.ROOT), ".")
+    path.write_text(re.sub(r'"(input|output)_path": "[^"]*"', r'"\1_path": null', text))
+
+
 def run_notebook(nb: Path, out_dir: Path, parameters: dict) -> float:
-    """Execute one notebook with papermill; return its wall time in seconds."""
+    """Execute one notebook with papermill into out_dir, tidied; return its wall time in seconds."""
     import papermill
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -34,7 +80,9 @@ def run_notebook(nb: Path, out_dir: Path, parameters: dict) -> float:
         str(nb), str(out_dir / nb.name), parameters=parameters, cwd=str(NOTEBOOKS),
         kernel_name="python3", progress_bar=True,
     )
-    return time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    tidy(out_dir / nb.name)
+    return seconds
 
 
 def compute(p: plan.Plan, task: str, model: str) -> Path:
@@ -55,23 +103,24 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--compute", nargs="*", metavar="TASK",
                     help="no notebooks: run the evaluations and training of these tasks (see compute())")
     args = ap.parse_args(argv)
+    the_plan = plan.get(args.preset)
     if args.compute is not None:
-        p = plan.get(args.preset)
-        for task in args.compute or p.tasks:
-            print(compute(p, task, args.model), flush=True)
+        for task in args.compute or the_plan.tasks:
+            print(compute(the_plan, task, args.model), flush=True)
         return
-    wanted = args.only or plan.get(args.preset).notebooks
-    out_dir = paths.runs_dir() / "notebooks" / args.preset
-    out_dir.mkdir(parents=True, exist_ok=True)
+    wanted = args.only or the_plan.notebooks
+    out_dir = plan.results_dir(the_plan, args.model) / "notebooks"
     params = {"PRESET": args.preset, "MODEL": args.model}
-    timings = {}
+    record = out_dir / "timings.json"
+    timings = read_json(record)["seconds"] if record.exists() else {}  # `--only` keeps the others'
     for nb in notebooks():
         if not any(nb.name.startswith(p) for p in wanted):
             continue
-        print(f"== {nb.name} (preset {args.preset})", flush=True)
+        print(f"== {nb.name} (preset {args.preset}) -> {paths.shown(out_dir / nb.name)}", flush=True)
         timings[nb.name] = round(run_notebook(nb, out_dir, params), 1)
         print(f"   {timings[nb.name]} s", flush=True)
-    write_json(out_dir / "timings.json", {"preset": args.preset, "model": args.model, "seconds": timings})
+    write_json(record, {"preset": args.preset, "model": paths.shown(args.model) if Path(args.model).exists()
+                        else args.model, "seconds": timings})
     print(json.dumps(timings, indent=2))
 
 

@@ -10,7 +10,7 @@ evaluation (the first `eval_limit` test items of the series' task), so rounds ar
     s = Series("viggo-two", "viggo", (Round("r1", (Source("viggo", n=64),)),
                                       Round("r2", (Source("viggo", n=64, offset=64),))))
     folders = run_series(s, train.preset("cpu", eval_limit=50))
-    rows = table([s])
+    rows = table([s])                          # plots.rounds(rows) draws them
 
 The strategies (broad -> specific, growing data, verified self-training, quality) are in
 `ftlib.strategies`.
@@ -121,9 +121,7 @@ def answer_row(task: str, row: dict, prediction: str) -> dict:
     if task == "viggo":
         return {**row, "meaning_representation": prediction.strip()}
     if task == "sql":
-        from ftlib import sqlbox
-
-        return {**row, "answer": sqlbox.extract_sql(prediction) or prediction.strip()}
+        return {**row, "answer": evals.extract_sql(prediction) or prediction.strip()}
     return {**row, "answer": prediction.strip()}
 
 
@@ -211,9 +209,11 @@ def _score_row(series: str, index: int, name: str, summary: dict | None, task: s
     metrics = (summary or {}).get("metrics", {})
     m = metrics.get(evals.PRIMARY[task], {})
     row = {"series": series, "round": index, "name": name, "metric": evals.PRIMARY[task],
-           "score": m.get("mean"), "ci_low": m.get("ci_low"), "ci_high": m.get("ci_high"), "n": m.get("n")}
+           "score": m.get("mean"), "score_ci_low": m.get("ci_low"), "score_ci_high": m.get("ci_high"),
+           "n": m.get("n")}
     if task == "viggo":  # the function alone moves long before function + attribute types do
-        row["function"] = metrics.get("function", {}).get("mean")
+        f = metrics.get("function", {})
+        row.update(function=f.get("mean"), function_ci_low=f.get("ci_low"), function_ci_high=f.get("ci_high"))
     return row
 
 
@@ -238,20 +238,3 @@ def table(series_list: list[Series], base: dict | None = None) -> list[dict]:
     cols = list(dict.fromkeys(k for r in out for k in r))  # base rows lack the training columns
     return [{c: r.get(c) for c in cols} for r in out]
 
-
-def plot(rows: list[dict], title: str = "", x: str = "round"):
-    """Score per round (or per round name: x="name") per series, with 95% CI error bars."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    for name in dict.fromkeys(r["series"] for r in rows):
-        pts = [r for r in rows if r["series"] == name and r["score"] is not None]
-        xs, y = [r[x] for r in pts], [r["score"] for r in pts]
-        err = [[r["score"] - r["ci_low"] for r in pts], [r["ci_high"] - r["score"] for r in pts]]
-        ax.errorbar(xs, y, yerr=err, marker="o", capsize=3, label=name)
-    ax.set_xlabel("round (0 = start model)" if x == "round" else x)
-    ax.set_ylabel(rows[0]["metric"] if rows else "score")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    return fig

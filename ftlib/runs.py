@@ -16,7 +16,6 @@ Only the main process writes (under `accelerate launch` every process runs the s
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import shutil
@@ -99,14 +98,6 @@ def cpu_kind() -> str:
         return "AVX-512-BF16"
     flags = models.cpu_flags()
     return "AVX2" if "avx2" in flags else "other"
-
-
-def examples_hash(examples: list[dict]) -> str:
-    """SHA-256 of the training examples as trained on (order included): same hash, same data."""
-    h = hashlib.sha256()
-    for ex in examples:
-        h.update(json.dumps(ex, sort_keys=True, ensure_ascii=False).encode() + b"\n")
-    return h.hexdigest()
 
 
 def start(folder: Path, config: dict, data_info: dict, bf16: bool | None = None) -> None:

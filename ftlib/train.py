@@ -1,7 +1,8 @@
 """Fine-tune a model on a task with TRL: presets, the SFTConfig/SFTTrainer call, run(), merge().
 
-Every TRL and PEFT argument of the project lives in this module (REFERENCE.md section 3: they get
-renamed between releases). The notebook can show the calls explicitly:
+Every TRL and PEFT argument of the project lives in this module (they get renamed between releases:
+docs/pitfalls.md); notebook 02 writes the SFTConfig call out and passes it to `run(cfg, args=...)`.
+The calls, explicitly:
 
     cfg = train.preset("cpu", task="viggo")
     model, tok = models.load(cfg.model, for_training=True)
@@ -19,13 +20,14 @@ import argparse
 import dataclasses
 import json
 import time
+import typing
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from ftlib import io, lean, models, prepare, prompts, runs
+from ftlib import io, lean, models, paths, prepare, prompts, runs
 
 
 @dataclass
@@ -86,7 +88,7 @@ PRESETS: dict[str, dict] = {
         max_length=256, eval_limit=0, scheduler="constant",
     ),
     # Minutes on 2 CPU cores. Full fine-tuning: on this 135M model LoRA at the case study's
-    # settings barely learned ViGGO (REFERENCE.md section 2). No gradient checkpointing and
+    # settings barely learned ViGGO (docs/measurements.md). No gradient checkpointing and
     # padding-free batches are the speed levers (benchmarks/sft_speed.py).
     "cpu": dict(
         method="full", n_train=800, n_val=100, epochs=2, lr=1e-4, scheduler="cosine",
@@ -133,20 +135,38 @@ def use_bf16(cfg: TrainConfig) -> bool:
     return device.type in ("cuda", "cpu") and models.pick_dtype(device) == torch.bfloat16
 
 
+def sft_plumbing(cfg: TrainConfig, run_dir: Path | None = None) -> dict:
+    """The SFTConfig arguments that are not the lesson: where checkpoints go, device, logging, seeds.
+
+    Notebook 02 writes the rest of the SFTConfig call out, knob by knob, on top of these.
+    """
+    run_dir = run_dir or runs.run_dir(cfg.experiment, cfg.run_name())
+    return dict(
+        output_dir=str(Path(run_dir) / "checkpoints"),
+        # CPU: transformers refuses bf16 on CPU unless told the CPU is the device on purpose.
+        use_cpu=models.pick_device().type == "cpu",
+        # Without reentrant checkpointing LoRA still gets gradients (docs/pitfalls.md).
+        activation_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
+        logging_steps=1,
+        include_num_input_tokens_seen="non_padding",  # for tokens/s
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        report_to="none",
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
+
+
 def make_sft_config(cfg: TrainConfig, run_dir: Path):
     """TRL's SFTConfig for a TrainConfig; checkpoints go to run_dir/checkpoints."""
     from trl import SFTConfig
 
     by_epoch = cfg.eval_steps is None
     return SFTConfig(
-        output_dir=str(Path(run_dir) / "checkpoints"),
-        # CPU: transformers refuses bf16 on CPU unless told the CPU is the device on purpose.
-        use_cpu=models.pick_device().type == "cpu",
+        **sft_plumbing(cfg, run_dir),
         bf16=use_bf16(cfg),
         # transformers 5.24 renamed gradient_checkpointing to activation_checkpointing.
         activation_checkpointing=cfg.gradient_checkpointing,
-        # Without reentrant checkpointing LoRA still gets gradients (REFERENCE.md section 3).
-        activation_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
         padding_free=cfg.padding_free,
         # Padding-free does not enforce max_length: too-long rows are dropped beforehand (see runs).
         max_length=None if cfg.padding_free else cfg.max_length,
@@ -170,13 +190,6 @@ def make_sft_config(cfg: TrainConfig, run_dir: Path):
         metric_for_best_model="eval_loss",
         greater_is_better=False,
         save_total_limit=2,  # the best and the latest checkpoint
-        logging_steps=1,
-        include_num_input_tokens_seen="non_padding",  # for tokens/s
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        report_to="none",
-        dataloader_num_workers=0,
-        disable_tqdm=True,
     )
 
 
@@ -206,8 +219,9 @@ def _new_token_ids(cfg: TrainConfig, tokenizer) -> list[int]:
     return tokenizer.convert_tokens_to_ids(list(prompts.SPECIAL_TOKENS)) if cfg.fmt == "special" else []
 
 
-def make_trainer(cfg: TrainConfig, run_dir: Path, model, tokenizer, train_ds, eval_ds, callbacks=()):
-    """TRL's SFTTrainer for the model and the prompt-completion datasets (prompts.sft_example)."""
+def make_trainer(cfg: TrainConfig, run_dir: Path, model, tokenizer, train_ds, eval_ds, callbacks=(), args=None):
+    """TRL's SFTTrainer for the model and the prompt-completion datasets (prompts.sft_example);
+    `args`: an SFTConfig built elsewhere (notebook 02's), else make_sft_config's."""
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     # Per-example attention pays on a CPU; on a GPU its per-example loop was measured slower than
@@ -217,7 +231,7 @@ def make_trainer(cfg: TrainConfig, run_dir: Path, model, tokenizer, train_ds, ev
     SFTTrainer = lean.trainer_class(cfg.lean_loss)  # TRL's SFTTrainer, or it with the lean loss
     return SFTTrainer(
         model=model,
-        args=make_sft_config(cfg, run_dir),
+        args=args or make_sft_config(cfg, run_dir),
         train_dataset=train_ds,
         eval_dataset=eval_ds,
         processing_class=tokenizer,
@@ -289,7 +303,7 @@ def datasets_for(cfg: TrainConfig, tokenizer):
     train_ex = build_examples(cfg, "train", cfg.n_train, tokenizer)
     val_ex = build_examples(cfg, "validation", cfg.n_val, tokenizer)
     info = {"task": cfg.task, "fmt": cfg.fmt, "n_train": len(train_ex), "n_val": len(val_ex),
-            "train_sha256": runs.examples_hash(train_ex), "val_sha256": runs.examples_hash(val_ex)}
+            "train_sha256": io.rows_hash(train_ex), "val_sha256": io.rows_hash(val_ex)}
     return datasets.Dataset.from_list(train_ex), datasets.Dataset.from_list(val_ex), info
 
 
@@ -337,11 +351,14 @@ def save_result(trainer, tokenizer, cfg: TrainConfig, folder: Path) -> Path:
     return out
 
 
-def run(cfg: TrainConfig, callbacks=()) -> Path:
-    """Train cfg into runs/<experiment>/<name>/ (resuming or skipping); return the finished folder."""
+def run(cfg: TrainConfig, callbacks=(), args=None) -> Path:
+    """Train cfg into runs/<experiment>/<name>/ (resuming or skipping); return the finished folder.
+
+    `args`: the SFTConfig to train with (notebook 02 writes its own), else make_sft_config(cfg).
+    """
     folder = runs.run_dir(cfg.experiment, cfg.run_name())
     if runs.is_done(folder):
-        print(f"[train] {folder} is finished: skipped")
+        print(f"[train] {paths.shown(folder)} is finished: skipped")
         return folder
     spec = start_spec(cfg)
     model, tok = load_for_training(cfg, spec)
@@ -350,7 +367,7 @@ def run(cfg: TrainConfig, callbacks=()) -> Path:
     runs.start(folder, config, info, bf16=use_bf16(cfg))
     resume = runs.last_checkpoint(folder)
     logger = runs.RunLogger(folder)
-    trainer = make_trainer(cfg, folder, model, tok, train_ds, val_ds, callbacks=[logger, *callbacks])
+    trainer = make_trainer(cfg, folder, model, tok, train_ds, val_ds, callbacks=[logger, *callbacks], args=args)
     t0 = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     wall = time.perf_counter() - t0
@@ -360,7 +377,8 @@ def run(cfg: TrainConfig, callbacks=()) -> Path:
     if runs.is_main_process():
         summary["eval"] = evaluate_run(cfg, folder)
     runs.finish(folder, summary)
-    print(f"[train] {folder}: {json.dumps({k: summary[k] for k in ('wall_seconds', 'tokens_per_s', 'best_eval_loss')})}")
+    brief = {k: summary[k] for k in ("wall_seconds", "tokens_per_s", "best_eval_loss")}
+    print(f"[train] {paths.shown(folder)}: {json.dumps(brief)}")
     return folder
 
 
@@ -386,12 +404,36 @@ def merge(folder: Path) -> Path:
     return out
 
 
-def parse_value(text: str):
-    """A --set value: JSON when it parses (numbers, true/false/null), else the plain string."""
+def _as(kind: type, text: str):
+    """`text` as a value of one type (None when it does not read as one); NoneType gives (None,)."""
+    low = text.strip().lower()
+    if kind is type(None):
+        return (None,) if low in ("none", "null") else None
+    if kind is bool:
+        return {"true": True, "false": False}.get(low)
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
+        return kind(text)
+    except ValueError:
+        return None
+
+
+def parse_setting(item: str) -> tuple[str, object]:
+    """A `--set KEY=VALUE` as (field, value of the field's type); a ValueError that says what is expected.
+
+    >>> parse_setting("n_train=None"), parse_setting("lr=3e-5"), parse_setting("epochs=2")
+    (('n_train', None), ('lr', 3e-05), ('epochs', 2.0))
+    """
+    key, sep, text = item.partition("=")
+    hints = typing.get_type_hints(TrainConfig)
+    if not sep or key not in hints:
+        raise ValueError(f"--set {item!r}: expected KEY=VALUE, KEY one of {', '.join(hints)}")
+    kinds = typing.get_args(hints[key]) or (hints[key],)
+    for kind in sorted(kinds, key=lambda k: k is str):  # a string field takes any text, so last
+        value = _as(kind, text)
+        if value is not None:
+            return key, value[0] if kind is type(None) else value
+    names = " or ".join("None" if k is type(None) else k.__name__ for k in kinds)
+    raise ValueError(f"--set {key}={text}: expected {names}" + (" (None: all)" if key == "n_train" else ""))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -407,8 +449,11 @@ def main(argv: list[str] | None = None) -> None:
     overrides = {"task": args.task}
     overrides.update({k: v for k, v in (("method", args.method), ("model", args.model)) if v})
     for item in args.set:
-        key, _, value = item.partition("=")
-        overrides[key] = parse_value(value)
+        try:
+            key, value = parse_setting(item)
+        except ValueError as e:
+            ap.error(str(e))
+        overrides[key] = value
     print(run(preset(args.preset, **overrides)))
 
 

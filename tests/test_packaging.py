@@ -39,12 +39,16 @@ def test_environment_installs_the_project_with_dev_extra():
     lo, hi = re.findall(r"(\d+\.\d+)", spec)
     as_tuple = lambda v: tuple(map(int, v.split(".")))  # noqa: E731
     assert as_tuple(lo) <= as_tuple(py) < as_tuple(hi)
+    assert as_tuple(lo) >= (3, 11)  # the tests use tomllib
 
 
 def test_ci_runs_the_readme_test_command():
     readme = (paths.ROOT / "README.md").read_text()
     ci = (paths.ROOT / ".ci" / "run").read_text()
-    assert "make test" in readme and "make test" in ci
+    assert "make test" in readme and "make test" in ci and "make lint" in ci
     makefile = (paths.ROOT / "Makefile").read_text()
-    for target in ("setup:", "test:", "reproduce:", "lab:"):
+    for target in ("setup:", "test:", "lint:", "reproduce:", "lab:"):
         assert target in makefile
+    assert "--allow-root" in makefile  # JupyterLab refuses root (a container's usual user) without it
+    tools = tomllib.loads((paths.ROOT / "pyproject.toml").read_text())["tool"]
+    assert tools["ruff"]["lint"]["select"] and "--doctest-modules" in tools["pytest"]["ini_options"]["addopts"]

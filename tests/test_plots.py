@@ -38,3 +38,27 @@ def test_grouped_counts_one_bar_per_kind_and_group():
     fig = plots.grouped_counts({"a": {"x": 1, "y": 2}, "b": {"y": 5}}, "t")
     heights = [p.get_height() for p in fig.axes[0].patches]
     assert heights == [1, 2, 0, 5]
+
+
+def test_table_saves_and_returns_a_frame(tmp_path):
+    frame = plots.table([{"task": "sql", "score": 0.5}], "t", tmp_path)
+    assert list(frame.columns) == ["task", "score"] and frame.iloc[0]["score"] == 0.5
+    assert (tmp_path / "t.md").exists() and (tmp_path / "t.csv").exists()
+    assert "<table" in frame._repr_html_()  # what Jupyter shows
+
+
+def _round(series, i, score, function):
+    return {"series": series, "round": i, "metric": "attribute_types", "score": score, "score_ci_low": 0.0,
+            "score_ci_high": score + 0.1, "function": function, "function_ci_low": function - 0.1,
+            "function_ci_high": function + 0.1}
+
+
+def test_rounds_figure_draws_the_function_panel_on_whole_round_numbers():
+    rows = [_round("a", 0, 0.0, 0.2), _round("a", 1, 0.02, 0.5), _round("a", 2, 0.04, 0.8)]
+    fig = plots.rounds(rows, "t", metrics=("function", "score"))
+    fig.canvas.draw()
+    function, score = fig.axes
+    assert function.get_ylabel() == "function" and score.get_ylabel() == "attribute_types"
+    assert list(function.lines[0].get_ydata()) == [0.2, 0.5, 0.8]
+    ticks = [t for t in function.get_xticks() if -0.5 <= t <= 2.5]
+    assert ticks and all(float(t).is_integer() for t in ticks)

@@ -2,8 +2,9 @@
 
 import json
 
-from ftlib import harness, io, report
 from test_harness import FakeGenerator
+
+from ftlib import harness, io, report
 
 
 def test_exported_predictions_rescore_the_headline(tmp_path):

@@ -60,9 +60,28 @@ def test_sft_config_holds_the_levers(tmp_path):
     assert train.make_peft_config(cfg) is None
 
 
-def test_parse_value():
-    assert train.parse_value("3e-5") == 3e-5 and train.parse_value("null") is None
-    assert train.parse_value("lora") == "lora" and train.parse_value("true") is True
+@pytest.mark.parametrize("item, expected", [
+    ("n_train=None", ("n_train", None)), ("n_train=null", ("n_train", None)), ("n_train=200", ("n_train", 200)),
+    ("lr=3e-5", ("lr", 3e-5)), ("epochs=2", ("epochs", 2.0)), ("bf16=true", ("bf16", True)),
+    ("bf16=None", ("bf16", None)), ("method=lora", ("method", "lora")), ("name=123", ("name", "123")),
+    ("eval_steps=None", ("eval_steps", None)),
+])
+def test_set_values_take_the_field_type(item, expected):
+    key, value = train.parse_setting(item)
+    assert (key, value) == expected and type(value) is type(expected[1])
+
+
+@pytest.mark.parametrize("item, message", [
+    ("n_train=all", "n_train=all: expected int or None (None: all)"), ("lr=fast", "expected float"),
+    ("n_val=None", "n_val=None: expected int"), ("bf16=yes", "expected bool or None"),
+    ("no_such=1", "KEY one of task, model"), ("n_train", "expected KEY=VALUE"),
+])
+def test_bad_set_values_are_refused_at_the_door(item, message, capsys):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        train.parse_setting(item)
+    with pytest.raises(SystemExit) as e:
+        train.main(["--set", item])
+    assert e.value.code == 2 and message in capsys.readouterr().err
 
 
 def _collated(tiny_model_dir, runs_root, padding_free):
@@ -77,7 +96,7 @@ def _collated(tiny_model_dir, runs_root, padding_free):
 def test_completion_ends_with_eos_and_eos_is_in_the_loss(tiny_model_dir, runs_root):
     _, tok, batch = _collated(tiny_model_dir, runs_root, padding_free=False)
     assert tok.pad_token_id != tok.eos_token_id
-    for ids, labels, mask in zip(batch["input_ids"], batch["labels"], batch["attention_mask"]):
+    for labels, mask in zip(batch["labels"], batch["attention_mask"]):
         real = labels[mask.bool()]
         trained = real[real != -100]
         assert trained[-1] == tok.eos_token_id or trained[-2] == tok.eos_token_id  # template adds "\n"

@@ -1,19 +1,22 @@
 """SQL: extraction, synthetic databases, execution match, the sandbox's defences, the gold audit."""
 
+import itertools
 import os
 import random
+import sqlite3
 import time
 
 import pytest
 
-from ftlib import data, evals, sqlbox, sqldata, sqleval
+from ftlib import data, evals
+from ftlib.sql import sandbox, synthetic
 
 CTX = "CREATE TABLE head (name VARCHAR, born_state VARCHAR, age INTEGER)"
 GOLD = "SELECT name FROM head WHERE born_state = 'California' AND age > 56"
 
 
 def _image(context: str = CTX, gold: str = GOLD) -> bytes:
-    return sqldata.database_image(context, gold, 0, 0)
+    return synthetic.database_image(context, gold, 0, 0)
 
 
 # Hand-checked: `age >= 57` equals `age > 56` only on integers; the synthetic ages are integers
@@ -32,7 +35,7 @@ def test_execution_match_hand_checked():
     ("<SQL></SQL>", None),
 ])
 def test_extract_sql(text, query):
-    assert sqlbox.extract_sql(text) == query
+    assert sandbox.extract_sql(text) == query
 
 
 @pytest.mark.parametrize("pred, kind", [
@@ -58,12 +61,12 @@ def test_ordered_gold_compares_as_list_unordered_as_multiset():
 
 def test_synthetic_rows_hold_gold_literals_and_numbers():
     img = _image()
-    rows = sqlbox.run_query(img, "SELECT born_state, age, typeof(age) FROM head").rows
+    rows = sandbox.run_query(img, "SELECT born_state, age, typeof(age) FROM head").rows
     assert any(r[0] == "California" for r in rows)
     assert {r[2] for r in rows} == {"integer"} and any(r[1] > 56 for r in rows) and any(r[1] <= 56 for r in rows)
     # a VARCHAR column compared with a number behaves as a number
     ctx, gold = "CREATE TABLE p (x VARCHAR, y VARCHAR)", "SELECT x FROM p WHERE y > 10"
-    types = sqlbox.run_query(_image(ctx, gold), "SELECT DISTINCT typeof(y) FROM p").rows
+    types = sandbox.run_query(_image(ctx, gold), "SELECT DISTINCT typeof(y) FROM p").rows
     assert types == [("integer",)]
 
 
@@ -86,11 +89,11 @@ ATTACKS = [
 @pytest.mark.parametrize("attack", ATTACKS)
 def test_sandbox_refuses_attack(attack, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # a file created by ATTACH / VACUUM INTO would land here
-    result = sqlbox.run_query(_image(), attack)
+    result = sandbox.run_query(_image(), attack)
     assert result.error is not None and result.rows is None
     assert not os.listdir(tmp_path)
     assert not evals.sql_execution_match(attack, GOLD, CTX)
-    assert len(sqlbox.run_query(_image(), "SELECT * FROM head").rows) > 0  # the cached image is intact
+    assert len(sandbox.run_query(_image(), "SELECT * FROM head").rows) > 0  # the cached image is intact
 
 
 @pytest.mark.parametrize("attack", [
@@ -105,8 +108,55 @@ def test_sandbox_budget_stops_runaway_queries(attack):
     assert not evals.sql_execution_match(attack, GOLD, CTX)
     assert time.perf_counter() - start < 1.0
     start = time.perf_counter()
-    assert sqlbox.run_query(_image(), attack).error is not None
+    assert sandbox.run_query(_image(), attack).error is not None
     assert time.perf_counter() - start < 1.0
+
+
+# Every built-in scalar function of this SQLite, called at its largest arguments, as many times as
+# one statement allows: one call is one VM instruction, which the step budget cannot interrupt, so
+# only SQLite's limits on value and pattern length (sandbox.LIMITS) keep such a query short.
+_L = sandbox.LIMITS[sqlite3.SQLITE_LIMIT_LENGTH]
+_BIG = f"substr(replace(hex(zeroblob({_L // 2 - 10})), '0', 'a'), 1, {_L - 30})"  # the longest value
+_ARGS = ("x", f"substr(x, 1, {_L // 2}) || 'b'", "'%' || substr(x, 1, 190) || 'b%'", "9999", "-9999", "'%0*d'")
+
+
+def _builtin_calls() -> list[str]:
+    """One call per built-in scalar function, arity and choice of the largest arguments."""
+    found = sqlite3.connect(":memory:").execute("PRAGMA function_list").fetchall()
+    arities = sorted({(name, n) for name, builtin, kind, _, narg, _ in found if kind == "s" and builtin
+                      for n in ((narg,) if narg >= 0 else (1, 2, 3))})
+    calls = []
+    for name, n in arities:
+        combos = itertools.product(_ARGS, repeat=n) if n <= 2 else [(a,) * n for a in _ARGS]
+        calls += [f"{name}({', '.join(c)})" for c in combos]
+    return calls
+
+
+def test_no_builtin_function_call_outruns_the_budget():
+    head = f"WITH b(x) AS (SELECT {_BIG}) SELECT "
+    calls = _builtin_calls()
+    assert len(calls) > 1000
+    for call in calls:
+        column = f"length({call})"
+        k = min(150, (sandbox.MAX_SQL_CHARS - len(head) - 10) // (len(column) + 2))
+        start = time.perf_counter()
+        sandbox.run_query(_image(), head + ", ".join([column] * k) + " FROM b")
+        assert time.perf_counter() - start < 1.0, call
+
+
+@pytest.mark.parametrize("call", [f"instr(x, {_ARGS[1]})", f"x LIKE {_ARGS[2]}", f"replace(x, {_ARGS[1]}, 'c')",
+                                  f"trim(x, {_ARGS[1]})", "printf('%0*d', 9999, 1)"])
+def test_budget_stops_a_loop_of_expensive_calls(call):
+    sql = (f"WITH RECURSIVE b(i, x) AS (SELECT 1, {_BIG} UNION ALL SELECT i + 1, x FROM b) "
+           f"SELECT SUM(length({call})) FROM b")
+    start = time.perf_counter()
+    assert sandbox.run_query(_image(), sql).error is not None
+    assert time.perf_counter() - start < 1.0
+
+
+def test_the_longest_value_is_allowed_and_one_byte_more_is_not():
+    assert sandbox.run_query(_image(), f"SELECT length(zeroblob({_L}))").rows == [(_L,)]
+    assert "too big" in sandbox.run_query(_image(), f"SELECT zeroblob({_L + 1})").error
 
 
 def test_sandbox_never_raises_on_junk():

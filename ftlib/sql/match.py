@@ -11,7 +11,7 @@ import functools
 import re
 from collections import Counter
 
-from ftlib import sqlbox, sqldata
+from ftlib.sql import sandbox, schema, synthetic
 
 _SYNTAX = ("syntax error", "incomplete input", "unrecognized token")
 _FORBIDDEN = ("not authorized", "authorization denied", "not a read-only", "one statement", "nul character")
@@ -22,13 +22,13 @@ _NOT_SINGLE = re.compile(r"\bJOIN\b|\bGROUP\s+BY\b|\b(?:COUNT|SUM|AVG|MIN|MAX)\s
 
 
 def _images(context: str, gold: str, instances: int, seed: int) -> list[bytes]:
-    return [sqldata.database_image(context, gold, seed, i) for i in range(max(1, instances))]
+    return [synthetic.database_image(context, gold, seed, i) for i in range(max(1, instances))]
 
 
 @functools.lru_cache(maxsize=16384)
-def _gold_result(context: str, gold: str, seed: int, instance: int) -> sqlbox.QueryResult:
+def _gold_result(context: str, gold: str, seed: int, instance: int) -> sandbox.QueryResult:
     """The gold query's result on one instance (cached: every prediction for an item reuses it)."""
-    return sqlbox.run_query(sqldata.database_image(context, gold, seed, instance), gold)
+    return sandbox.run_query(synthetic.database_image(context, gold, seed, instance), gold)
 
 
 def _top_level_order_by(query: str) -> bool:
@@ -62,12 +62,12 @@ def compare(prediction: str, gold: str, context: str, *, instances: int = 3, see
     >>> compare("<SQL>SELECT COUNT(*) FROM head</SQL>", "SELECT COUNT(*) FROM head", "CREATE TABLE head (age INTEGER)")
     'correct'
     """
-    query = sqlbox.extract_sql(prediction)
+    query = sandbox.extract_sql(prediction)
     if query is None:
         return "no_sql"
     ordered = _top_level_order_by(gold)
     for i, image in enumerate(_images(context, gold, instances, seed)):
-        pred = sqlbox.run_query(image, query)
+        pred = sandbox.run_query(image, query)
         if pred.error is not None:
             return _error_kind(pred.error)
         ref = _gold_result(context, gold, seed, i)
@@ -96,7 +96,7 @@ def sql_error_kind(prediction: str, gold: str, context: str) -> str:
 
 def _missing(error: str, context: str) -> tuple[bool, bool]:
     """(missing_column, missing_table): the gold names a column / table the context does not declare."""
-    tables = sqldata.parse_context(context)
+    tables = schema.parse_context(context)
     m = re.search(r"no such (column|table): (?:\w+\.)?(\w+)", error)
     if not m:
         return False, False
@@ -114,7 +114,7 @@ def _degenerate(gold: str, context: str, results: list[list[tuple]], images: lis
     m = re.search(r"\bFROM\s+(\w+)", gold, re.I)
     single = m and not _NOT_SINGLE.search(gold)
     if single and re.search(r"\bWHERE\b", gold, re.I):
-        sizes = [sqlbox.run_query(img, f'SELECT COUNT(*) FROM "{m.group(1)}"').rows for img in images]
+        sizes = [sandbox.run_query(img, f'SELECT COUNT(*) FROM "{m.group(1)}"').rows for img in images]
         if all(s and len(rows) == s[0][0] for s, rows in zip(sizes, results)):
             return "every_row"
     return None
@@ -132,12 +132,9 @@ def audit_gold(context: str, gold: str, *, instances: int = 3, seed: int = 0) ->
 
 @functools.lru_cache(maxsize=8192)
 def _audit(context: str, gold: str, instances: int, seed: int) -> dict:
-    tables = sqldata.parse_context(context)
-    spellings = list(sqldata.column_spellings(context).values())
     report = {
         "executes": True, "error": None, "missing_column": False, "missing_table": False,
-        "case_duplicate": any(len(t.spellings) > 1 for t in tables.values()) or any(len(s) > 1 for s in spellings),
-        "repeated_table": len(sqldata.CREATE.findall(context)) > len(tables),
+        "case_duplicate": schema.has_case_duplicate(context), "repeated_table": schema.repeated_tables(context),
         "degenerate": None,
     }
     images = _images(context, gold, instances, seed)

@@ -17,8 +17,9 @@ import re
 import sqlite3
 from dataclasses import dataclass, field
 
+from ftlib.sql.schema import Table, parse_context
+
 NUMERIC_TYPE = re.compile(r"INT|REAL|NUM|FLOA|DOUB|DEC", re.I)
-CREATE = re.compile(r"CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?[`\"\[]?(\w+)[`\"\]]?\s*\(", re.I)
 LIT = r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|-?\d+(?:\.\d+)?"""
 COMPARE = re.compile(rf"(?:\w+\.)?(\w+)\s*(?:==|=|!=|<>|<=|>=|<|>|\bNOT\s+LIKE\b|\bLIKE\b)\s*({LIT})", re.I)
 BETWEEN = re.compile(rf"(?:\w+\.)?(\w+)\s+(?:NOT\s+)?BETWEEN\s+({LIT})\s+AND\s+({LIT})", re.I)
@@ -27,56 +28,6 @@ SUM_AVG = re.compile(r"\b(?:SUM|AVG)\s*\(\s*(?:DISTINCT\s+)?(?:\w+\.)?(\w+)\s*\)
 # Shared by every text column, so join keys of different tables meet.
 VOCAB = ("alpha", "beta", "gamma", "delta", "omega")
 ROWS_PER_TABLE = (6, 12)
-
-
-@dataclass
-class Table:
-    """One table of a context: its name as first written and its columns (name, declared type)."""
-
-    name: str
-    columns: list[tuple[str, str]] = field(default_factory=list)
-    spellings: set[str] = field(default_factory=set)
-
-
-def _body(text: str, start: int) -> str:
-    """The text inside the parenthesis opened just before `start`, up to its matching close."""
-    depth = 1
-    for i in range(start, len(text)):
-        depth += {"(": 1, ")": -1}.get(text[i], 0)
-        if depth == 0:
-            return text[start:i]
-    return text[start:]
-
-
-def parse_context(context: str) -> dict[str, Table]:
-    """Tables of a CREATE TABLE context keyed by lower-cased name, repeats merged (SQLite ignores case).
-
-    >>> t = parse_context("CREATE TABLE a (x INT); CREATE TABLE A (X VARCHAR, y VARCHAR)")
-    >>> t["a"].columns, sorted(t["a"].spellings)
-    ([('x', 'INT'), ('y', 'VARCHAR')], ['A', 'a'])
-    """
-    tables: dict[str, Table] = {}
-    for m in CREATE.finditer(context):
-        table = tables.setdefault(m.group(1).lower(), Table(m.group(1)))
-        table.spellings.add(m.group(1))
-        known = {c.lower() for c, _ in table.columns}
-        for part in _body(context, m.end()).split(","):
-            words = part.replace("`", " ").replace('"', " ").split()
-            if words and words[0].lower() not in known and re.fullmatch(r"\w+", words[0]):
-                table.columns.append((words[0], words[1] if len(words) > 1 else ""))
-                known.add(words[0].lower())
-    return tables
-
-
-def column_spellings(context: str) -> dict[str, set[str]]:
-    """Per lower-cased "table.column", the spellings the context uses (more than one: a case duplicate)."""
-    out: dict[str, set[str]] = {}
-    for m in CREATE.finditer(context):
-        for part in _body(context, m.end()).split(","):
-            words = part.replace("`", " ").replace('"', " ").split()
-            if words:
-                out.setdefault(f"{m.group(1).lower()}.{words[0].lower()}", set()).add(words[0])
-    return out
 
 
 def _literal(token: str) -> str | float | int:

@@ -5,7 +5,12 @@ Layers, each enough on its own for the attacks the tests try:
 - one statement only, and it must read (SELECT / WITH / VALUES);
 - `PRAGMA query_only` plus an authorizer that allows reading and calling functions, nothing else
   (no ATTACH, DETACH, PRAGMA, writes, CREATE, transactions, `load_extension`);
-- extension loading switched off; string/blob length and SQL length capped;
+- extension loading switched off;
+- SQLite's own limits (`LIMITS`) keep every value small, so no single built-in function call can
+  run long or take much memory: a string/blob is at most 10 kB, a LIKE/GLOB pattern 200 bytes, a
+  statement 4,000 characters. The step budget below only runs *between* VM instructions, and one
+  `instr(x, y)` on two 1 MB strings is one instruction that ran for 5 s (`tests/test_sql.py` tries
+  every built-in function at its largest arguments);
 - a step budget and a wall-clock deadline checked by a progress handler (runaway recursive CTEs);
 - at most `max_rows` result rows fetched.
 """
@@ -20,8 +25,21 @@ from dataclasses import dataclass
 MAX_ROWS = 10_000  # a cross join of three 12-row synthetic tables is 1,728 rows; gold results stay below
 MAX_STEPS = 2_000_000  # SQLite VM instructions; a normal query here needs a few thousand
 MAX_SECONDS = 0.5  # a backstop only: the step budget (deterministic) normally stops a query first
-MAX_SQL_CHARS = 20_000
+MAX_SQL_CHARS = 4_000  # the longest gold query of the data is 557 characters
 _CHECK_EVERY = 1000  # VM instructions between progress-handler calls
+# The synthetic values are short words and numbers, and the longest gold result value is far below
+# 10 kB; at these sizes a quadratic built-in (instr, replace, trim, LIKE) costs well under 1 ms a call.
+LIMITS = {
+    sqlite3.SQLITE_LIMIT_LENGTH: 10_000,  # bytes of any string, blob or row
+    sqlite3.SQLITE_LIMIT_SQL_LENGTH: MAX_SQL_CHARS,
+    sqlite3.SQLITE_LIMIT_LIKE_PATTERN_LENGTH: 200,
+    sqlite3.SQLITE_LIMIT_COLUMN: 200,
+    sqlite3.SQLITE_LIMIT_EXPR_DEPTH: 100,
+    sqlite3.SQLITE_LIMIT_COMPOUND_SELECT: 50,
+    sqlite3.SQLITE_LIMIT_VDBE_OP: 50_000,  # instructions in one compiled statement
+    sqlite3.SQLITE_LIMIT_FUNCTION_ARG: 32,
+    sqlite3.SQLITE_LIMIT_ATTACHED: 0,
+}
 _RECURSIVE = getattr(sqlite3, "SQLITE_RECURSIVE", 33)
 _ALLOWED = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, _RECURSIVE}
 _READ_START = re.compile(r"\s*(?:(?:--[^\n]*(?:\n|$)|/\*.*?\*/)\s*)*\(*\s*(?:SELECT|WITH|VALUES)\b", re.I | re.S)
@@ -71,9 +89,8 @@ def open_sandbox(image: bytes) -> sqlite3.Connection:
     if hasattr(conn, "enable_load_extension"):  # absent where Python is built without extension loading
         conn.enable_load_extension(False)
     conn.execute("PRAGMA query_only = 1")
-    conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
-    conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 1_000_000)
-    conn.setlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH, MAX_SQL_CHARS)
+    for limit, value in LIMITS.items():
+        conn.setlimit(limit, value)
     conn.set_authorizer(_authorize)
     conn.text_factory = _decode
     return conn
