@@ -167,3 +167,26 @@ def rounds(rows: list[dict], title: str = "", x: str = "round", metrics: tuple[s
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def sweep(rows: list[dict], title: str = ""):
+    """Recipe sweep: validation score with its 95% CI per arm (left) and training minutes (right).
+
+    `rows`: sweep.row dicts (arm, method, score, ci_low, ci_high, train_minutes).
+    """
+    rows = sorted(rows, key=lambda r: (r["method"], r["arm"]))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [3, 2]})
+    ys = range(len(rows))
+    colors = ["tab:green" if r["method"] == "full" else "tab:purple" for r in rows]
+    means = [100 * r["score"] for r in rows]
+    err = [[100 * (r["score"] - r["ci_low"]) for r in rows], [100 * (r["ci_high"] - r["score"]) for r in rows]]
+    left.errorbar(means, ys, xerr=err, fmt="none", ecolor="black", capsize=3)
+    left.scatter(means, ys, c=colors, zorder=3)
+    left.set_yticks(list(ys), [r["arm"] for r in rows], fontsize=8)
+    left.set_xlabel(f"{rows[0]['metric']} on validation (%)" if rows else "score (%)")
+    right.barh(list(ys), [r["train_minutes"] for r in rows], color=colors)
+    right.set_yticks(list(ys), [""] * len(rows))
+    right.set_xlabel(f"training minutes ({rows[0]['device']})" if rows else "training minutes")
+    fig.suptitle(title or "arm = method-lr-examples x epochs (green: full fine-tuning, purple: LoRA r16)")
+    fig.tight_layout()
+    return fig
