@@ -57,7 +57,7 @@ class TrainConfig:
     save_steps: int = 50  # checkpoint cadence for resuming an interrupted run
     seed: int = 0
     # bf16 autocast (fp32 master weights); None: where the hardware has native bf16, i.e. GPUs with
-    # bf16 and CPUs with AVX-512-BF16/AMX (there ~1.5x the cpu preset's fp32 tokens/s, measured in
+    # bf16 and CPUs with AVX-512-BF16/AMX (there 1.58x the cpu preset's fp32 tokens/s, measured in
     # benchmarks/sft_speed.py); fp32 elsewhere (AVX2 CPUs: bf16 matmul is ~10x slower than fp32).
     bf16: bool | None = None
     gradient_checkpointing: bool = False
