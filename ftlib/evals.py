@@ -176,14 +176,45 @@ def calculator_notes(text: str) -> list[tuple[str, str]]:
     return re.findall(r"<<([^<>=]{1,200})=([^<>=]{1,50})>>", text if isinstance(text, str) else "")
 
 
+_NOT_ARITHMETIC = (SyntaxError, ValueError, TypeError, ZeroDivisionError, OverflowError, RecursionError, MemoryError)
+
+
+def arithmetic(expression: str) -> float | None:
+    """The value of a calculator note's expression (+ - * / // % over numbers), None if it is not one.
+
+    >>> arithmetic("1,200*3/4"), arithmetic("x+1")
+    (900.0, None)
+    """
+    try:
+        return _arith(ast.parse(expression.replace(",", "").replace("$", ""), mode="eval").body)
+    except _NOT_ARITHMETIC:
+        return None
+
+
 def note_is_wrong(expression: str, result: str) -> bool:
     """Whether a calculator note `<<expression=result>>` is arithmetically wrong."""
+    value = arithmetic(expression)
     try:
-        value = _arith(ast.parse(expression.replace(",", "").replace("$", ""), mode="eval").body)
         stated = float(result.replace(",", "").replace("$", ""))
-    except (SyntaxError, ValueError, TypeError, ZeroDivisionError, OverflowError, RecursionError, MemoryError):
+    except ValueError:
         return False  # not checkable: not counted as a slip
-    return not math.isclose(value, stated, rel_tol=1e-4, abs_tol=1e-2)
+    return value is not None and not math.isclose(value, stated, rel_tol=1e-4, abs_tol=1e-2)
+
+
+def calculator(text: str) -> str | None:
+    """What a calculator appends to a text that has just opened a GSM8K note: `...<<48/2=` -> `24>>`.
+
+    The notes in GSM8K's answers were written for this: a calculator computes what the model would
+    otherwise have to (a 135M model gets about a quarter of them wrong).
+
+    >>> calculator("She sold 48/2 = <<48/2="), calculator("<<7/2="), calculator("no note =")
+    ('24>>', '3.5>>', None)
+    """
+    match = re.search(r"<<([^<>=]{1,200})=$", text)
+    value = arithmetic(match.group(1)) if match else None
+    if value is None or not math.isfinite(value):
+        return None
+    return f"{round(value, 6):g}>>" if abs(value) < 1e15 else None
 
 
 def gsm8k_error_kind(prediction: str, reference: str) -> str:

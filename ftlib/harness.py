@@ -111,9 +111,15 @@ def summarize_run(cfg: dict, records: list[dict], excluded: int, gen: Generator 
             "tokens_per_s_this_session": round(stats.tokens_per_s, 1) if stats and stats.seconds else None}
 
 
+TOOLS = {"calculator": evals.calculator}  # decoding tools a local model can use (LocalGenerator.tool)
+
+
 def evaluate(model: str | Generator, task: str, split: str = "test", style: str = "chat",
-             limit: int | None = None, out_dir: str | Path | None = None, **gen_kw) -> dict:
+             limit: int | None = None, out_dir: str | Path | None = None, tool: str | None = None,
+             **gen_kw) -> dict:
     """Evaluate a model spec (or a Generator) on a task split; returns the summary dict.
+
+    `tool`: a name in TOOLS, e.g. "calculator" for GSM8K (recorded in the summary).
 
     >>> evaluate("smollm2-135m-instruct", "viggo", "test", "few_shot", limit=50)  # doctest: +SKIP
     """
@@ -124,6 +130,10 @@ def evaluate(model: str | Generator, task: str, split: str = "test", style: str 
     name = _relative(name)
     out = Path(out_dir) if out_dir else default_out_dir(name, task, split, style)
     cfg = {"model": name, "task": task, "split": split, "style": style, "limit": limit}
+    if tool is not None:
+        if tool not in TOOLS:
+            raise ValueError(f"unknown tool {tool!r}; expected one of {list(TOOLS)}")
+        cfg["tool"], gen_kw["tool"] = tool, TOOLS[tool]
     if (out / "summary.json").exists() and _same(io.read_json(out / "summary.json"), cfg):
         return io.read_json(out / "summary.json")  # finished: skip
     _claim(out, cfg)
@@ -150,7 +160,7 @@ def _relative(spec: str) -> str:
 
 
 def _same(saved: dict, cfg: dict) -> bool:
-    return all(saved.get(k) == v for k, v in cfg.items())
+    return all(saved.get(k) == v for k, v in cfg.items()) and saved.get("tool") == cfg.get("tool")
 
 
 def _claim(out: Path, cfg: dict) -> None:
@@ -158,7 +168,7 @@ def _claim(out: Path, cfg: dict) -> None:
     path = out / "config.json"
     if path.exists():
         old = io.read_json(path)
-        if any(old.get(k) != cfg[k] for k in ("model", "task", "split", "style")):
+        if any(old.get(k) != cfg.get(k) for k in ("model", "task", "split", "style", "tool")):
             raise ValueError(f"{out} holds an evaluation of {old}; not mixing in {cfg}")
     io.write_json(path, cfg)
 
@@ -173,9 +183,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--out", default=None, help="output folder (default runs/eval/<model>-<task>-...)")
     ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--tool", choices=list(TOOLS), help="a decoding tool, e.g. calculator (GSM8K notes)")
     args = ap.parse_args(argv)
     kw = {"batch_size": args.batch_size} if args.batch_size else {}
-    s = evaluate(args.model, args.task, args.split, args.style, args.limit, args.out, **kw)
+    s = evaluate(args.model, args.task, args.split, args.style, args.limit, args.out, tool=args.tool, **kw)
     for m, v in s["metrics"].items():
         print(f"{m:18s} {v['mean']:.3f}  [{v['ci_low']:.3f}, {v['ci_high']:.3f}]  n={v['n']}")
 

@@ -51,3 +51,34 @@ def test_stats_count_tokens(gen):
 def test_common_prefix_len():
     assert common_prefix_len([[1, 2, 3], [1, 2, 4], [1, 2]]) == 2
     assert common_prefix_len([[5], [6]]) == 0
+
+
+def test_a_tool_dictates_what_follows_and_decoding_goes_on(tiny_model_dir, one_thread):
+    """The calculator's path: the tool's tokens are forced, then greedy decoding goes on from them,
+    exactly as if they had been part of the prompt."""
+    from ftlib import models
+    from ftlib.backends.local import LocalGenerator
+
+    model, tok = models.load(str(tiny_model_dir), dtype="float32")
+    prompt = tok("<|im_start|>user\nx<|im_end|>\n<|im_start|>assistant\n", add_special_tokens=False).input_ids
+    plain = LocalGenerator(model, tok, batch_size=2)
+    first = plain.model(input_ids=__import__("torch").tensor([prompt])).logits[0, -1].argmax().item()
+    dictated = tok("42>>", add_special_tokens=False).input_ids
+    gen = LocalGenerator(model, tok, batch_size=2, tool=lambda text: None)
+    gen._tool_tokens = lambda new_ids: dictated if len(new_ids) == 1 else []  # after the first token
+    out = gen._generate_batch([prompt, prompt], 10, [])
+    rest = plain._generate_batch([prompt + [first] + dictated], 10 - 1 - len(dictated), [])[0]
+    assert out[0] == out[1] == tok.decode([first] + dictated) + rest
+    assert "42>>" in out[0]
+
+
+def test_harness_records_the_tool(tiny_model_dir, tmp_path, one_thread):
+    from ftlib import harness
+
+    s = harness.evaluate(str(tiny_model_dir), "gsm8k", "test", "chat", limit=2, out_dir=tmp_path / "e",
+                         tool="calculator")
+    assert s["tool"] == "calculator" and s["n"] == 2
+    with pytest.raises(ValueError, match="unknown tool"):
+        harness.evaluate(str(tiny_model_dir), "gsm8k", limit=2, out_dir=tmp_path / "f", tool="abacus")
+    with pytest.raises(ValueError, match="holds an evaluation"):  # no mixing with tool-less answers
+        harness.evaluate(str(tiny_model_dir), "gsm8k", "test", "chat", limit=2, out_dir=tmp_path / "e")

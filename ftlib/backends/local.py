@@ -13,7 +13,7 @@ and position ids come from the mask, so every row sees exactly what it would see
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -42,9 +42,13 @@ class LocalGenerator:
     wants_messages = False
     spec: str | None = None
 
-    def __init__(self, model, tokenizer, batch_size: int | None = None, max_batch_tokens: int | None = None):
+    def __init__(self, model, tokenizer, batch_size: int | None = None, max_batch_tokens: int | None = None,
+                 tool: Callable[[str], str | None] | None = None):
         self.model = model.eval()
         self.tokenizer = tokenizer
+        # A tool sees the text generated so far whenever it ends in "=" and may dictate what follows
+        # (evals.calculator: the result of a GSM8K note); greedy decoding then goes on from there.
+        self.tool = tool
         # A CPU's sweet spot is ~48 rows (benchmarks/generation_speed.py); a GPU wants hundreds.
         on_gpu = self.device.type == "cuda"
         self.batch_size = batch_size or (512 if on_gpu else 48)
@@ -102,12 +106,18 @@ class LocalGenerator:
         rows = torch.arange(len(seqs), device=self.device)  # original row of each live row
         new: list[list[int]] = [[] for _ in seqs]
         done = [False] * len(seqs)
+        forced: list[list[int]] = [[] for _ in seqs]  # tokens the tool dictates, per row
         for step in range(max_new):
             nxt = logits.argmax(-1)
+            for i, r in enumerate(rows.tolist()):
+                if forced[r]:
+                    nxt[i] = forced[r].pop(0)
             for r, t in zip(rows.tolist(), nxt.tolist()):
                 if not done[r]:
                     new[r].append(t)
                     done[r] = t in self.eos_ids or self._stopped(new[r], stop)
+                    if self.tool is not None and not done[r] and not forced[r]:
+                        forced[r] = list(self._tool_tokens(new[r]))
             live = torch.tensor([not done[r] for r in rows.tolist()], device=self.device)
             if not live.any() or step == max_new - 1:
                 break
@@ -152,6 +162,13 @@ class LocalGenerator:
     def _step(self, ids: torch.Tensor, mask: torch.Tensor, cache) -> torch.Tensor:
         """One decode step for the live rows; returns their next-token logits."""
         return self._forward(ids, mask, cache, 1)[2]
+
+    def _tool_tokens(self, new_ids: list[int]) -> list[int]:
+        """The tokens the tool dictates after this text (none unless the text ends in "=")."""
+        if not self.tokenizer.decode(new_ids[-1:]).endswith("="):
+            return []
+        text = self.tool(self.tokenizer.decode(new_ids[-64:], skip_special_tokens=True))
+        return self.tokenizer(text, add_special_tokens=False).input_ids if text else []
 
     def _stopped(self, new_ids: list[int], stop: list[str]) -> bool:
         """Whether the text so far holds a stop string (only the tail can hold a new one)."""
