@@ -53,8 +53,8 @@ PLANS = {
     # The case study's question at full scale: every usable training row, every test item, the
     # best checkpoint by validation loss (one per epoch; the second epoch still lowered it on
     # ViGGO and SQL in the reference run). GSM8K gets every training row that fits
-    # 512 tokens (6,973) for one epoch: that is what a night allows on a 2-core AVX-512-BF16 CPU
-    # (~1.7 M tokens at ~240 tokens/s: ~2 h of the plan's ~6-7 h there). Minutes on a GPU.
+    # 512 tokens (6,959 of 6,973) for one epoch: that is what a night allows on a 2-core AVX-512-BF16 CPU
+    # (~1.7 M tokens at ~240 tokens/s: ~2 h of the plan's ~5-6 h there (estimated)). Minutes on a GPU.
     "full": Plan("full", "cpu", eval_limit={"viggo": 1083, "sql": 626, "gsm8k": 1319}, notebooks=("01", "02", "04"),
                  train_overrides={
                      "viggo": dict(n_train=None, epochs=2, batch_size=8, lr=2e-4, n_val=200),

@@ -131,8 +131,7 @@ def use_bf16(cfg: TrainConfig) -> bool:
     """
     if cfg.bf16 is not None:
         return cfg.bf16
-    device = models.pick_device()
-    return device.type in ("cuda", "cpu") and models.pick_dtype(device) == torch.bfloat16
+    return models.pick_dtype(models.pick_device()) == torch.bfloat16
 
 
 def sft_plumbing(cfg: TrainConfig, run_dir: Path | None = None) -> dict:
