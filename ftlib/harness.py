@@ -127,7 +127,8 @@ def evaluate(model: str | Generator, task: str, split: str = "test", style: str 
     if style not in prompts.STYLES:
         raise ValueError(f"unknown style {style!r}; expected one of {prompts.STYLES}")
     name = model if isinstance(model, str) else getattr(model, "spec", None) or type(model).__name__
-    name = _relative(name)
+    if Path(name).is_absolute():  # a model folder: relative to the repo, summaries travel between machines
+        name = paths.shown(name)
     out = Path(out_dir) if out_dir else default_out_dir(name, task, split, style)
     cfg = {"model": name, "task": task, "split": split, "style": style, "limit": limit}
     if tool is not None:
@@ -149,14 +150,6 @@ def evaluate(model: str | Generator, task: str, split: str = "test", style: str 
     summary = summarize_run(cfg, [records[i] for i in sorted(records)], excluded, gen)
     io.write_json(out / "summary.json", summary)
     return summary
-
-
-def _relative(spec: str) -> str:
-    """A model folder inside the repository as a path relative to it (summaries travel between machines)."""
-    path = Path(spec)
-    if path.is_absolute() and path.is_relative_to(paths.ROOT):
-        return str(path.relative_to(paths.ROOT))
-    return spec
 
 
 def _same(saved: dict, cfg: dict) -> bool:

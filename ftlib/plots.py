@@ -54,6 +54,21 @@ def save_table(rows: list[dict], name: str, out_dir: Path) -> Path:
     return out_dir / f"{name}.md"
 
 
+def read_table(path: Path) -> list[dict]:
+    """The rows of a table save_table wrote (`<name>.csv`), numbers as numbers, empty cells as None."""
+
+    def value(text: str):
+        for kind in (int, float):
+            try:
+                return kind(text)
+            except ValueError:
+                pass
+        return text or None
+
+    with Path(path).open(newline="") as f:
+        return [{k: value(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
 def table(rows: list[dict], name: str | None = None, out_dir: Path | None = None):
     """Rows as a pandas DataFrame (Jupyter renders it as a table); saved first when name is given.
 

@@ -94,20 +94,6 @@ def finished_rows(task: str, root: Path | None = None) -> list[dict]:
     return out
 
 
-def read_table(path: Path) -> list[dict]:
-    """The rows of a saved sweep table (results/sweep/sweep_<task>.csv), numbers as numbers."""
-    import csv
-
-    def num(v: str):
-        try:
-            return float(v) if any(c in v for c in ".e") else int(v)
-        except ValueError:
-            return v or None
-
-    with Path(path).open(newline="") as f:
-        return [{k: num(v) for k, v in r.items()} for r in csv.DictReader(f)]
-
-
 def best(rows: list[dict]) -> dict:
     """The winning arm: the highest validation score (ties: the lower validation loss)."""
     return max(rows, key=lambda r: (r["score"] or 0.0, -(r["best_val_loss"] or 0.0)))

@@ -62,3 +62,9 @@ def test_rounds_figure_draws_the_function_panel_on_whole_round_numbers():
     assert list(function.lines[0].get_ydata()) == [0.2, 0.5, 0.8]
     ticks = [t for t in function.get_xticks() if -0.5 <= t <= 2.5]
     assert ticks and all(float(t).is_integer() for t in ticks)
+
+
+def test_read_table_gives_back_what_save_table_wrote(tmp_path):
+    rows = [{"arm": "full-0.0002-1600x2", "lr": 0.0002, "n": 300, "score": 0.88, "note": None}]
+    plots.save_table(rows, "t", tmp_path)
+    assert plots.read_table(tmp_path / "t.csv") == rows
