@@ -4,8 +4,9 @@
 - GSM8K: the number after the last `####`, else the last number; compared numerically.
 - SQL: execution match on synthetic SQLite databases (`ftlib.sql`).
 
-`score_row` dispatches on the task; `summarize` turns per-example scores into means with Wilson 95%
-intervals. The `*_error_kind` functions give one word per failure for error analysis.
+Which scorer a task uses, and its metrics, are part of the task's declaration (`ftlib.tasks`);
+`score_row` looks it up. `summarize` turns per-example scores into means with 95% intervals.
+The `*_error_kind` functions give one word per failure for error analysis.
 """
 
 from __future__ import annotations
@@ -16,24 +17,22 @@ import operator
 import re
 from decimal import Decimal, InvalidOperation
 
-from ftlib.prompts import VIGGO_FUNCTIONS
 from ftlib.sql.match import audit_gold, audit_rows, compare, sql_error_kind, sql_execution_match, sql_gold_usable
 from ftlib.sql.sandbox import extract_sql
 
 __all__ = [
-    "METRICS", "PRIMARY", "VIGGO_FUNCTIONS", "audit_gold", "audit_rows", "extract_gsm8k_answer",
+    "VIGGO_ATTRIBUTES", "VIGGO_FUNCTIONS", "audit_gold", "audit_rows", "extract_gsm8k_answer",
     "extract_sql", "gsm8k_correct", "gsm8k_error_kind", "parse_viggo", "proportion_ci", "score_row",
     "score_viggo", "sql_error_kind", "sql_execution_match", "sql_gold_usable", "summarize",
     "viggo_error_kind",
 ]
 
-METRICS: dict[str, list[str]] = {
-    "viggo": ["function", "attribute_types", "attribute_order", "exact"],
-    "sql": ["execution_match", "valid_sql", "extracted"],
-    "gsm8k": ["correct"],
-}
-# The case study's headline numbers: ViGGO function + attribute types, SQL execution, GSM8K answer.
-PRIMARY: dict[str, str] = {"viggo": "attribute_types", "sql": "execution_match", "gsm8k": "correct"}
+VIGGO_FUNCTIONS = ("inform", "request", "give_opinion", "confirm", "verify_attribute", "suggest",
+                   "request_explanation", "recommend", "request_attribute")
+VIGGO_ATTRIBUTES = ("name", "exp_release_date", "release_year", "developer", "esrb", "rating",
+                    "genres", "player_perspective", "has_multiplayer", "platforms",
+                    "available_on_steam", "has_linux_release", "has_mac_release", "specifier")
+_VIGGO_METRICS = ("function", "attribute_types", "attribute_order", "exact")
 # Tried in turn: a known function opening an attribute (skips prose like "I inform (you)"), any
 # known function, then any `name(attr[` so a made-up function still parses (and scores wrong).
 _FUNCTION_PATTERNS = (
@@ -84,7 +83,7 @@ def score_viggo(prediction: str, reference: str) -> dict[str, bool]:
     {'function': True, 'attribute_types': True, 'attribute_order': False, 'exact': False}
     """
     pred, ref = parse_viggo(prediction), parse_viggo(reference)
-    out = dict.fromkeys(METRICS["viggo"], False)
+    out = dict.fromkeys(_VIGGO_METRICS, False)
     if pred is None or ref is None or pred[0] != ref[0]:
         return out
     out["function"] = True
@@ -239,15 +238,11 @@ def score_sql(prediction: str, gold: str, context: str) -> dict[str, bool]:
             "extracted": kind != "no_sql"}
 
 
-def score_row(task: str, prediction: str, row: dict) -> dict[str, bool]:
-    """Score one prediction against a row of `ftlib.data.load_rows(task, split)`."""
-    if task == "viggo":
-        return score_viggo(prediction, row["meaning_representation"])
-    if task == "gsm8k":
-        return {"correct": gsm8k_correct(prediction, row["answer"])}
-    if task == "sql":
-        return score_sql(prediction, row["answer"], row["context"])
-    raise ValueError(f"unknown task {task!r}; expected one of {list(METRICS)}")
+def score_row(task: str, prediction: str, row: dict) -> dict:
+    """Score one prediction against a row of the task (a spec of `ftlib.tasks.get`)."""
+    from ftlib import tasks
+
+    return tasks.get(task).score(prediction, row)
 
 
 def proportion_ci(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -264,8 +259,25 @@ def proportion_ci(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+def mean_ci(values: list[float], z: float = 1.96) -> tuple[float, float]:
+    """Normal-approximation interval of a mean (for scores that are numbers, not pass/fail).
+
+    >>> [round(x, 3) for x in mean_ci([0.5, 1.0, 0.75, 1.0])]
+    [0.578, 1.047]
+    """
+    n = len(values)
+    if n < 2:
+        return (float("nan"), float("nan"))
+    mean = sum(values) / n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    return (mean - z * sd / math.sqrt(n), mean + z * sd / math.sqrt(n))
+
+
 def summarize(scores: list[dict]) -> dict[str, dict]:
     """Per metric (every key of the score dicts, in first-seen order): mean, ci_low, ci_high, n.
+
+    Pass/fail metrics get a Wilson interval; metrics that are numbers (a share of slots, a length)
+    a normal-approximation one.
 
     >>> summarize([{"correct": True}, {"correct": False}])["correct"]["mean"]
     0.5
@@ -273,18 +285,26 @@ def summarize(scores: list[dict]) -> dict[str, dict]:
     keys = list(dict.fromkeys(k for s in scores for k in s))
     out = {}
     for key in keys:
-        values = [bool(s[key]) for s in scores if key in s]
-        k, n = sum(values), len(values)
-        lo, hi = proportion_ci(k, n)
-        out[key] = {"mean": k / n if n else float("nan"), "ci_low": lo, "ci_high": hi, "n": n}
+        raw = [s[key] for s in scores if key in s]
+        n = len(raw)
+        if all(isinstance(v, bool) or v in (0, 1) for v in raw):
+            k = sum(bool(v) for v in raw)
+            lo, hi = proportion_ci(k, n)
+            out[key] = {"mean": k / n if n else float("nan"), "ci_low": lo, "ci_high": hi, "n": n}
+        else:
+            values = [float(v) for v in raw]
+            lo, hi = mean_ci(values)
+            out[key] = {"mean": sum(values) / n, "ci_low": lo, "ci_high": hi, "n": n}
     return out
 
 
 def metric_means(task: str, scores: list[dict]) -> dict:
-    """Each metric of a task as the fraction of examples that pass it (0.0 for none), plus n.
+    """Each metric of a task as its mean over examples (0.0 for none), plus n.
 
     >>> metric_means("gsm8k", [{"correct": True}, {"correct": False}])
     {'correct': 0.5, 'n': 2}
     """
+    from ftlib import tasks
+
     summary = summarize(scores)
-    return {**{k: summary[k]["mean"] if k in summary else 0.0 for k in METRICS[task]}, "n": len(scores)}
+    return {**{k: summary[k]["mean"] if k in summary else 0.0 for k in tasks.get(task).metrics}, "n": len(scores)}

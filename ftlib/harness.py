@@ -4,11 +4,14 @@ Writes into `out_dir`:
 - `config.json`: what is being evaluated (a rerun with another config in the same folder is refused);
 - `predictions.jsonl`: one line per example (idx, input, reference, prediction, scores), appended
   per batch, so an interrupted run continues where it stopped (a truncated last line is dropped);
-- `summary.json`, written atomically at the end: every metric of `evals.METRICS[task]` with its 95%
+- `summary.json`, written atomically at the end: every metric of the task with its 95%
   confidence interval and n, timing and tokens/s. A folder with a summary is finished and skipped.
 
-SQL rows whose gold query does not execute on its own context (`evals.sql_gold_usable`) are left
-out, and counted in the summary as `excluded_gold_unusable`.
+The items are the first `limit` rows of the prepared split (`prepare.items`), the same rows training
+reads: SQL rows whose gold query does not execute on its own context are not among them (the summary
+counts them in the whole split as `unusable_in_split`). `task` is any spec of `ftlib.tasks.get`: a
+built-in name or a user's task file. A scorer that raises on an output scores that item as failed;
+its line says why (`scorer_error`) and the summary counts them (`scorer_errors`).
 
     python -m ftlib.harness --model smollm2-135m-instruct --task viggo --split test \
         --style few_shot --limit 200 --out runs/baselines/viggo-few_shot
@@ -24,7 +27,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ftlib import backends, data, evals, io, paths, prompts
+from ftlib import backends, evals, io, paths, prepare, prompts, tasks
 from ftlib.backends import Generator
 
 STYLE_ALIASES = {"finetuned": "chat"}  # train.py asks for "finetuned": the SFT prompt format
@@ -39,7 +42,7 @@ def chunk_size(gen: Generator) -> int:
 def default_out_dir(model: str, task: str, split: str, style: str) -> Path:
     """runs/eval/<model>-<task>-<split>-<style>, the model spec made into a folder name."""
     name = re.sub(r"[^\w.-]+", "_", Path(model).name if Path(model).exists() else model)
-    return paths.runs_dir() / "eval" / f"{name}-{task}-{split}-{style}"
+    return paths.runs_dir() / "eval" / f"{name}-{tasks.name(task)}-{split}-{style}"
 
 
 def read_predictions(path: Path) -> list[dict]:
@@ -60,13 +63,10 @@ def read_predictions(path: Path) -> list[dict]:
     return good
 
 
-def _items(task: str, split: str, limit: int | None) -> tuple[list[tuple[int, dict]], int]:
-    """(index, row) pairs to score, and how many SQL rows were left out for an unusable gold."""
-    rows = data.load_rows(task, split)[:limit]
-    items = [(i, r) for i, r in enumerate(rows)]
-    if task == "sql":
-        items = [(i, r) for i, r in items if evals.sql_gold_usable(r)]
-    return items, len(rows) - len(items)
+def unusable_in_split(task: str, split: str) -> int:
+    """Rows of a prepared split that its task's declaration left out (0 for other splits)."""
+    stats = prepare.read_stats(task).get(split, {})
+    return stats.get("raw", 0) - stats.get("kept", 0)
 
 
 def _prompt(gen: Generator, task: str, row: dict, style: str):
@@ -76,18 +76,19 @@ def _prompt(gen: Generator, task: str, row: dict, style: str):
     return prompts.render(task, row, style, gen.tokenizer)
 
 
-def _record(idx: int, task: str, row: dict, prediction: str, seconds: float) -> dict:
-    """One predictions.jsonl line."""
-    return {"idx": idx, "id": row.get("gem_id", row.get("row_index", idx)),
-            "input": prompts.question(task, row), "reference": prompts.reference(task, row),
-            "prediction": prediction, "scores": evals.score_row(task, prediction, row),
-            "seconds": seconds}
+def _record(idx: int, task: tasks.Task, row: dict, prediction: str, seconds: float) -> dict:
+    """One predictions.jsonl line (`idx`: the item's number in the prepared split)."""
+    scores, error = tasks.safe_score(task, prediction, row)
+    rid = task.row_id(row) if task.row_id else None
+    return {"idx": idx, "id": idx if rid is None else rid, "input": task.question(row),
+            "reference": task.reference(row), "prediction": prediction, "scores": scores,
+            **({"scorer_error": error} if error else {}), "seconds": seconds}
 
 
 def _run_chunks(gen: Generator, cfg: dict, todo: list, pred_path: Path, bar) -> None:
     """Generate and score the remaining examples, appending each chunk as it finishes."""
-    task, style = cfg["task"], cfg["style"]
-    max_new, stop = prompts.MAX_NEW_TOKENS[task], prompts.stop_strings(task, style)
+    task, style = tasks.get(cfg["task"]), cfg["style"]
+    max_new, stop = task.max_new_tokens, prompts.stop_strings(task, style)
     size = chunk_size(gen)
     for start in range(0, len(todo), size):
         chunk = todo[start:start + size]
@@ -98,14 +99,15 @@ def _run_chunks(gen: Generator, cfg: dict, todo: list, pred_path: Path, bar) -> 
         bar.update(len(chunk))
 
 
-def summarize_run(cfg: dict, records: list[dict], excluded: int, gen: Generator | None) -> dict:
+def summarize_run(cfg: dict, records: list[dict], unusable: int, gen: Generator | None) -> dict:
     """The summary: each metric with its CI and n, plus timing and the evaluated config."""
+    task = tasks.get(cfg["task"])
     metrics = evals.summarize([r["scores"] for r in records])
     seconds = sum(r.get("seconds", 0.0) for r in records)
     stats = getattr(gen, "stats", None)
-    return {**cfg, "n": len(records), "excluded_gold_unusable": excluded,
-            "primary": evals.PRIMARY[cfg["task"]],
-            "metrics": {m: metrics[m] for m in evals.METRICS[cfg["task"]] if m in metrics},
+    return {**cfg, "n": len(records), "unusable_in_split": unusable,
+            "scorer_errors": sum("scorer_error" in r for r in records), "primary": task.primary,
+            "metrics": {m: metrics[m] for m in task.metrics if m in metrics},
             "generation_seconds": round(seconds, 2),
             "examples_per_s": round(len(records) / seconds, 3) if seconds else None,
             "tokens_per_s_this_session": round(stats.tokens_per_s, 1) if stats and stats.seconds else None}
@@ -138,18 +140,26 @@ def evaluate(model: str | Generator, task: str, split: str = "test", style: str 
     if (out / "summary.json").exists() and _same(io.read_json(out / "summary.json"), cfg):
         return io.read_json(out / "summary.json")  # finished: skip
     _claim(out, cfg)
-    items, excluded = _items(task, split, limit)
+    items = prepare.items(task, split, limit)
     wanted = {i for i, _ in items}
     done = {r["idx"]: r for r in read_predictions(out / "predictions.jsonl") if r["idx"] in wanted}
     todo = [(i, r) for i, r in items if i not in done]
     gen = backends.from_spec(model, **gen_kw) if todo else None
-    with tqdm(total=len(items), initial=len(done), unit="ex", desc=f"{task}/{style}") as bar:
+    with tqdm(total=len(items), initial=len(done), unit="ex", desc=f"{tasks.name(task)}/{style}") as bar:
         if todo:
             _run_chunks(gen, cfg, todo, out / "predictions.jsonl", bar)
     records = {r["idx"]: r for r in read_predictions(out / "predictions.jsonl") if r["idx"] in wanted}
-    summary = summarize_run(cfg, [records[i] for i in sorted(records)], excluded, gen)
+    summary = summarize_run(cfg, [records[i] for i in sorted(records)], unusable_in_split(task, split), gen)
     io.write_json(out / "summary.json", summary)
+    _warn_scorer_errors(summary, records, out)
     return summary
+
+
+def _warn_scorer_errors(summary: dict, records: dict, out: Path) -> None:
+    if summary["scorer_errors"]:
+        first = next(r for _, r in sorted(records.items()) if "scorer_error" in r)
+        print(f"warning: the scorer raised on {summary['scorer_errors']} of {summary['n']} outputs (scored as "
+              f"failed), first on item {first['idx']}: {first['scorer_error']} (see {out / 'predictions.jsonl'})")
 
 
 def _same(saved: dict, cfg: dict) -> bool:
@@ -170,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     """Command line: evaluate one model on one task and print the summary's metrics."""
     ap = argparse.ArgumentParser(prog="python -m ftlib.harness", description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="smollm2-135m-instruct", help="model spec, or api:NAME")
-    ap.add_argument("--task", required=True, choices=data.TASKS)
+    ap.add_argument("--task", required=True, help="viggo, sql, gsm8k or a task file (.json)")
     ap.add_argument("--split", default="test")
     ap.add_argument("--style", default="chat", choices=prompts.STYLES + tuple(STYLE_ALIASES))
     ap.add_argument("--limit", type=int, default=None)

@@ -13,10 +13,10 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
+from ftlib import tasks
+
 # The case study's Llama-2-13B accuracy before -> after fine-tuning (docs/case_study.md).
 CASE_STUDY_13B = {"viggo": (58, 98), "sql": (42, 89), "gsm8k": (28, 47)}
-TASK_TITLES = {"viggo": "ViGGO (function + attribute types)", "sql": "SQL (execution match)",
-               "gsm8k": "GSM8K (final answer)"}
 
 
 def save_figure(fig, name: str, out_dir: Path) -> Path:
@@ -116,9 +116,9 @@ def score_bars(results: list[dict], title: str = ""):
 
     `results` rows: {task, label, mean, ci_low, ci_high, n} with mean and CI as fractions.
     """
-    tasks = [t for t in TASK_TITLES if any(r["task"] == t for r in results)]
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 3.8), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
+    shown = list(dict.fromkeys(r["task"] for r in results))
+    fig, axes = plt.subplots(1, len(shown), figsize=(4.6 * len(shown), 3.8), squeeze=False)
+    for ax, task in zip(axes[0], shown):
         rows = [r for r in results if r["task"] == task]
         xs = range(len(rows))
         means = [100 * r["mean"] for r in rows]
@@ -129,13 +129,15 @@ def score_bars(results: list[dict], title: str = ""):
         ax.bar(xs, means, yerr=err, capsize=4, color=colors)
         for x, r, m in zip(xs, rows, means):
             ax.text(x, m + 2, f"{m:.0f}%\nn={r['n']}", ha="center", va="bottom", fontsize=8)
-        before, after = CASE_STUDY_13B[task]
-        ax.axhline(before, color="tab:red", ls=":", lw=1, label=f"Llama-2-13B untuned {before}%")
-        ax.axhline(after, color="tab:red", ls="--", lw=1, label=f"Llama-2-13B tuned {after}%")
+        if task in CASE_STUDY_13B:
+            before, after = CASE_STUDY_13B[task]
+            ax.axhline(before, color="tab:red", ls=":", lw=1, label=f"Llama-2-13B untuned {before}%")
+            ax.axhline(after, color="tab:red", ls="--", lw=1, label=f"Llama-2-13B tuned {after}%")
         ax.set_xticks(list(xs), [r["label"] for r in rows], rotation=20, ha="right", fontsize=8)
         ax.set_ylim(0, 115)
-        ax.set_title(TASK_TITLES[task], fontsize=10)
-        ax.legend(fontsize=7, loc="upper left")
+        ax.set_title(tasks.get(task).title or task, fontsize=10)
+        if task in CASE_STUDY_13B:
+            ax.legend(fontsize=7, loc="upper left")
     axes[0][0].set_ylabel("accuracy (%)")
     fig.suptitle(title)
     fig.tight_layout()
@@ -203,5 +205,48 @@ def sweep(rows: list[dict], title: str = ""):
     right.set_yticks(list(ys), [""] * len(rows))
     right.set_xlabel(f"training minutes ({rows[0]['device']})" if rows else "training minutes")
     fig.suptitle(title or "arm = method-lr-examples x epochs (green: full fine-tuning, purple: LoRA r16)")
+    fig.tight_layout()
+    return fig
+
+
+def metric_bars(summaries: dict[str, dict], metrics: tuple[str, ...], title: str = ""):
+    """One panel per metric, one bar per condition (a harness summary each), with 95% CI bars.
+
+    A metric whose values are shares (0-1) is drawn in %, like every score here.
+    """
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.4), squeeze=False)
+    labels = list(summaries)
+    for ax, metric in zip(axes[0], metrics):
+        ms = [summaries[label]["metrics"][metric] for label in labels]
+        means = [100 * m["mean"] for m in ms]
+        err = [[100 * (m["mean"] - m["ci_low"]) for m in ms], [100 * (m["ci_high"] - m["mean"]) for m in ms]]
+        colors = ["tab:gray" if "untuned" in label else "tab:green" for label in labels]
+        ax.bar(range(len(labels)), means, yerr=err, capsize=4, color=colors)
+        for x, (mean, m) in enumerate(zip(means, ms)):
+            ax.text(x, mean + 2, f"{mean:.0f}%\nn={m['n']}", ha="center", va="bottom", fontsize=8)
+        ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right", fontsize=8)
+        ax.set_ylim(0, 118)
+        ax.set_title(metric, fontsize=10)
+    axes[0][0].set_ylabel("%")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def response_time(rows: list[dict], title: str = ""):
+    """Latency per answer (one request at a time, 95% CI) and answers per second (batched), per
+    condition; `rows` are `ftlib.latency.measure` results with a `label` (and prompt tokens)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
+    xs = range(len(rows))
+    labels = [f"{r['label']}\n{r['prompt_tokens']:.0f} prompt tokens" for r in rows]
+    lat = [r["latency_s"] for r in rows]
+    err = [[r["latency_s"] - r["latency_ci_low"] for r in rows], [r["latency_ci_high"] - r["latency_s"] for r in rows]]
+    left.bar(xs, lat, yerr=err, capsize=4, color="tab:orange")
+    left.set_ylabel("seconds per answer (one at a time)")
+    right.bar(xs, [r["answers_per_s"] for r in rows], color="tab:purple")
+    right.set_ylabel("answers per second (batched)")
+    for ax in (left, right):
+        ax.set_xticks(list(xs), labels, fontsize=8)
+    fig.suptitle(title)
     fig.tight_layout()
     return fig

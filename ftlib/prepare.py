@@ -1,7 +1,10 @@
 """Prepared splits: the exact rows that training and evaluation read, written once to disk.
 
 `prepare(task)` writes `runs/data/<task>/{train,validation,test}.jsonl` and `stats.json`, and a
-rerun skips a task already prepared. What it does beyond `ftlib.data`:
+rerun skips a task already prepared (a user's task is prepared again when its files change).
+Training, the harness, the rounds and the report all read these files (`load_split`, `items`):
+the item numbers in every predictions file index them. What it does beyond loading the task:
+- Any task: rows its declaration marks unusable (`Task.usable`) are left out of every split.
 - SQL: rows whose gold query does not execute on its own CREATE TABLE context (a column the
   auto-generated context lacks, ...) are left out of every split: they cannot be scored and would
   teach the model to name columns that do not exist. `stats.json` counts them and other defects.
@@ -16,7 +19,7 @@ import json
 import re
 from pathlib import Path
 
-from ftlib import data, paths
+from ftlib import paths, tasks
 from ftlib.io import iter_jsonl, rows_hash, write_json, write_text_atomic
 from ftlib.sql import match, schema
 
@@ -25,8 +28,8 @@ _NUMBER_COMPARE = re.compile(r"(?:\w+\.)?(\w+)\s*(?:=|!=|<>|<=|>=|<|>)\s*-?\d+(?
 
 
 def prepared_dir(task: str, root: Path | None = None) -> Path:
-    """Where a task's prepared splits live (`runs/data/<task>/`)."""
-    return (root or paths.runs_dir() / "data") / task
+    """Where a task's prepared splits live (`runs/data/<task name>/`)."""
+    return (root or paths.runs_dir() / "data") / tasks.name(task)
 
 
 def varchar_number_comparison(context: str, gold: str) -> bool:
@@ -39,38 +42,67 @@ def varchar_number_comparison(context: str, gold: str) -> bool:
     return any(types.get(col.lower(), "").startswith("VARCHAR") for col in _NUMBER_COMPARE.findall(gold))
 
 
-def _keep(task: str, row: dict, filter_varchar_numbers: bool) -> bool:
-    if task != "sql":
-        return True
-    if not match.sql_gold_usable(row):
+def _keep(t: tasks.Task, row: dict, filter_varchar_numbers: bool) -> bool:
+    if t.usable is not None and not t.usable(row):
         return False
-    return not (filter_varchar_numbers and varchar_number_comparison(row["context"], row["answer"]))
+    return not (filter_varchar_numbers and t.name == "sql" and varchar_number_comparison(row["context"], row["answer"]))
+
+
+def _is_current(out: Path, t: tasks.Task) -> bool:
+    """Prepared and, for a user's task, prepared from the files as they are now."""
+    if not (out / "stats.json").exists():
+        return False
+    if t.source is None:  # built-in data is vendored and checksummed
+        return True
+    stats = json.loads((out / "stats.json").read_text())
+    return all(stats.get(s, {}).get("raw_sha256_16") == rows_hash(t.load(s))[:16] for s in SPLITS)
 
 
 def prepare(task: str, *, root: Path | None = None, source: str = "local",
             sql_filter_varchar_numbers: bool = False) -> Path:
     """Write a task's prepared splits and stats once; return the folder."""
-    out = prepared_dir(task, root)
-    if (out / "stats.json").exists():
+    t = tasks.get(task)
+    out = prepared_dir(t.name, root)
+    if _is_current(out, t):
         return out
-    stats: dict = {"task": task, "source": source, "sql_filter_varchar_numbers": sql_filter_varchar_numbers}
+    stats: dict = {"task": t.name, "source": t.source or source,
+                   "sql_filter_varchar_numbers": sql_filter_varchar_numbers}
     for split in SPLITS:
-        raw = data.load_rows(task, split, source)
-        kept = [r for r in raw if _keep(task, r, sql_filter_varchar_numbers)]
+        raw = _raw_rows(t, split, source)
+        kept = [r for r in raw if _keep(t, r, sql_filter_varchar_numbers)]
         lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept)
         write_text_atomic(out / f"{split}.jsonl", lines)
-        stats[split] = {"raw": len(raw), "kept": len(kept), "sha256_16": rows_hash(kept)[:16]}
-        if task == "sql":
+        stats[split] = {"raw": len(raw), "kept": len(kept), "sha256_16": rows_hash(kept)[:16],
+                        "raw_sha256_16": rows_hash(raw)[:16]}
+        if t.name == "sql":
             stats[split]["audit"] = match.audit_rows(raw)
     write_json(out / "stats.json", stats)  # written last: its presence marks the task as prepared
     return out
 
 
+def _raw_rows(t: tasks.Task, split: str, source: str) -> list[dict]:
+    if source == "local":
+        return t.load(split)
+    from ftlib import data  # the hub copies of the built-in tasks
+
+    return data.load_rows(t.name, split, source)
+
+
 def load_split(task: str, split: str, *, root: Path | None = None, limit: int | None = None) -> list[dict]:
-    """The prepared rows of one split (preparing the task first if needed)."""
-    folder = prepare(task, root=root)
-    rows = list(iter_jsonl(folder / f"{split}.jsonl", data.REQUIRED[task], strings=True))
+    """The prepared rows of one split (preparing the task first if needed); a split that is not
+    prepared (ViGGO's GEM subsets) is loaded and filtered the same way."""
+    t = tasks.get(task)
+    if split in SPLITS:
+        folder = prepare(t, root=root)
+        rows = list(iter_jsonl(folder / f"{split}.jsonl", t.fields, strings=True))
+    else:
+        rows = [r for r in t.load(split) if _keep(t, r, False)]
     return rows[:limit] if limit is not None else rows
+
+
+def items(task: str, split: str, limit: int | None = None) -> list[tuple[int, dict]]:
+    """(item number, row) of the first `limit` prepared rows: what every evaluation scores."""
+    return list(enumerate(load_split(task, split, limit=limit)))
 
 
 def read_stats(task: str, root: Path | None = None) -> dict:

@@ -17,112 +17,65 @@ Styles (what `messages` / `render` take):
 from __future__ import annotations
 
 import functools
-import re
+
+from ftlib import tasks
 
 STYLES = ("chat", "zero_shot", "few_shot", "few_shot_text", "special")
 SPECIAL_TOKENS = ("<START_Q>", "<END_Q>", "<START_A>", "<END_A>")
 
-# Gold answers' token lengths on the test sets (99th pct / max): viggo 73/80, sql 127/179 (plus
-# the <SQL> tags), gsm8k 287/415. The caps leave room for the 99th percentile and then some;
-# longer outputs are almost always a model that never stops.
-MAX_NEW_TOKENS = {"viggo": 96, "sql": 160, "gsm8k": 320}
-
-INSTRUCTIONS = {
-    "viggo": "Convert this video game sentence into a meaning representation.",
-    "sql": "Write the SQLite query that answers the question, using these tables. "
-    "Put the query inside <SQL>...</SQL>.",
-    "gsm8k": "Solve this math problem step by step. End with '#### ' followed by the final number.",
-}
-
-VIGGO_FUNCTIONS = ("inform", "request", "give_opinion", "confirm", "verify_attribute", "suggest",
-                   "request_explanation", "recommend", "request_attribute")
-VIGGO_ATTRIBUTES = ("name", "exp_release_date", "release_year", "developer", "esrb", "rating",
-                    "genres", "player_perspective", "has_multiplayer", "platforms",
-                    "available_on_steam", "has_linux_release", "has_mac_release", "specifier")
-
-SYSTEM = {
-    "viggo": (
-        "Given a target sentence about video games, construct the underlying meaning representation "
-        "of the input sentence as a single function with attributes and attribute values.\n"
-        f"The function must be one of: {', '.join(VIGGO_FUNCTIONS)}.\n"
-        f"The attributes must be one of: {', '.join(VIGGO_ATTRIBUTES)}.\n"
-        "List the attributes in that order, each as attribute[value], and only those the sentence "
-        "mentions. Answer with the meaning representation only, on one line, like "
-        "request(has_multiplayer[yes], specifier[fast-paced])."
-    ),
-    "sql": (
-        "You write SQLite queries. Given CREATE TABLE statements and a question, answer with one "
-        "SQL query that answers the question, inside <SQL>...</SQL>, and nothing else."
-    ),
-    "gsm8k": (
-        "You solve grade-school math word problems. Reason step by step, then write the final "
-        "answer as a number on its own line after '#### ', for example:\n#### 42"
-    ),
-}
-# few_shot_text: the line that introduces an answer
-ANSWER_LABEL = {"viggo": "Meaning representation:", "sql": "Query:", "gsm8k": "Solution:"}
-FEW_SHOT_COUNT = {"sql": 3, "gsm8k": 3}  # viggo: one per function (9), as in the case study
-
 
 def question(task: str, row: dict) -> str:
     """The input part of a row, without any instruction."""
-    if task == "viggo":
-        return f"Sentence: {row['target']}"
-    if task == "sql":
-        return f"Tables: {row['context']}\nQuestion: {row['question']}"
-    if task == "gsm8k":
-        return f"Problem: {row['question']}"
-    raise ValueError(f"unknown task {task!r}")
+    return tasks.get(task).question(row)
 
 
 def user_text(task: str, row: dict) -> str:
     """The user's turn of the `chat` style: instruction, then the input."""
-    return f"{INSTRUCTIONS[task]}\n\n{question(task, row)}"
+    return f"{tasks.get(task).instruction}\n\n{question(task, row)}"
 
 
 def reference(task: str, row: dict) -> str:
     """The gold answer text a tuned model should produce for a row."""
-    if task == "viggo":
-        return row["meaning_representation"]
-    if task == "sql":
-        return f"<SQL>{row['answer']}</SQL>"
-    if task == "gsm8k":
-        return row["answer"]
-    raise ValueError(f"unknown task {task!r}")
+    return tasks.get(task).reference(row)
+
+
+def max_new_tokens(task: str) -> int:
+    """How many tokens an answer may take (the task's declaration says)."""
+    return tasks.get(task).max_new_tokens
 
 
 def _shot_answer(task: str, row: dict) -> str:
-    """A worked example's answer; GSM8K's calculator notes `<<4*2=8>>` are dropped for readability."""
-    ans = reference(task, row)
-    return re.sub(r"<<[^>]*>>", "", ans) if task == "gsm8k" else ans
+    """A worked example's answer (GSM8K drops its calculator notes `<<4*2=8>>` for readability)."""
+    t = tasks.get(task)
+    return (t.shot_answer or t.reference)(row)
+
+
+def few_shot_rows(task: str) -> tuple[dict, ...]:
+    """Worked examples from the TRAIN split, chosen deterministically by the task's declaration
+    (ViGGO: the first train row of each of the 9 functions; others: the first few train rows)."""
+    return _few_shot_rows(tasks.get(task))
 
 
 @functools.cache
-def few_shot_rows(task: str) -> tuple[dict, ...]:
-    """Worked examples from the TRAIN split, chosen deterministically.
+def _few_shot_rows(t: tasks.Task) -> tuple[dict, ...]:
+    rows = t.load("train")
+    return tuple(t.few_shot(rows) if callable(t.few_shot) else rows[: t.few_shot])
 
-    ViGGO: the first train row of each of the 9 functions (in the functions' listed order).
-    SQL and GSM8K: the first few train rows.
-    """
-    from ftlib import data
 
-    rows = data.load_rows(task, "train")
-    if task == "viggo":
-        first = {}
-        for r in rows:
-            first.setdefault(r["meaning_representation"].split("(", 1)[0].strip(), r)
-        return tuple(first[f] for f in VIGGO_FUNCTIONS)
-    return tuple(rows[: FEW_SHOT_COUNT[task]])
+def _system(task: str, row: dict) -> str:
+    """The untuned prompt's system turn: the task's, plus a row's own (chat rows of a user's task)."""
+    return "\n\n".join(x for x in (tasks.get(task).system, row.get("system")) if x)
 
 
 def messages(task: str, row: dict, style: str = "chat") -> list[dict]:
     """The chat messages that ask a model for a row's answer (for chat APIs and local models)."""
     if style == "chat":
-        return [{"role": "user", "content": user_text(task, row)}]
+        own = [{"role": "system", "content": row["system"]}] if row.get("system") else []
+        return [*own, {"role": "user", "content": user_text(task, row)}]
     if style not in ("zero_shot", "few_shot"):
         raise ValueError(f"style {style!r} has no chat form; expected one of chat, zero_shot, few_shot "
                          "(few_shot_text and special are for local models)")
-    out = [{"role": "system", "content": SYSTEM[task]}]
+    out = [{"role": "system", "content": _system(task, row)}]
     if style == "few_shot":
         for shot in few_shot_rows(task):
             out.append({"role": "user", "content": question(task, shot)})
@@ -136,10 +89,17 @@ def special_prompt(task: str, row: dict) -> str:
     return f"<START_Q>{question(task, row)}<END_Q><START_A>"
 
 
+def plain_prompt(task: str, row: dict) -> str:
+    """The tuned prompt of a plain-text task (fmt "text"): instruction, the input, the answer label."""
+    t = tasks.get(task)
+    return f"{t.instruction}\n\n{question(task, row)}\n{t.answer_label}"
+
+
 def text_prompt(task: str, row: dict) -> str:
     """The few_shot_text prompt: instruction, worked examples and the row as plain text."""
-    blocks = [f"{question(task, s)}\n{ANSWER_LABEL[task]} {_shot_answer(task, s)}" for s in few_shot_rows(task)]
-    return "\n\n".join([SYSTEM[task], *blocks, f"{question(task, row)}\n{ANSWER_LABEL[task]}"])
+    label = tasks.get(task).answer_label
+    blocks = [f"{question(task, s)}\n{label} {_shot_answer(task, s)}" for s in few_shot_rows(task)]
+    return "\n\n".join([_system(task, row), *blocks, f"{question(task, row)}\n{label}"])
 
 
 def default_bos(tokenizer) -> str:
@@ -156,6 +116,8 @@ def render(task: str, row: dict, style: str, tokenizer) -> str:
         return special_prompt(task, row)
     if style == "few_shot_text":
         return default_bos(tokenizer) + text_prompt(task, row)
+    if style == "chat" and tasks.get(task).fmt == "text":
+        return default_bos(tokenizer) + plain_prompt(task, row)
     return tokenizer.apply_chat_template(messages(task, row, style), tokenize=False,
                                          add_generation_prompt=True)
 
@@ -165,8 +127,8 @@ def stop_strings(task: str, style: str) -> list[str]:
     if style == "special":
         return ["<END_A>"]
     if style == "few_shot_text":  # a plain-text answer ends where the next example would start
-        return ["\n\n", "\nProblem:"] if task == "gsm8k" else ["\n"]
-    return []
+        return ["\n\n", "\nProblem:"] if tasks.name(task) == "gsm8k" else ["\n"]
+    return list(tasks.get(task).stop)
 
 
 def sft_example(task: str, row: dict, fmt: str = "chat") -> dict:
@@ -174,15 +136,16 @@ def sft_example(task: str, row: dict, fmt: str = "chat") -> dict:
 
     `chat` (default): conversational, the template adds the EOS at the end of the completion.
     `special`: plain text; TRL appends the tokenizer's EOS after `<END_A>`.
+    A task declared with fmt "text" trains on its plain prompt (TRL appends the EOS).
     """
     if fmt == "special":
         return {"prompt": special_prompt(task, row), "completion": f"{reference(task, row)}<END_A>"}
     if fmt != "chat":
         raise ValueError(f"unknown format {fmt!r}; expected 'chat' or 'special'")
-    return {
-        "prompt": [{"role": "user", "content": user_text(task, row)}],
-        "completion": [{"role": "assistant", "content": reference(task, row)}],
-    }
+    if tasks.get(task).fmt == "text":
+        return {"prompt": plain_prompt(task, row), "completion": " " + reference(task, row)}
+    return {"prompt": messages(task, row, "chat"),
+            "completion": [{"role": "assistant", "content": reference(task, row)}]}
 
 
 def add_special_tokens(tokenizer, model=None) -> list[int]:

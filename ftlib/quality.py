@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections import Counter
 from typing import Callable
 
-from ftlib import data, prepare
+from ftlib import data, prepare, tasks
 
-KEYS: dict[str, Callable[[dict], str]] = {
-    "viggo": lambda r: r["target"].strip().lower(),
-    "sql": lambda r: (r["question"].strip().lower() + " || " + r["context"].strip().lower()),
-    "gsm8k": lambda r: r["question"].strip().lower(),
-}
+
+def key(task: str) -> Callable[[dict], str]:
+    """What makes two rows the same example: the task's input, lower-cased (SQL: question + tables)."""
+    t = tasks.get(task)
+    return lambda r: t.question(r).strip().lower()
 
 
 def duplicates(rows: list[dict], key: Callable[[dict], str]) -> int:
@@ -48,10 +48,10 @@ def varchar_number_rows(rows: list[dict]) -> int:
 
 def split_report(task: str, splits: dict[str, list[dict]]) -> dict[str, int]:
     """Duplicate and cross-split overlap counts for one task's prepared splits."""
-    key = KEYS[task]
-    report = {f"duplicates_in_{s}": duplicates(rows, key) for s, rows in splits.items()}
-    report["test_rows_also_in_train"] = overlap(splits["train"], splits["test"], key)
-    report["validation_rows_also_in_train"] = overlap(splits["train"], splits["validation"], key)
+    same = key(task)
+    report = {f"duplicates_in_{s}": duplicates(rows, same) for s, rows in splits.items()}
+    report["test_rows_also_in_train"] = overlap(splits["train"], splits["test"], same)
+    report["validation_rows_also_in_train"] = overlap(splits["train"], splits["validation"], same)
     return report
 
 
@@ -62,7 +62,8 @@ def token_lengths(task: str, rows: list[dict], tokenizer) -> list[int]:
     out = []
     for row in rows:
         ex = prompts.sft_example(task, row)
-        text = tokenizer.apply_chat_template(ex["prompt"] + ex["completion"], tokenize=False)
+        text = (ex["prompt"] + ex["completion"] if isinstance(ex["prompt"], str)
+                else tokenizer.apply_chat_template(ex["prompt"] + ex["completion"], tokenize=False))
         out.append(len(tokenizer(text, add_special_tokens=False)["input_ids"]))
     return out
 

@@ -6,12 +6,11 @@ so the analysis notebook reruns in seconds and never needs a model.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections import Counter
 from pathlib import Path
 
-from ftlib import data, evals, io
+from ftlib import evals, io, tasks
 from ftlib import plan as plans
 
 UNTUNED_PREFIX = "untuned-"
@@ -48,9 +47,10 @@ def evaluations(plan: plans.Plan, model: str) -> dict[tuple[str, str], Path]:
 
 def score_rows(found: dict[tuple[str, str], Path]) -> list[dict]:
     """summary_row for each evaluation, untuned first, in task order."""
-    order = {t: i for i, t in enumerate(data.TASKS)}
+    order = {t: i for i, t in enumerate(tasks.names())}
     rows = [summary_row(io.read_json(f / "summary.json"), label) for (task, label), f in found.items()]
-    return sorted(rows, key=lambda r: (order[r["task"]], r["label"] == "fine-tuned", r["label"]))
+    return sorted(rows, key=lambda r: (order.get(r["task"], len(order)), r["task"], r["label"] == "fine-tuned",
+                                       r["label"]))
 
 
 def predictions(folder: Path) -> list[dict]:
@@ -69,24 +69,18 @@ def viggo_by_function(records: list[dict]) -> dict[str, tuple[int, int]]:
     return {fn: (h, n) for fn, (h, n) in sorted(out.items())}
 
 
-@functools.cache
-def _sql_rows() -> dict[int, dict]:
-    return {r["row_index"]: r for s in ("train", "validation", "test") for r in data.load_rows("sql", s)}
-
-
 def sql_row(record: dict) -> dict:
     """The SQL data row (question, context, gold query) of a predictions.jsonl record."""
-    return _sql_rows()[record["id"]]
+    return tasks.sql_row(record)
 
 
 def error_kinds(task: str, records: list[dict]) -> Counter:
-    """How each prediction failed (or 'correct'), with the task's own error classifier."""
-    if task == "viggo":
-        return Counter(evals.viggo_error_kind(r["prediction"], r["reference"]) for r in records)
-    if task == "gsm8k":
-        return Counter(evals.gsm8k_error_kind(r["prediction"], r["reference"]) for r in records)
-    return Counter(evals.sql_error_kind(r["prediction"], sql_row(r)["answer"], sql_row(r)["context"])
-                   for r in records)
+    """How each prediction failed (or 'correct'), with the task's own error classifier (or, for a task
+    that declares none, 'correct' / 'wrong' by its headline metric)."""
+    t = tasks.get(task)
+    if t.error_kind is None:
+        return Counter("correct" if r["scores"].get(t.primary) else "wrong" for r in records)
+    return Counter(t.error_kind(r["prediction"], r) for r in records)
 
 
 def numeric_rows(rows: list[dict]) -> list[dict]:

@@ -24,10 +24,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ftlib import data, evals, io, prepare, prompts, runs, train
-
-# Self-training keeps an answer only if it passes the task's strictest check.
-STRICT = {"viggo": "exact", "sql": "execution_match", "gsm8k": "correct"}
+from ftlib import evals, io, prepare, prompts, runs, tasks, train
 
 
 @dataclass(frozen=True)
@@ -78,7 +75,7 @@ def corrupt_mr(mr: str, rng: random.Random) -> str:
         func = rng.choice([f for f in evals.VIGGO_FUNCTIONS if f != func])
     else:
         i = rng.randrange(len(pairs))
-        free = [a for a in prompts.VIGGO_ATTRIBUTES if a not in {p[0] for p in pairs}]
+        free = [a for a in evals.VIGGO_ATTRIBUTES if a not in {p[0] for p in pairs}]
         pairs[i] = (rng.choice(free), pairs[i][1])
     return f"{func}({', '.join(f'{a}[{v}]' for a, v in pairs)})"
 
@@ -100,10 +97,7 @@ def corrupt_viggo(rows: list[dict], fraction: float, seed: int = 0) -> list[dict
 
 def source_rows(src: Source) -> tuple[list[dict], dict]:
     """The rows of a Source, and what round.json records about them."""
-    if src.split in data.VIGGO_CHALLENGE:
-        rows = data.load_rows(src.task, src.split)
-    else:
-        rows = prepare.load_split(src.task, src.split)
+    rows = prepare.load_split(src.task, src.split)
     dropped = 0
     if src.sql_filter:
         kept = [r for r in rows if not prepare.varchar_number_comparison(r["context"], r["answer"])]
@@ -118,18 +112,19 @@ def source_rows(src: Source) -> tuple[list[dict], dict]:
 
 def answer_row(task: str, row: dict, prediction: str) -> dict:
     """The row with the model's answer in place of the gold one (what self-training learns)."""
-    if task == "viggo":
-        return {**row, "meaning_representation": prediction.strip()}
-    if task == "sql":
-        return {**row, "answer": evals.extract_sql(prediction) or prediction.strip()}
-    return {**row, "answer": prediction.strip()}
+    t = tasks.get(task)
+    if t.with_answer is None:
+        raise ValueError(f"task {t.name!r} declares no with_answer: it cannot self-train")
+    return t.with_answer(row, prediction)
 
 
 def keep_verified(task: str, rows: list[dict], predictions: list[str]) -> list[dict]:
-    """Rows carrying the model's answer, only where the task's strict scorer verifies it."""
-    metric = STRICT[task]
+    """Rows carrying the model's answer, only where the task's strict scorer verifies it
+    (the declaration's `strict` metric: ViGGO exact, SQL execution match, else the headline)."""
+    t = tasks.get(task)
+    metric = t.strict or t.primary
     return [answer_row(task, r, p) for r, p in zip(rows, predictions)
-            if evals.score_row(task, p, r)[metric]]
+            if tasks.safe_score(t, p, r)[0][metric]]
 
 
 def self_train_rows(task: str, spec: SelfTrain, model_spec: str, fmt: str) -> tuple[list[dict], dict]:
@@ -140,7 +135,7 @@ def self_train_rows(task: str, spec: SelfTrain, model_spec: str, fmt: str) -> tu
     style = "special" if fmt == "special" else "chat"
     gen = LocalGenerator.from_spec(model_spec)
     outs = gen.generate([prompts.render(task, r, style, gen.tokenizer) for r in rows],
-                        prompts.MAX_NEW_TOKENS[task], prompts.stop_strings(task, style))
+                        prompts.max_new_tokens(task), prompts.stop_strings(task, style))
     kept = keep_verified(task, rows, outs)
     return kept, {"prompts": len(rows), "kept": len(kept), "model": model_spec}
 
@@ -207,8 +202,9 @@ def base_score(task: str, base: train.TrainConfig, experiment: str) -> dict | No
 
 def _score_row(series: str, index: int, name: str, summary: dict | None, task: str) -> dict:
     metrics = (summary or {}).get("metrics", {})
-    m = metrics.get(evals.PRIMARY[task], {})
-    row = {"series": series, "round": index, "name": name, "metric": evals.PRIMARY[task],
+    primary = tasks.get(task).primary
+    m = metrics.get(primary, {})
+    row = {"series": series, "round": index, "name": name, "metric": primary,
            "score": m.get("mean"), "score_ci_low": m.get("ci_low"), "score_ci_high": m.get("ci_high"),
            "n": m.get("n")}
     if task == "viggo":  # the function alone moves long before function + attribute types do

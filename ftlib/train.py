@@ -34,7 +34,7 @@ from ftlib import io, lean, models, paths, prepare, prompts, runs
 class TrainConfig:
     """Everything that defines a fine-tuning run; saved, resolved, in its run folder."""
 
-    task: str = "viggo"
+    task: str = "viggo"  # a built-in task or a user's task file (`ftlib.tasks.get`)
     model: str = models.DEFAULT_MODEL  # a models.load spec: alias, checkpoint folder or hub id
     method: str = "full"  # "full" (every weight) or "lora" (a peft adapter on a frozen base)
     preset: str = "cpu"
@@ -77,7 +77,9 @@ class TrainConfig:
 
     def run_name(self) -> str:
         """The run folder's name: explicit, or task-method-preset."""
-        return self.name or f"{self.task}-{self.method}-{self.preset}"
+        from ftlib import tasks
+
+        return self.name or f"{tasks.name(self.task)}-{self.method}-{self.preset}"
 
 
 # Each preset is a block of overrides on the defaults above; the comments say why.
@@ -326,15 +328,11 @@ def _summary(trainer, logger: "runs.RunLogger", wall: float, resumed_from: Path 
 
 
 def evaluate_run(cfg: TrainConfig, folder: Path) -> dict | None:
-    """Score the trained model on cfg.eval_limit test items with the harness, into folder/eval.
+    """Score the trained model on the first cfg.eval_limit items of cfg.eval_split, into folder/eval
+    (None when eval_limit is 0)."""
+    from ftlib import harness
 
-    Hook for the harness issue: skipped (None) while `ftlib.harness` does not exist.
-    """
     if not cfg.eval_limit:
-        return None
-    try:
-        from ftlib import harness
-    except ImportError:
         return None
     return harness.evaluate(str(model_dir(folder)), cfg.task, cfg.eval_split, style=cfg.eval_style,
                             limit=cfg.eval_limit, out_dir=Path(folder) / "eval")

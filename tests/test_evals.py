@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from ftlib import data, evals
+from ftlib import data, evals, tasks
 
 # Hand-checked: the reference is test row 0 of ViGGO; the prediction reorders two attributes,
 # writes one value list in another order and changes no value. By hand: function yes, attribute
@@ -38,7 +38,7 @@ def test_viggo_hand_checked():
 ])
 def test_viggo_levels(pred, ref, expected):
     got = evals.score_viggo(pred, ref)
-    assert tuple(int(got[k]) for k in evals.METRICS["viggo"]) == expected
+    assert tuple(int(got[k]) for k in tasks.VIGGO.metrics) == expected
 
 
 @pytest.mark.parametrize("pred, kind", [
@@ -105,9 +105,9 @@ def test_score_row_dispatches():
     assert all(evals.score_row("viggo", viggo["meaning_representation"], viggo).values())
     assert evals.score_row("sql", f"<SQL>{sql['answer']}</SQL>", sql)["extracted"]
     assert evals.score_row("gsm8k", "#### 18", gsm) == {"correct": True}
-    for task in evals.METRICS:
-        assert evals.PRIMARY[task] in evals.METRICS[task]
-        assert set(evals.score_row(task, "", {**viggo, **sql, **gsm})) == set(evals.METRICS[task])
+    for task in tasks.BUILTIN:
+        assert task.primary in task.metrics
+        assert set(evals.score_row(task.name, "", {**viggo, **sql, **gsm})) == set(task.metrics)
     with pytest.raises(ValueError):
         evals.score_row("nope", "", {})
 
@@ -138,7 +138,7 @@ def _fuzz_strings(count: int = 300) -> list[str]:
 def test_scorers_never_raise_on_junk():
     ref_v = VIGGO_REF
     for text in _fuzz_strings():
-        assert set(evals.score_viggo(text, ref_v)) == set(evals.METRICS["viggo"])
+        assert set(evals.score_viggo(text, ref_v)) == set(tasks.VIGGO.metrics)
         assert isinstance(evals.score_viggo(ref_v, text)["exact"], bool)
         evals.viggo_error_kind(text, ref_v)
         evals.extract_gsm8k_answer(text)

@@ -68,16 +68,20 @@ def test_other_evaluation_in_folder_is_refused(tmp_path, small_chunks):
         harness.evaluate(FakeGenerator(), "viggo", "test", "few_shot", limit=2, out_dir=tmp_path)
 
 
-def test_sql_rows_with_unusable_gold_are_counted(tmp_path, monkeypatch):
-    from ftlib import evals
+def test_sql_rows_with_unusable_gold_are_left_out_and_counted(tmp_path, monkeypatch, runs_root):
+    """The harness scores the prepared split (what training reads): the first 10 usable rows."""
+    from ftlib import tasks
 
-    monkeypatch.setattr(evals, "sql_gold_usable", lambda row: row["row_index"] % 2 == 0)
+    odd_unusable = tasks.replace(tasks.SQL, usable=lambda row: row["row_index"] % 2 == 0)
+    monkeypatch.setitem(tasks._REGISTRY, "sql", odd_unusable)
     gen = FakeGenerator()
     gen.generate = lambda ps, n, stop=(): ["<SQL>SELECT 1</SQL>"] * len(ps)
     s = harness.evaluate(gen, "sql", "test", "few_shot", limit=10, out_dir=tmp_path)
-    kept = sum(r["row_index"] % 2 == 0 for r in data.load_rows("sql", "test")[:10])
-    assert s["n"] == kept and s["excluded_gold_unusable"] == 10 - kept
-    assert s["metrics"]["execution_match"]["n"] == kept
+    raw = data.load_rows("sql", "test")
+    evaluated = [json.loads(line)["id"] for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]
+    assert evaluated == [r["row_index"] for r in raw if r["row_index"] % 2 == 0][:10]
+    assert s["n"] == 10 and s["unusable_in_split"] == sum(r["row_index"] % 2 for r in raw)
+    assert s["metrics"]["execution_match"]["n"] == 10
 
 
 def test_local_model_end_to_end(tmp_path, tiny_model_dir, one_thread):

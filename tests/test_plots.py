@@ -1,6 +1,6 @@
 """Figures and tables are saved to disk (the README shows them) and carry what they claim."""
 
-from ftlib import plots
+from ftlib import plots, tasks
 
 
 def test_markdown_and_csv_tables(tmp_path):
@@ -18,7 +18,7 @@ def test_score_bars_draws_one_panel_per_task_with_ci_and_reference_marks(tmp_pat
     ]
     fig = plots.score_bars(rows)
     axes = fig.axes
-    assert [a.get_title() for a in axes] == [plots.TASK_TITLES["viggo"], plots.TASK_TITLES["gsm8k"]]
+    assert [a.get_title() for a in axes] == [tasks.VIGGO.title, tasks.GSM8K.title]
     heights = [p.get_height() for p in axes[0].patches]
     assert heights == [10.0, 90.0]
     marks = sorted(line.get_ydata()[0] for line in axes[0].lines if len(set(line.get_ydata())) == 1)

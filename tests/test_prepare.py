@@ -54,7 +54,7 @@ def test_varchar_number_comparison(context, gold, expected):
 
 
 def test_duplicates_and_overlap_hand_checked():
-    key = quality.KEYS["gsm8k"]
+    key = quality.key("gsm8k")
     train = [{"question": "A?"}, {"question": "a? "}, {"question": "B?"}]
     test = [{"question": "b?"}, {"question": "C?"}]
     assert quality.duplicates(train, key) == 1

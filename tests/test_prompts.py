@@ -2,7 +2,7 @@
 
 import pytest
 
-from ftlib import data, evals, models, prompts
+from ftlib import data, evals, models, prompts, tasks
 from ftlib.backends import cut_at_stop
 
 TASKS = ("viggo", "sql", "gsm8k")
@@ -57,10 +57,10 @@ def test_special_format(rows):
 def test_viggo_few_shot_has_one_train_example_per_function():
     shots = prompts.few_shot_rows("viggo")
     train_mrs = {r["meaning_representation"] for r in data.load_rows("viggo", "train")}
-    assert [evals.parse_viggo(s["meaning_representation"])[0] for s in shots] == list(prompts.VIGGO_FUNCTIONS)
+    assert [evals.parse_viggo(s["meaning_representation"])[0] for s in shots] == list(evals.VIGGO_FUNCTIONS)
     assert all(s["meaning_representation"] in train_mrs for s in shots)
     system = prompts.messages("viggo", shots[0], "zero_shot")[0]["content"]
-    assert all(a in system for a in prompts.VIGGO_ATTRIBUTES) and "order" in system
+    assert all(a in system for a in evals.VIGGO_ATTRIBUTES) and "order" in system
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -95,12 +95,12 @@ def test_few_shot_text_is_plain_and_its_stops_end_each_answer(task, rows, tok):
     row = rows[task][0]
     text = prompts.render(task, row, "few_shot_text", tok)
     assert prompts.default_bos(tok) == ""  # SmolLM2's tokenizer adds no BOS
-    assert "<|im_start|>" not in text and text.startswith(prompts.SYSTEM[task])
-    assert text.endswith(f"{prompts.question(task, row)}\n{prompts.ANSWER_LABEL[task]}")
+    assert "<|im_start|>" not in text and text.startswith(tasks.get(task).system)
+    assert text.endswith(f"{prompts.question(task, row)}\n{tasks.get(task).answer_label}")
     stops = prompts.stop_strings(task, "few_shot_text")
     for shot in prompts.few_shot_rows(task):
         answer = prompts._shot_answer(task, shot)
-        assert f"{prompts.ANSWER_LABEL[task]} {answer}" in text
+        assert f"{tasks.get(task).answer_label} {answer}" in text
         # what a base model would write after the label: the answer, then the next example
         continuation = f" {answer}\n\n{prompts.question(task, row)}"
         assert cut_at_stop(continuation, stops) == f" {answer}"

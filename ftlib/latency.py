@@ -1,0 +1,60 @@
+"""Response time: what a prompt costs per answer, measured the way a user would feel it.
+
+For one model and prompt style on the first `limit` items of a task's split (the items the harness
+scores, so a score can sit beside each figure):
+- `prompt_tokens`: mean tokens of the rendered prompt (a few-shot prompt carries its examples);
+- `latency_s`: seconds per answer when requests come one at a time (a chat user waiting), with a
+  95 % interval, over the first `latency_items` items;
+- `answers_per_s`: answers per second when the same items come as a batch (an offline job).
+The result is written to `out` (JSON) and a rerun reads it back instead of measuring again.
+
+    latency.measure("runs/voice/viggo_voice-full-cpu/model", "data/viggo_voice/task.json", "chat",
+                    limit=100, out=Path("runs/voice/latency-tuned.json"))
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from ftlib import evals, io, paths, prepare, prompts, runs, tasks
+
+COLUMNS = ("prompt_tokens", "latency_s", "latency_ci_low", "latency_ci_high", "latency_items", "answers_per_s", "n",
+           "cpu_kind", "device")  # what a table of conditions shows
+
+
+def _timed(gen, batch: list[str], max_new: int, stop: list[str]) -> float:
+    start = time.perf_counter()
+    gen.generate(batch, max_new, stop)
+    return time.perf_counter() - start
+
+
+def measure(model: str, task: str, style: str, limit: int = 100, latency_items: int = 30,
+            batch_size: int | None = None, out: str | Path | None = None) -> dict:
+    """Prompt tokens, latency per answer and answers per second of a model with a prompt style."""
+    if out is not None and Path(out).exists():
+        return io.read_json(out)
+    from ftlib.backends.local import LocalGenerator
+
+    t = tasks.get(task)
+    gen = LocalGenerator.from_spec(model, **({"batch_size": batch_size} if batch_size else {}))
+    rows = [r for _, r in prepare.items(task, "test", limit)]
+    texts = [prompts.render(task, r, style, gen.tokenizer) for r in rows]
+    stop = prompts.stop_strings(task, style)
+    _timed(gen, texts[:2], t.max_new_tokens, stop)  # warm-up: first-call allocations
+    per_answer = [_timed(gen, [p], t.max_new_tokens, stop) for p in texts[:latency_items]]
+    batch_s = _timed(gen, texts, t.max_new_tokens, stop)
+    low, high = evals.mean_ci(per_answer)
+    result = {
+        "model": paths.shown(model) if Path(model).exists() else model, "task": t.name, "style": style,
+        "n": len(rows), "prompt_tokens": round(sum(len(gen.tokenizer(p).input_ids) for p in texts) / len(texts), 1),
+        "latency_s": round(sum(per_answer) / len(per_answer), 3), "latency_ci_low": round(low, 3),
+        "latency_ci_high": round(high, 3), "latency_items": len(per_answer),
+        "answers_per_s": round(len(rows) / batch_s, 2), "batch_size": gen.batch_size,
+        "device": str(gen.device), "cpu_kind": runs.cpu_kind(), "threads": torch.get_num_threads(),
+    }
+    if out is not None:
+        io.write_json(out, result)
+    return result

@@ -1,0 +1,161 @@
+"""Tasks as declarations: the built-in three, and a user's task from JSONL files and a scorer."""
+
+import json
+
+import pytest
+
+from ftlib import harness, prepare, prompts, scorers, tasks, train
+from ftlib.io import DataFormatError
+
+ROWS = [{"prompt": f"What is {a} plus {b}?", "completion": str(a + b)} for a in range(7) for b in range(6)]
+SCORER = '''
+def score(prediction, reference):
+    if "boom" in prediction:
+        raise ValueError("cannot read " + prediction)
+    return {"same": prediction.strip() == reference, "length": len(prediction) / 10}
+'''
+
+
+def write_task(folder, rows=ROWS, scorer="score.py:score", **extra):
+    """A user's task: train/validation/test JSONL, a scorer file and task.json; returns task.json."""
+    folder.mkdir(parents=True, exist_ok=True)
+    splits = {"train": rows[:30], "validation": rows[30:36], "test": rows[36:]}
+    for split, part in splits.items():
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in part))
+    (folder / "score.py").write_text(SCORER)
+    spec = {"name": "addition", "files": {s: f"{s}.jsonl" for s in splits},
+            "instruction": "Add the two numbers.", "scorer": scorer, "max_new_tokens": 8, **extra}
+    (folder / "task.json").write_text(json.dumps(spec))
+    return folder / "task.json"
+
+
+class Echo:
+    """A generator that answers a fixed text for every prompt."""
+
+    wants_messages = True
+
+    def __init__(self, answers):
+        self.answers = answers
+
+    def generate(self, prompts_, max_new_tokens, stop=()):
+        return [self.answers(m[-1]["content"]) for m in prompts_]
+
+
+def test_builtin_tasks_are_declared_once_each():
+    assert tasks.names()[:3] == ("viggo", "sql", "gsm8k")
+    for t in tasks.BUILTIN:
+        assert t.primary in t.metrics and t.title and t.max_new_tokens > 0
+        assert tasks.get(t.name) is t
+    with pytest.raises(ValueError, match="viggo"):
+        tasks.get("nope")
+
+
+def test_a_user_task_loads_renders_and_scores_with_its_own_function(tmp_path, runs_root):
+    path = write_task(tmp_path / "task")
+    t = tasks.get(str(path))
+    assert (t.name, t.metrics, t.primary) == ("addition", ("same", "length"), "same")
+    row = prepare.load_split(str(path), "test")[0]
+    assert row == ROWS[36]
+    assert prompts.messages(str(path), row, "chat") == [
+        {"role": "user", "content": f"Add the two numbers.\n\n{row['prompt']}"}]
+    assert len(prompts.messages(str(path), row, "few_shot")) == 2 + 2 * 3  # system, 3 shots, the row
+    assert t.score("11", {"completion": "11"}) == {"same": True, "length": 0.2}
+
+
+def test_chat_rows_and_a_missing_validation_split(tmp_path, runs_root):
+    chat = [{"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": r["prompt"]},
+                          {"role": "assistant", "content": r["completion"]}]} for r in ROWS]
+    path = write_task(tmp_path / "task", rows=chat, scorer="exact")
+    spec = json.loads(path.read_text())
+    del spec["files"]["validation"]
+    path.write_text(json.dumps(spec))
+    train_rows, val = (prepare.load_split(str(path), s) for s in ("train", "validation"))
+    assert (len(train_rows), len(val)) == (27, 3)  # the last 10 % of train
+    assert val[0]["prompt"] == ROWS[27]["prompt"] and val[0]["system"] == "Be brief."
+    assert prompts.messages(str(path), val[0], "chat")[0] == {"role": "system", "content": "Be brief."}
+
+
+@pytest.mark.parametrize("line, expected", [
+    ('{"prompt": "a"}', r"rows\.jsonl:2: missing \['completion'\]"),
+    ('{"prompt": "a", "completion": ""}', r"rows\.jsonl:2: 'completion' must be a non-empty string"),
+    ('{"prompt": "a", "completion": 3}', r"rows\.jsonl:2: 'completion' must be a non-empty string"),
+    ("not json", r"rows\.jsonl:2: expected one JSON object per line"),
+    ('{"messages": [{"role": "user", "content": "a"}]}', r"rows\.jsonl:2: 'messages' must be"),
+    ('{"messages": [{"role": "assistant", "content": "a"}, {"role": "user", "content": "b"}]}',
+     r"rows\.jsonl:2: 'messages' must be"),
+    ('{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, '
+     '{"role": "user", "content": "c"}, {"role": "assistant", "content": "d"}]}', r"rows\.jsonl:2: only one exchange"),
+])
+def test_bad_rows_say_file_line_and_what_was_expected(tmp_path, line, expected):
+    f = tmp_path / "rows.jsonl"
+    f.write_text('{"prompt": "ok", "completion": "ok"}\n' + line + "\n")
+    with pytest.raises(DataFormatError, match=expected):
+        tasks.read_user_rows(f)
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"scorer": "nope"}, "unknown scorer 'nope'"),
+    ({"scorer": "missing.py:score"}, "scorer file missing.py not found"),
+    ({"scorer": "score.py:other"}, "defines no function 'other'"),
+    ({"scorer": "regex", "scorer_args": {"patern": "x"}}, "scorer_args .* do not fit scorer 'regex'"),
+    ({"primary": "nope"}, "primary metric 'nope'"),
+    ({"files": {"train": "train.jsonl"}}, "needs a 'test' file"),
+    ({"files": {"train": "train.jsonl", "test": "gone.jsonl"}}, "the test file gone.jsonl does not exist"),
+])
+def test_bad_task_files_are_refused_with_a_reason(tmp_path, change, expected):
+    path = write_task(tmp_path / "task")
+    path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
+    with pytest.raises((DataFormatError, ValueError), match=expected):
+        tasks.get(str(path))
+
+
+def test_a_raising_scorer_is_reported_not_fatal(tmp_path, runs_root, capsys):
+    path = write_task(tmp_path / "task")
+    t = tasks.get(str(path))
+    answer = {r["prompt"]: r["completion"] for r in ROWS}
+    gen = Echo(lambda p: "boom" if p.endswith(("plus 0?", "plus 1?")) else answer[p.split("\n\n")[-1]])
+    s = harness.evaluate(gen, str(path), "test", "chat", out_dir=tmp_path / "eval")
+    test_rows = prepare.load_split(str(path), "test")
+    booms = sum(r["prompt"].endswith(("plus 0?", "plus 1?")) for r in test_rows)
+    assert booms and s["scorer_errors"] == booms and s["n"] == len(test_rows)
+    assert s["metrics"]["same"]["mean"] == pytest.approx((len(test_rows) - booms) / len(test_rows))
+    lines = [json.loads(x) for x in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
+    assert sum(r.get("scorer_error", "").startswith("ValueError: cannot read boom") for r in lines) == booms
+    assert "the scorer raised on" in capsys.readouterr().out
+    assert s["task"] == str(path) and t.name == "addition"
+
+
+def test_changed_files_are_prepared_again(tmp_path, runs_root):
+    path = write_task(tmp_path / "task")
+    assert len(prepare.load_split(str(path), "test")) == len(ROWS) - 36
+    write_task(tmp_path / "task", rows=ROWS[:40])
+    assert len(prepare.load_split(str(path), "test")) == 4
+
+
+def test_a_user_task_trains_and_is_scored_by_its_scorer(tmp_path, tiny_model_dir, runs_root):
+    path = write_task(tmp_path / "task")
+    cfg = train.preset("smoke", task=str(path), model=str(tiny_model_dir), bf16=False, experiment="mine",
+                       max_steps=2, n_train=8, n_val=2, eval_limit=3)
+    folder = train.run(cfg)
+    assert folder.name == "addition-full-smoke"
+    s = json.loads((folder / "eval" / "summary.json").read_text())
+    assert s["n"] == 3 and set(s["metrics"]) == {"same", "length"} and s["primary"] == "same"
+    assert json.loads((folder / "data.json").read_text())["n_train"] == 8
+
+
+@pytest.mark.parametrize("name, args, pred, ref, expected", [
+    ("exact", {}, " yes ", "yes", {"exact": True}),
+    ("exact", {}, "Yes", "yes", {"exact": False}),
+    ("normalized", {}, "The  END!", "the end", {"normalized": True}),
+    ("number", {}, "it is 1,000.0 in all", "1000", {"number": True}),
+    ("number", {}, "no number", "3", {"number": False}),
+    ("json_fields", {}, '{"a": 1, "b": [2]}', '{"b": [2], "a": 1}', {"valid_json": True, "fields": True}),
+    ("json_fields", {"fields": ["a"]}, '{"a": 2}', '{"a": 1}', {"valid_json": True, "fields": False}),
+    ("json_fields", {}, "not json", '{"a": 1}', {"valid_json": False, "fields": False}),
+    ("json_fields", {}, "[1]", '{"a": 1}', {"valid_json": False, "fields": False}),
+    ("regex", {"pattern": r"\(([A-D])\)"}, "I pick (B).", "(B)", {"regex": True, "found": True}),
+    ("regex", {"pattern": r"\(([A-D])\)"}, "B", "(B)", {"regex": False, "found": False}),
+])
+def test_builtin_scorers(tmp_path, name, args, pred, ref, expected):
+    score, metrics = scorers.build(name, args, tmp_path)
+    assert score(pred, ref) == expected and tuple(expected) == metrics
