@@ -68,3 +68,21 @@ def test_read_table_gives_back_what_save_table_wrote(tmp_path):
     rows = [{"arm": "full-0.0002-1600x2", "lr": 0.0002, "n": 300, "score": 0.88, "note": None}]
     plots.save_table(rows, "t", tmp_path)
     assert plots.read_table(tmp_path / "t.csv") == rows
+
+
+def test_metric_bars_and_response_time_draw_every_condition():
+    def summary(*means):
+        return {"metrics": {m: {"mean": v, "ci_low": v / 2, "ci_high": min(1, v * 1.2), "n": 10}
+                            for m, v in zip(("voice", "slots"), means)}}
+
+    fig = plots.metric_bars({"untuned few-shot": summary(0.2, 0.5), "fine-tuned": summary(0.9, 0.95)},
+                            ("voice", "slots"))
+    assert [a.get_title() for a in fig.axes] == ["voice", "slots"]
+    assert [p.get_height() for p in fig.axes[0].patches] == [20.0, 90.0]
+    rows = [{"label": "few-shot", "prompt_tokens": 700, "latency_s": 2.0, "latency_ci_low": 1.5, "latency_ci_high": 2.5,
+             "answers_per_s": 3.0}, {"label": "tuned", "prompt_tokens": 75, "latency_s": 0.5, "latency_ci_low": 0.4,
+                                    "latency_ci_high": 0.6, "answers_per_s": 9.0}]
+    left, right = plots.response_time(rows).axes
+    assert [p.get_height() for p in left.patches] == [2.0, 0.5]
+    assert [p.get_height() for p in right.patches] == [3.0, 9.0]
+    assert "700 prompt tokens" in left.get_xticklabels()[0].get_text()

@@ -159,3 +159,35 @@ def test_a_user_task_trains_and_is_scored_by_its_scorer(tmp_path, tiny_model_dir
 def test_builtin_scorers(tmp_path, name, args, pred, ref, expected):
     score, metrics = scorers.build(name, args, tmp_path)
     assert score(pred, ref) == expected and tuple(expected) == metrics
+
+
+def test_viggo_voice_files_are_what_the_script_makes_and_gold_passes_its_scorer():
+    import runpy
+
+    from ftlib import evals, paths
+
+    script = runpy.run_path(str(paths.ROOT / "scripts" / "make_viggo_voice.py"))
+    made = script["train_rows"]()
+    shipped = [json.loads(x) for x in (paths.ROOT / "data/viggo_voice/train.jsonl").read_text().splitlines()]
+    assert made == shipped
+    acts = [r["prompt"].split("(")[0] for r in shipped[:9]]
+    assert acts == list(evals.VIGGO_FUNCTIONS)  # the few-shot prompt shows every dialogue act once
+    t = tasks.get("data/viggo_voice/task.json")
+    gold = evals.summarize([t.score(r["completion"], r) for r in prepare.load_split(t, "validation")])
+    assert gold["voice"]["mean"] > 0.98 and gold["all_slots"]["mean"] > 0.97  # the scorer's docstring
+    assert t.score("Sure, here it is: " + shipped[0]["completion"], shipped[0])["voice"] is False
+    assert t.score("A game.", shipped[0])["slots"] < 0.2
+
+
+def test_response_time_is_measured_once_per_condition(tmp_path, tiny_model_dir, runs_root):
+    from ftlib import latency
+
+    path = write_task(tmp_path / "task")
+    out = tmp_path / "latency.json"
+    r = latency.measure(str(tiny_model_dir), str(path), "few_shot", limit=4, latency_items=2, out=out)
+    assert r["n"] == 4 and r["latency_items"] == 2 and r["latency_ci_low"] <= r["latency_s"] <= r["latency_ci_high"]
+    assert r["answers_per_s"] > 0 and r["cpu_kind"] in ("AVX-512-BF16", "AVX2", "other")
+    short = latency.measure(str(tiny_model_dir), str(path), "chat", limit=4, latency_items=2)
+    assert r["prompt_tokens"] > short["prompt_tokens"]  # three worked examples cost tokens
+    out.write_text(json.dumps({**r, "latency_s": -1}))
+    assert latency.measure(str(tiny_model_dir), str(path), "few_shot", out=out)["latency_s"] == -1  # read back
