@@ -2,6 +2,7 @@
 #   make test        set up and run the test suite (what CI runs, after make lint)
 #   make lint        ruff over ftlib/, tests/, benchmarks/ and the notebooks
 #   make reproduce   set up and run the notebooks headless on the CPU preset (PRESET=quick|cpu|gpu)
+#   make own-task    notebook 05 on its example task (ViGGO's voice): personalization and response time
 #   make lab         open JupyterLab on notebooks/
 PYTHON ?= python3
 VENV   := .venv
@@ -9,7 +10,7 @@ BIN    := $(VENV)/bin
 PRESET ?= cpu
 MODEL  ?= smollm2-135m-instruct
 
-.PHONY: setup setup-gemma test test-fast lint reproduce rounds lab clean-runs
+.PHONY: setup setup-gemma test test-fast lint reproduce rounds own-task lab clean-runs
 
 setup: $(VENV)/.installed
 
@@ -42,6 +43,9 @@ reproduce: setup
 # Notebook 03 (iterative rounds, quality vs quantity): 64 min on the cpu preset here (measured).
 rounds: setup
 	$(BIN)/python -m ftlib.reproduce --preset $(PRESET) --model $(MODEL) --only 01 03
+
+own-task: setup
+	$(BIN)/python -m ftlib.reproduce --preset $(PRESET) --model $(MODEL) --only 05
 
 # JupyterLab refuses to start as root (the usual user in a container) unless told --allow-root.
 lab: setup
