@@ -5,7 +5,9 @@ conversational voice). Rows are `{"prompt": MR, "completion": sentence}` JSONL, 
 vendored ViGGO splits (CC BY-SA 4.0, so these files are too):
 - train: every ViGGO training row, shuffled (seed 0), after one row of each dialogue act first
   (the first train row of each, in ViGGO's order), so the first 9 rows make a balanced few-shot prompt;
-- validation and test: ViGGO's, in their order.
+- validation and test: one row per meaning representation (ViGGO has about three sentences for each;
+  identical prompts would count one item several times), its first sentence as the completion and all
+  of them in `references`, in ViGGO's order.
 
     python scripts/make_viggo_voice.py      # rewrites the three files; the checksums must not change
 """
@@ -36,9 +38,17 @@ def train_rows() -> list[dict]:
     return [pair(rows[i]) for i in shots + rest]
 
 
+def eval_rows(split: str) -> list[dict]:
+    """One row per meaning representation: its first sentence, and every sentence as references."""
+    rows: dict[str, dict] = {}
+    for r in data.load_rows("viggo", split):
+        row = rows.setdefault(r["meaning_representation"].strip(), {**pair(r), "references": []})
+        row["references"].append(r["target"].strip())
+    return list(rows.values())
+
+
 def main() -> None:
-    splits = {"train": train_rows(), **{s: [pair(r) for r in data.load_rows("viggo", s)]
-                                        for s in ("validation", "test")}}
+    splits = {"train": train_rows(), "validation": eval_rows("validation"), "test": eval_rows("test")}
     for split, rows in splits.items():
         (OUT / f"{split}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
         print(f"{split}: {len(rows)} rows")
