@@ -1,70 +1,29 @@
 """The built-in round strategies and the quality experiment, sized per preset.
 
-Each builder returns the Series to run (the strategy and its comparison), e.g.
+The sizes are the `rounds` of each preset's block in `ftlib/presets.py`. Each builder returns the
+Series to run (the strategy and its comparison), e.g.
 
     sizes = strategies.sizes("cpu")
     for s in strategies.growing_data(sizes, "cpu"):
-        rounds.run_series(s, strategies.base_config(sizes, "cpu", model))
+        rounds.run_series(s, strategies.base_config(sizes, model))
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
-from ftlib import train
+from ftlib import presets, train
+from ftlib.presets import Sizes
 from ftlib.rounds import Round, SelfTrain, Series, Source
 
 
-@dataclass(frozen=True)
-class Sizes:
-    """How big every experiment is under one preset (rows, steps, test items)."""
-
-    train_preset: str
-    percents: tuple[int, ...]  # GEM ViGGO subsets for growing data; 100 = the whole train split
-    cap: int | None  # at most this many rows of any subset (smoke)
-    mix_n: int  # broad -> specific: rows of the mixed round (split over the three tasks)
-    task_n: int  # ... and of the task-specific round
-    gold_n: int  # self-training: gold rows
-    prompts_n: int  # ... and training prompts the model answers
-    quality_n: int  # rows of each corruption level
-    quality_steps: int  # the same steps for every quality run
-    small_clean_n: int  # the small clean set against quality_n rows at 30% noise
-    fractions: tuple[float, ...]
-    sql_n: int
-    sql_steps: int
-    eval_limit: int  # test items of every evaluation (the same items every round)
-    train: dict = field(default_factory=dict)  # TrainConfig overrides for every round
-
-
-SIZES = {
-    # Seconds with the tiny test model: just enough rows for every code path.
-    "smoke": Sizes("smoke", (1, 2), cap=8, mix_n=6, task_n=8, gold_n=8, prompts_n=4, quality_n=8,
-                   quality_steps=2, small_clean_n=4, fractions=(0.0, 0.5), sql_n=8, sql_steps=2,
-                   eval_limit=2, train=dict(max_steps=2, n_val=4, epochs=1)),
-    # 64 minutes on 2 cores for the whole notebook, measured (~240 steps of batch 8 + 19 evaluations of 50
-    # items): toy-sized, so expect wide CIs. GEM's 1, 2 and 5 % subsets only (10, 20 and 100 % would
-    # take hours here). One epoch per round at the quick preset's lr (2e-4: few steps must count);
-    # 2 warm-up steps since rounds are short.
-    "cpu": Sizes("cpu", (1, 2, 5), cap=None, mix_n=48, task_n=48, gold_n=48, prompts_n=48,
-                 quality_n=96, quality_steps=16, small_clean_n=24, fractions=(0.0, 0.1, 0.3, 0.5),
-                 sql_n=64, sql_steps=8, eval_limit=50,
-                 train=dict(epochs=1, n_val=32, warmup_steps=2, lr=2e-4)),
-    # A GPU box: every GEM subset and the full set, thousands of rows, the whole ViGGO test set.
-    # Not run here: sizes are a starting point. One GPU: global batch 16 x 4.
-    "gpu": Sizes("gpu", (1, 2, 5, 10, 20, 100), cap=None, mix_n=3000, task_n=3000, gold_n=2000,
-                 prompts_n=2000, quality_n=2000, quality_steps=250, small_clean_n=500,
-                 fractions=(0.0, 0.1, 0.3, 0.5), sql_n=2000, sql_steps=250, eval_limit=1083,
-                 train=dict(epochs=3, grad_accum=4, lr=1e-5, n_val=200)),
-}
-SIZES["quick"] = SIZES["cpu"]
-
-
 def sizes(preset: str) -> Sizes:
-    """The sizes of a preset (smoke, quick, cpu, gpu)."""
-    if preset not in SIZES:
-        raise ValueError(f"unknown preset {preset!r}; expected one of {list(SIZES)}")
-    return SIZES[preset]
+    """The rounds sizes of a preset (ftlib/presets.py); a ValueError for one without rounds."""
+    sz = presets.get(preset).rounds
+    if sz is None:
+        have = [name for name, p in presets.PRESETS.items() if p.rounds is not None]
+        raise ValueError(f"preset {preset!r} has no rounds sizes; expected one of {have}")
+    return sz
 
 
 def base_config(sz: Sizes, model: str, **overrides) -> train.TrainConfig:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from ftlib import io, lean, models, paths, prepare, prompts, runs
+from ftlib import io, lean, models, paths, prepare, presets, prompts, runs
 
 
 @dataclass
@@ -82,44 +82,19 @@ class TrainConfig:
         return self.name or f"{tasks.name(self.task)}-{self.method}-{self.preset}"
 
 
-# Each preset is a block of overrides on the defaults above; the comments say why.
-PRESETS: dict[str, dict] = {
-    # Seconds, for tests: a tiny model, a few dozen examples, a large lr so the loss visibly drops.
-    "smoke": dict(
-        n_train=32, n_val=8, epochs=2, lr=1e-3, batch_size=4, warmup_steps=0, save_steps=4,
-        max_length=256, eval_limit=0, scheduler="constant",
-    ),
-    # Minutes on 2 CPU cores. Full fine-tuning: on this 135M model LoRA at the case study's
-    # settings barely learned ViGGO (docs/measurements.md). No gradient checkpointing and
-    # padding-free batches are the speed levers (benchmarks/sft_speed.py).
-    "cpu": dict(
-        method="full", n_train=800, n_val=100, epochs=2, lr=1e-4, scheduler="cosine",
-        warmup_steps=10, batch_size=8, grad_accum=1, max_length=512,
-    ),
-    # The case study's own settings (section 1): full fine-tuning, context 512, global batch 256
-    # (16 per device x 16 steps on one GPU; divide grad_accum by the GPU count), lr 5e-6 linear,
-    # 10 warm-up steps, wd 0, bf16, gradient checkpointing, up to 10 epochs with the best one kept.
-    # For a 7B model run it under accelerate with configs/accelerate/fsdp.yaml or deepspeed_zero3.yaml.
-    "gpu": dict(
-        method="full", n_train=None, n_val=500, epochs=10, lr=5e-6, scheduler="linear",
-        warmup_steps=10, batch_size=16, grad_accum=16, max_length=512, gradient_checkpointing=True,
-        padding_free=False, save_steps=200,
-        lean_loss=False,  # TRL's fused, tiled LM head: it never holds the full logits in GPU memory
-    ),
-}
 LORA_LR = 1e-4  # the case study's LoRA lr; used when method=lora and lr is not set explicitly
 
 
 def preset(preset_name: str, /, **overrides) -> TrainConfig:
-    """A TrainConfig from a named preset plus overrides, e.g. `preset("cpu", task="sql")`."""
+    """A TrainConfig from a named preset's training defaults (ftlib/presets.py) plus overrides,
+    e.g. `preset("cpu", task="sql")`."""
     name = preset_name  # positional-only: `name` is also a TrainConfig field (the run's name)
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; expected one of {list(PRESETS)}")
+    defaults = presets.get(name).train  # a ValueError naming the choices for an unknown name
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = set(overrides) - fields
     if unknown:
         raise ValueError(f"unknown TrainConfig field(s) {sorted(unknown)}")
-    values = {**PRESETS[name], "preset": name, **overrides}
+    values = {**defaults, "preset": name, **overrides}
     if values.get("method") == "lora" and "lr" not in overrides and name != "smoke":
         values["lr"] = LORA_LR
     return TrainConfig(**values)
@@ -437,7 +412,7 @@ def main(argv: list[str] | None = None) -> None:
     """`python -m ftlib.train --task viggo --preset cpu [--method full|lora] [--set key=value ...]`."""
     ap = argparse.ArgumentParser(prog="python -m ftlib.train", description=__doc__.splitlines()[0])
     ap.add_argument("--task", default="viggo")
-    ap.add_argument("--preset", default="cpu", choices=list(PRESETS))
+    ap.add_argument("--preset", default="cpu", choices=list(presets.PRESETS))
     ap.add_argument("--method", choices=["full", "lora"])
     ap.add_argument("--model")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
