@@ -19,7 +19,7 @@ from pathlib import Path
 
 import nbformat
 
-from ftlib import harness, paths, plan, train
+from ftlib import harness, paths, plan, presets, train
 from ftlib.io import read_json, write_json
 
 NOTEBOOKS = paths.ROOT / "notebooks"
@@ -97,7 +97,7 @@ def compute(p: plan.Plan, task: str, model: str) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m ftlib.reproduce", description=__doc__)
-    ap.add_argument("--preset", default="cpu", help="quick | cpu | full | gpu | smoke")
+    ap.add_argument("--preset", default="cpu", choices=list(presets.PRESETS), help="ftlib/presets.py")
     ap.add_argument("--model", default="smollm2-135m-instruct")
     ap.add_argument("--only", nargs="*", help="notebook numbers to run (default: the plan's), e.g. 01 02")
     ap.add_argument("--compute", nargs="*", metavar="TASK",
