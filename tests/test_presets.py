@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import pytest
 
-from ftlib import plan, presets, prompts, reproduce, strategies, train
+from ftlib import plan, presets, prompts, reproduce, strategies, tasks, train
 
 HINTS = typing.get_type_hints(train.TrainConfig)
 NOTEBOOKS = {p.name[:2] for p in reproduce.notebooks()}
@@ -41,7 +41,7 @@ def problems(table: dict[str, presets.Preset]) -> list[str]:
             out.append(f"{key}.plan: train preset {pl.train_preset!r} does not exist")
         elif table[pl.train_preset].train != p.train:
             out.append(f"{key}: trains with other defaults than its plan's train preset {pl.train_preset!r}")
-        out += [f"{key}.plan: no task {t!r}" for t in pl.tasks if t not in presets.ALL_TASKS]
+        out += [f"{key}.plan: no task {t!r}" for t in pl.tasks if t not in tasks.names()]
         out += [f"{key}.plan: no eval_limit for {t!r}" for t in pl.tasks if t not in pl.eval_limit]
         out += [f"{key}.plan: overrides for {t!r}, not one of its tasks" for t in pl.train_overrides
                 if t not in pl.tasks]
