@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ftlib import paths, presets
+from ftlib import paths, presets, tasks
 from ftlib.presets import Plan
 
 PLANS: dict[str, Plan] = {name: p.plan for name, p in presets.PRESETS.items()}  # a view of the presets
@@ -52,8 +52,8 @@ def eval_root(plan: Plan, model: str | None = None) -> Path:
 
 
 def eval_dir(plan: Plan, name: str, task: str, model: str | None = None) -> Path:
-    """runs/<label>/eval/<name>-<task>: where an untuned (or other) evaluation writes."""
-    return eval_root(plan, model) / f"{name}-{task}"
+    """runs/<label>/eval/<name>-<task name>: where an untuned (or other) evaluation writes."""
+    return eval_root(plan, model) / f"{name}-{tasks.name(task)}"
 
 
 def results_dir(plan: Plan, model: str | None = None) -> Path:

@@ -36,7 +36,7 @@ def evaluations(plan: plans.Plan, model: str) -> dict[tuple[str, str], Path]:
     found = {}
     for summary in sorted(plans.eval_root(plan, model).glob("*/summary.json")):
         s = io.read_json(summary)
-        label = summary.parent.name.removesuffix(f"-{s['task']}")
+        label = summary.parent.name.removesuffix(f"-{tasks.name(s['task'])}")
         found[(s["task"], label)] = summary.parent
     for task in plan.tasks:
         folder = tuned_eval_dir(plan, task, model)

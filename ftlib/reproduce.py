@@ -91,7 +91,7 @@ def compute(p: plan.Plan, task: str, model: str) -> Path:
     by side, one process each; the notebooks then find the work finished and only read it."""
     for style in p.baseline_styles:
         harness.evaluate(model, task, "test", style, limit=p.eval_limit[task],
-                         out_dir=plan.eval_dir(p, f"untuned-{style}", task))
+                         out_dir=plan.eval_dir(p, f"untuned-{style}", task, model))
     return train.run(plan.train_config(p, task, model))
 
 

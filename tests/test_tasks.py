@@ -191,3 +191,18 @@ def test_response_time_is_measured_once_per_condition(tmp_path, tiny_model_dir, 
     assert r["prompt_tokens"] > short["prompt_tokens"]  # three worked examples cost tokens
     out.write_text(json.dumps({**r, "latency_s": -1}))
     assert latency.measure(str(tiny_model_dir), str(path), "few_shot", out=out)["latency_s"] == -1  # read back
+
+
+def test_a_plan_runs_and_reports_a_user_task(tmp_path, tiny_model_dir, runs_root):
+    from ftlib import plan, report, reproduce
+
+    path = str(write_task(tmp_path / "task"))
+    mine = plan.Plan("mine", "smoke", tasks=(path,), eval_limit={path: 2},
+                     train_overrides={path: dict(max_steps=1, n_train=4, n_val=2, bf16=False)})
+    model = str(tiny_model_dir)
+    reproduce.compute(mine, path, model)
+    found = report.evaluations(mine, model)
+    assert sorted(label for _, label in found) == ["fine-tuned", "untuned-few_shot", "untuned-zero_shot"]
+    rows = report.numeric_rows(report.score_rows(found))
+    assert {r["metric"] for r in rows} == {"same"} and all(r["n"] == 2 for r in rows)
+    assert report.error_kinds(path, report.predictions(found[(path, "fine-tuned")])).total() == 2
