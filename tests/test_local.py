@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ftlib import models
-from ftlib.backends.local import LocalGenerator, RoomyLayer, common_prefix_len
+from ftlib.backends.local import LocalGenerator, RoomyLayer, common_prefix_len, shared_prefix_len
 
 SHARED = "<|im_start|>system\nYou answer questions about video games, briefly and correctly.<|im_end|>\n"
 QUESTIONS = ["Hi", "What is the best racing game ever made, in your opinion?", "Name a game.",
@@ -108,6 +108,14 @@ def test_stats_count_tokens(gen):
 def test_common_prefix_len():
     assert common_prefix_len([[1, 2, 3], [1, 2, 4], [1, 2]]) == 2
     assert common_prefix_len([[5], [6]]) == 0
+
+
+def test_shared_prefix_len_leaves_every_row_a_token_and_skips_short_prefixes():
+    long = list(range(40))
+    assert shared_prefix_len([long + [1], long + [2, 3]]) == 40
+    assert shared_prefix_len([long, long + [2, 3]]) == 39  # the shorter row keeps its last token
+    assert shared_prefix_len([long[:10] + [1], long[:10] + [2]]) == 0  # < MIN_SHARED_PREFIX
+    assert shared_prefix_len([long + [1]]) == 0  # one row: nothing to share
 
 
 def test_a_tool_dictates_what_follows_and_decoding_goes_on(tiny_model_dir, one_thread):

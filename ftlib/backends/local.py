@@ -35,6 +35,13 @@ def common_prefix_len(seqs: list[list[int]]) -> int:
     return n
 
 
+def shared_prefix_len(seqs: list[list[int]]) -> int:
+    """How many leading tokens a batch runs once for all its rows (0: not worth a separate pass)."""
+    shared = common_prefix_len(seqs) if len(seqs) > 1 else 0
+    shared = min(shared, min(map(len, seqs)) - 1)  # every row keeps >= 1 token of its own
+    return shared if shared >= MIN_SHARED_PREFIX else 0
+
+
 class LocalGenerator:
     """Batched greedy generation with a local transformers causal LM.
 
@@ -138,10 +145,7 @@ class LocalGenerator:
 
     def _prefill(self, seqs: list[list[int]], max_new: int):
         """Run the prompts: the shared prefix once, then each row's own tokens, left-padded."""
-        shared = common_prefix_len(seqs) if len(seqs) > 1 else 0
-        shared = min(shared, min(map(len, seqs)) - 1)  # every row keeps >= 1 token of its own
-        if shared < MIN_SHARED_PREFIX:
-            shared = 0
+        shared = shared_prefix_len(seqs)
         tails = [s[shared:] for s in seqs]
         width = max(map(len, tails))
         cache = roomy_cache(shared + width + max_new) if self.reserve_cache else None
