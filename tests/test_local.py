@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ftlib import models
-from ftlib.backends.local import LocalGenerator, common_prefix_len
+from ftlib.backends.local import LocalGenerator, RoomyLayer, common_prefix_len, shared_prefix_len
 
 SHARED = "<|im_start|>system\nYou answer questions about video games, briefly and correctly.<|im_end|>\n"
 QUESTIONS = ["Hi", "What is the best racing game ever made, in your opinion?", "Name a game.",
@@ -17,12 +17,20 @@ def gen(tiny_model_dir, one_thread):
     return LocalGenerator(model, tok, batch_size=3)
 
 
-def naive(gen, prompt: str, max_new: int) -> str:
-    """The reference: model.generate on one unpadded prompt, greedy."""
+def naive_ids(gen, prompt: str, max_new: int) -> list[int]:
+    """The reference: model.generate on one unpadded prompt, greedy, stopping at the generator's EOS ids."""
     enc = gen.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
-    out = gen.model.generate(**enc, max_new_tokens=max_new, do_sample=False,
+    out = gen.model.generate(**enc, max_new_tokens=max_new, do_sample=False, eos_token_id=gen.eos_ids,
                              pad_token_id=gen.tokenizer.pad_token_id)
-    return gen.tokenizer.decode(out[0, enc.input_ids.shape[1]:], skip_special_tokens=True)
+    return out[0, enc.input_ids.shape[1]:].tolist()
+
+
+def naive(gen, prompt: str, max_new: int) -> str:
+    """The reference's text, without its EOS."""
+    new = naive_ids(gen, prompt, max_new)
+    if new and new[-1] in gen.eos_ids:
+        new = new[:-1]
+    return gen.tokenizer.decode(new, skip_special_tokens=True)
 
 
 @pytest.mark.parametrize("shared", ["", SHARED], ids=["no-shared-prefix", "shared-prefix"])
@@ -31,6 +39,55 @@ def test_batched_equals_one_at_a_time(gen, shared):
     batched = gen.generate(prompts, max_new_tokens=12)
     assert batched == [naive(gen, p, 12) for p in prompts]
     assert batched == [gen.generate([p], 12)[0] for p in prompts]
+
+
+MIXED = [f"{SHARED}<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n" for q in QUESTIONS] + [
+    "<|im_start|>user\nok<|im_end|>\n<|im_start|>assistant\n",  # no shared prefix with the rest
+    f"{SHARED}<|im_start|>user\n{' '.join(QUESTIONS * 3)}<|im_end|>\n<|im_start|>assistant\n",  # ~3x longer
+]
+
+
+@pytest.mark.parametrize("reserve_cache", [True, False], ids=["roomy-cache", "dynamic-cache"])
+@pytest.mark.parametrize("batch_size", [2, 6])
+def test_harness_path_equals_one_at_a_time_with_rows_ending_at_different_steps(
+        tiny_model_dir, one_thread, reserve_cache, batch_size):
+    """Mixed prompt lengths, a shared prefix in some batches, and rows that stop at different steps (so
+    finished rows leave the batch and its cache mid-way): every output is what the prompt gives alone."""
+    model, tok = models.load(str(tiny_model_dir), dtype=torch.float32)
+    gen = LocalGenerator(model, tok, batch_size=batch_size, reserve_cache=reserve_cache)
+    # Make tokens that two free runs emit early count as EOS, so rows end at different steps, not at the cap.
+    free = [naive_ids(gen, p, 16) for p in MIXED]
+    gen.eos_ids = sorted(set(gen.eos_ids) | {free[0][2], free[1][4], free[3][7]})
+    lengths = {len(naive_ids(gen, p, 16)) for p in MIXED}
+    assert len(lengths) > 2 and min(lengths) <= 6  # the rows really end at different steps
+    want = [naive(gen, p, 16) for p in MIXED]
+    assert gen.generate(MIXED, 16) == want
+    assert gen.stats.new_tokens < len(MIXED) * 16
+
+
+def test_roomy_layer_holds_what_a_dynamic_layer_holds():
+    """Appending, repeating rows, dropping rows and outgrowing the reserved room: the visible keys and
+    values equal transformers' concatenating DynamicLayer's at every step."""
+    from transformers.cache_utils import DynamicLayer
+
+    torch.manual_seed(0)
+    roomy, plain = RoomyLayer(capacity=6), DynamicLayer()
+
+    def both(k, v):
+        a, b = roomy.update(k, v), plain.update(k, v)
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+        assert roomy.get_seq_length() == plain.get_seq_length()
+
+    both(torch.randn(1, 2, 3, 4), torch.randn(1, 2, 3, 5))  # a shared prefix, one row
+    roomy.batch_repeat_interleave(3)
+    plain.batch_repeat_interleave(3)
+    for _ in range(5):  # one token a step, past the 6 reserved positions
+        both(torch.randn(3, 2, 1, 4), torch.randn(3, 2, 1, 5))
+    keep = torch.tensor([0, 2])
+    roomy.batch_select_indices(keep)
+    plain.batch_select_indices(keep)
+    both(torch.randn(2, 2, 1, 4), torch.randn(2, 2, 1, 5))
+    assert roomy.get_seq_length() == 9 and roomy.keys.shape == (2, 2, 9, 4)
 
 
 def test_stop_strings_cut_the_output(gen):
@@ -51,6 +108,14 @@ def test_stats_count_tokens(gen):
 def test_common_prefix_len():
     assert common_prefix_len([[1, 2, 3], [1, 2, 4], [1, 2]]) == 2
     assert common_prefix_len([[5], [6]]) == 0
+
+
+def test_shared_prefix_len_leaves_every_row_a_token_and_skips_short_prefixes():
+    long = list(range(40))
+    assert shared_prefix_len([long + [1], long + [2, 3]]) == 40
+    assert shared_prefix_len([long, long + [2, 3]]) == 39  # the shorter row keeps its last token
+    assert shared_prefix_len([long[:10] + [1], long[:10] + [2]]) == 0  # < MIN_SHARED_PREFIX
+    assert shared_prefix_len([long + [1]]) == 0  # one row: nothing to share
 
 
 def test_a_tool_dictates_what_follows_and_decoding_goes_on(tiny_model_dir, one_thread):

@@ -12,10 +12,13 @@ and position ids come from the mask, so every row sees exactly what it would see
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Callable, Sequence
 
 import torch
+from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
 
 from ftlib.backends import Stats, cut_at_stop
 
@@ -32,6 +35,13 @@ def common_prefix_len(seqs: list[list[int]]) -> int:
     return n
 
 
+def shared_prefix_len(seqs: list[list[int]]) -> int:
+    """How many leading tokens a batch runs once for all its rows (0: not worth a separate pass)."""
+    shared = common_prefix_len(seqs) if len(seqs) > 1 else 0
+    shared = min(shared, min(map(len, seqs)) - 1)  # every row keeps >= 1 token of its own
+    return shared if shared >= MIN_SHARED_PREFIX else 0
+
+
 class LocalGenerator:
     """Batched greedy generation with a local transformers causal LM.
 
@@ -43,7 +53,7 @@ class LocalGenerator:
     spec: str | None = None
 
     def __init__(self, model, tokenizer, batch_size: int | None = None, max_batch_tokens: int | None = None,
-                 tool: Callable[[str], str | None] | None = None):
+                 tool: Callable[[str], str | None] | None = None, reserve_cache: bool = True):
         self.model = model.eval()
         self.tokenizer = tokenizer
         # A tool sees the text generated so far whenever it ends in "=" and may dictate what follows
@@ -55,8 +65,11 @@ class LocalGenerator:
         # Caps batch size x (prompt + new tokens): the KV cache read at every step grows with it
         # (this model: ~23 KB per token in bf16, so 1M tokens is ~23 GB of GPU memory).
         self.max_batch_tokens = max_batch_tokens or (1_000_000 if on_gpu else 40_000)
+        # Reserve room in the KV cache for the tokens to come (see RoomyLayer); False: transformers'
+        # DynamicCache, which copies the whole cache at every step (benchmarks/generation_speed.py).
+        self.reserve_cache = reserve_cache
         self.stats = Stats()
-        self.eos_ids = _eos_ids(model, tokenizer)
+        self.eos_ids = eos_ids(model, tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
 
     @classmethod
@@ -102,7 +115,7 @@ class LocalGenerator:
     @torch.inference_mode()
     def _generate_batch(self, seqs: list[list[int]], max_new: int, stop: list[str]) -> list[str]:
         """Generate for one batch: shared-prefix prefill, then the decode loop."""
-        cache, mask, logits = self._prefill(seqs)
+        cache, mask, logits = self._prefill(seqs, max_new)
         rows = torch.arange(len(seqs), device=self.device)  # original row of each live row
         new: list[list[int]] = [[] for _ in seqs]
         done = [False] * len(seqs)
@@ -130,19 +143,16 @@ class LocalGenerator:
         self.stats.new_tokens += sum(map(len, new))
         return [self._decode(n, stop) for n in new]
 
-    def _prefill(self, seqs: list[list[int]]):
+    def _prefill(self, seqs: list[list[int]], max_new: int):
         """Run the prompts: the shared prefix once, then each row's own tokens, left-padded."""
-        shared = common_prefix_len(seqs) if len(seqs) > 1 else 0
-        shared = min(shared, min(map(len, seqs)) - 1)  # every row keeps >= 1 token of its own
-        cache = None
-        if shared < MIN_SHARED_PREFIX:
-            shared = 0
-        else:
-            prefix = torch.tensor([seqs[0][:shared]], device=self.device)
-            cache = self.model(input_ids=prefix, use_cache=True, logits_to_keep=1).cache
-            cache.batch_repeat_interleave(len(seqs))
+        shared = shared_prefix_len(seqs)
         tails = [s[shared:] for s in seqs]
         width = max(map(len, tails))
+        cache = roomy_cache(shared + width + max_new) if self.reserve_cache else None
+        if shared:
+            prefix = torch.tensor([seqs[0][:shared]], device=self.device)
+            cache = self.model(input_ids=prefix, cache=cache, use_cache=True, logits_to_keep=1).cache
+            cache.batch_repeat_interleave(len(seqs))
         ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(seqs), shared + width), dtype=torch.long)
         mask[:, :shared] = 1
@@ -190,7 +200,68 @@ class LocalGenerator:
         return text
 
 
-def _eos_ids(model, tokenizer) -> list[int]:
+class RoomyLayer(DynamicLayer):
+    """A DynamicLayer with room reserved for the tokens still to come.
+
+    transformers' DynamicLayer concatenates (`torch.cat`) at every decode step, which copies the whole
+    cache of every layer once per generated token. This layer allocates `capacity` positions once and
+    writes each step's keys and values in place; attention reads a view of the filled positions, so
+    it computes exactly what it computes over DynamicLayer's tensors.
+    """
+
+    def __init__(self, capacity: int):
+        super().__init__()
+        self.capacity = capacity
+        self.length = 0
+        self.room_k: torch.Tensor | None = None
+        self.room_v: torch.Tensor | None = None
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        end = self.length + key_states.shape[-2]
+        if self.room_k is None or end > self.room_k.shape[-2]:  # first call, or more than reserved
+            self._allocate(key_states, value_states, max(end, self.capacity))
+        self.room_k[:, :, self.length:end] = key_states
+        self.room_v[:, :, self.length:end] = value_states
+        self.length = end
+        self._expose()
+        return self.keys, self.values
+
+    def _allocate(self, k: torch.Tensor, v: torch.Tensor, size: int) -> None:
+        new_k = k.new_empty(k.shape[0], k.shape[1], size, k.shape[3])
+        new_v = v.new_empty(v.shape[0], v.shape[1], size, v.shape[3])
+        if self.length:
+            new_k[:, :, :self.length] = self.room_k[:, :, :self.length]
+            new_v[:, :, :self.length] = self.room_v[:, :, :self.length]
+        self.room_k, self.room_v = new_k, new_v
+
+    def _expose(self) -> None:
+        self.keys, self.values = self.room_k[:, :, :self.length], self.room_v[:, :, :self.length]
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        if self.length:
+            self.room_k = self.room_k.repeat_interleave(repeats, dim=0)
+            self.room_v = self.room_v.repeat_interleave(repeats, dim=0)
+            self._expose()
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        if self.length:
+            self.room_k, self.room_v = self.room_k[indices], self.room_v[indices]
+            self._expose()
+
+    def crop(self, tokens_to_remove: int) -> None:
+        raise NotImplementedError("RoomyLayer is for greedy decoding: nothing is ever cropped")
+
+
+def roomy_cache(capacity: int) -> DynamicCache:
+    """A DynamicCache whose layers reserve `capacity` positions (prompt + tokens to generate)."""
+    cache = DynamicCache()
+    cache.layer_class_to_replicate = functools.partial(RoomyLayer, capacity)
+    return cache
+
+
+def eos_ids(model, tokenizer) -> list[int]:
     """Every token id that ends a generation: the tokenizer's EOS and the model's configured ones."""
     ids = {tokenizer.eos_token_id}
     cfg = getattr(model, "generation_config", None)
