@@ -5,6 +5,7 @@ scores, so a score can sit beside each figure):
 - `prompt_tokens`: mean tokens of the rendered prompt (a few-shot prompt carries its examples);
 - `latency_s`: seconds per answer when requests come one at a time (a chat user waiting), with a
   95 % interval, over the first `latency_items` items;
+- `new_tokens`: mean tokens generated per answer over those items (a longer answer takes longer);
 - `answers_per_s`: answers per second when the same items come as a batch (an offline job).
 The result is written to `out` (JSON) and a rerun reads it back instead of measuring again.
 
@@ -21,8 +22,8 @@ import torch
 
 from ftlib import evals, io, paths, prepare, prompts, runs, tasks
 
-COLUMNS = ("prompt_tokens", "latency_s", "latency_ci_low", "latency_ci_high", "latency_items", "answers_per_s", "n",
-           "cpu_kind", "device")  # what a table of conditions shows
+COLUMNS = ("prompt_tokens", "new_tokens", "latency_s", "latency_ci_low", "latency_ci_high", "latency_items",
+           "answers_per_s", "n", "cpu_kind", "device")  # what a table of conditions shows
 
 
 def _timed(gen, batch: list[str], max_new: int, stop: list[str]) -> float:
@@ -44,12 +45,15 @@ def measure(model: str, task: str, style: str, limit: int = 100, latency_items: 
     texts = [prompts.render(task, r, style, gen.tokenizer) for r in rows]
     stop = prompts.stop_strings(task, style)
     _timed(gen, texts[:2], t.max_new_tokens, stop)  # warm-up: first-call allocations
+    generated = gen.stats.new_tokens
     per_answer = [_timed(gen, [p], t.max_new_tokens, stop) for p in texts[:latency_items]]
+    generated = gen.stats.new_tokens - generated
     batch_s = _timed(gen, texts, t.max_new_tokens, stop)
     low, high = evals.mean_ci(per_answer)
     result = {
         "model": paths.shown(model) if Path(model).exists() else model, "task": t.name, "style": style,
         "n": len(rows), "prompt_tokens": round(sum(len(gen.tokenizer(p).input_ids) for p in texts) / len(texts), 1),
+        "new_tokens": round(generated / len(per_answer), 1),
         "latency_s": round(sum(per_answer) / len(per_answer), 3), "latency_ci_low": round(low, 3),
         "latency_ci_high": round(high, 3), "latency_items": len(per_answer),
         "answers_per_s": round(len(rows) / batch_s, 2), "batch_size": gen.batch_size,

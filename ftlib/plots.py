@@ -186,6 +186,35 @@ def rounds(rows: list[dict], title: str = "", x: str = "round", metrics: tuple[s
     return fig
 
 
+def quality(rows: list[dict], title: str = ""):
+    """Score per data-quality level (x, in the rows' order), one dot per seed with its 95% CI, the
+    seeds' mean as a bar; one panel per metric ("score" = the headline, "function" where present).
+
+    `rows`: rounds.table rows with a `level` (e.g. "corrupt-30") and a `seed`.
+    """
+    levels = list(dict.fromkeys(r["level"] for r in rows))
+    metrics = [m for m in ("score", "function") if any(r.get(m) is not None for r in rows)]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 3.6), squeeze=False)
+    seeds = sorted({r["seed"] for r in rows})
+    for ax, metric in zip(axes[0], metrics):
+        for x, level in enumerate(levels):
+            pts = [r for r in rows if r["level"] == level and r.get(metric) is not None]
+            if pts:
+                ax.bar(x, 100 * sum(r[metric] for r in pts) / len(pts), color="tab:green", alpha=0.3)
+            for r in pts:
+                dx = 0.2 * (seeds.index(r["seed"]) - (len(seeds) - 1) / 2)
+                lo, hi = r[f"{metric}_ci_low"], r[f"{metric}_ci_high"]
+                ax.errorbar(x + dx, 100 * r[metric], yerr=[[100 * (r[metric] - lo)], [100 * (hi - r[metric])]],
+                            fmt="o", color="black", capsize=2, markersize=3)
+        ax.set_xticks(range(len(levels)), levels, fontsize=8)
+        ax.set_ylabel(f"{rows[0]['metric'] if metric == 'score' else metric} (%)")
+        ax.set_ylim(0, 102)
+    axes[0][0].set_title("bars: mean of the seeds; dots: each seed with its 95% CI", fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def sweep(rows: list[dict], title: str = ""):
     """Recipe sweep: validation score with its 95% CI per arm (left) and training minutes (right).
 

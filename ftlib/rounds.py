@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ class Source:
     offset: int = 0
     corrupt: float = 0.0  # ViGGO: fraction of meaning representations corrupted (corrupt_viggo)
     sql_filter: bool = False  # SQL: drop queries comparing a VARCHAR column with a number
+    flagged_only: bool = False  # SQL: only the rows that filter drops
     seed: int = 0
 
 
@@ -46,6 +48,7 @@ class SelfTrain:
 
     n: int
     offset: int = 0  # where the prompts start in the train split (after the gold rows, say)
+    sql_filter: bool = False  # SQL: prompts from the filtered split (offset counts its rows)
 
 
 @dataclass(frozen=True)
@@ -54,18 +57,20 @@ class Round:
 
     name: str
     sources: tuple[Source, ...] = ()
-    start: str = "previous"  # "previous", "base", or the name of an earlier round of the series
+    start: str = "previous"  # "previous", "base", an earlier round of the series, or "<series>/<round>"
     self_train: SelfTrain | None = None
     train: dict = field(default_factory=dict)  # TrainConfig overrides, e.g. {"max_steps": 20}
 
 
 @dataclass(frozen=True)
 class Series:
-    """An ordered list of rounds; `name` is the experiment (runs/<name>/), `task` the evaluation task."""
+    """An ordered list of rounds; `name` is the experiment (runs/<name>/), `task` the evaluation task,
+    `first` the number of its first round (a series that goes on from another's round 2 starts at 3)."""
 
     name: str
     task: str
     rounds: tuple[Round, ...]
+    first: int = 1
 
 
 def corrupt_mr(mr: str, rng: random.Random) -> str:
@@ -99,8 +104,9 @@ def source_rows(src: Source) -> tuple[list[dict], dict]:
     """The rows of a Source, and what round.json records about them."""
     rows = prepare.load_split(src.task, src.split)
     dropped = 0
-    if src.sql_filter:
-        kept = [r for r in rows if not prepare.varchar_number_comparison(r["context"], r["answer"])]
+    if src.sql_filter or src.flagged_only:
+        flagged = [prepare.varchar_number_comparison(r["context"], r["answer"]) for r in rows]
+        kept = [r for r, f in zip(rows, flagged) if f == src.flagged_only]
         dropped, rows = len(rows) - len(kept), kept
     rows = rows[src.offset:][: src.n]
     if src.corrupt:
@@ -131,7 +137,7 @@ def self_train_rows(task: str, spec: SelfTrain, model_spec: str, fmt: str) -> tu
     """Let the model answer spec.n training prompts; return the verified rows and the counts."""
     from ftlib.backends.local import LocalGenerator
 
-    rows = prepare.load_split(task, "train")[spec.offset:][: spec.n]
+    rows = source_rows(Source(task, n=spec.n, offset=spec.offset, sql_filter=spec.sql_filter))[0]
     style = "special" if fmt == "special" else "chat"
     gen = LocalGenerator.from_spec(model_spec)
     outs = gen.generate([prompts.render(task, r, style, gen.tokenizer) for r in rows],
@@ -165,9 +171,13 @@ def round_config(series: Series, i: int, base: train.TrainConfig) -> train.Train
     rnd = series.rounds[i]
     start = series.rounds[i - 1].name if rnd.start == "previous" and i > 0 else rnd.start
     names = [r.name for r in series.rounds[:i]]
-    if start not in ("base", "previous") and start not in names:
-        raise ValueError(f"round {rnd.name!r} starts from {start!r}: not an earlier round of {series.name}")
-    init = str(round_dir(series, start)) if start in names else None
+    if "/" in start:  # another series' round: run that series first
+        init = str(runs.run_dir(*start.split("/", 1)))
+    elif start not in ("base", "previous") and start not in names:
+        raise ValueError(f"round {rnd.name!r} starts from {start!r}: not an earlier round of {series.name}"
+                         " (nor '<series>/<round>')")
+    else:
+        init = str(round_dir(series, start)) if start in names else None
     return dataclasses.replace(base, task=series.task, experiment=series.name, name=rnd.name,
                                init_from=init, **{"n_train": None, **rnd.train})
 
@@ -183,7 +193,24 @@ def run_round(series: Series, i: int, base: train.TrainConfig, callbacks=()) -> 
         examples, info = round_examples(series.rounds[i], series.task, train.start_spec(cfg), cfg.fmt, cfg.seed)
         io.write_json(folder / "round.json", info)
         io.write_text_atomic(data_path, "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in examples))
+    if data_path.stat().st_size == 0:
+        return untrained_round(cfg, folder)
     return train.run(dataclasses.replace(cfg, train_file=str(data_path)), callbacks=callbacks)
+
+
+def untrained_round(cfg: train.TrainConfig, folder: Path) -> Path:
+    """A round with nothing to train on (self-training that verified no answer): its model is the
+    model it starts from (a link to it), evaluated like every round, so the series goes on."""
+    start = Path(train.start_spec(cfg))
+    if not start.is_dir():
+        raise ValueError(f"round {cfg.name!r} has no examples and starts from {start}, not a run folder")
+    link = folder / "model"
+    if not link.exists():
+        link.symlink_to(os.path.relpath(start.resolve(), folder.resolve()), target_is_directory=True)
+    print(f"[rounds] {cfg.name}: no examples, the round keeps the model it starts from")
+    runs.finish(folder, {"global_step": 0, "wall_seconds": 0.0, "untrained": "no examples",
+                         "eval": train.evaluate_run(cfg, folder)})
+    return folder
 
 
 def run_series(series: Series, base: train.TrainConfig, callbacks=()) -> list[Path]:
@@ -213,13 +240,26 @@ def _score_row(series: str, index: int, name: str, summary: dict | None, task: s
     return row
 
 
+def round_numbers(series: Series) -> dict[str, int]:
+    """Each round's number: one more than the round it starts from (the start model is round 0; a
+    round starting from another series' round is numbered `series.first`)."""
+    out: dict[str, int] = {}
+    for i, rnd in enumerate(series.rounds):
+        start = series.rounds[i - 1].name if rnd.start == "previous" and i > 0 else rnd.start
+        out[rnd.name] = (series.first if "/" in start or (rnd.start == "previous" and i == 0)
+                         else 1 if start == "base" else out[start] + 1)
+    return out
+
+
 def table(series_list: list[Series], base: dict | None = None) -> list[dict]:
     """One row per finished round: score with CI, examples, verified answers kept, steps, seconds."""
     out = []
     for s in series_list:
         if base is not None:
             out.append({**_score_row(s.name, 0, "base", base, s.task), "start": "-"})
-        for i, rnd in enumerate(s.rounds, 1):
+        numbers = round_numbers(s)
+        for rnd in s.rounds:
+            i = numbers[rnd.name]
             folder = round_dir(s, rnd.name)
             if not runs.is_done(folder):
                 continue

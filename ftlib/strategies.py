@@ -4,7 +4,7 @@ The sizes are the `rounds` of each preset's block in `ftlib/presets.py`. Each bu
 Series to run (the strategy and its comparison), e.g.
 
     sizes = strategies.sizes("cpu")
-    for s in strategies.growing_data(sizes, "cpu"):
+    for s in strategies.iterative(sizes, "cpu"):
         rounds.run_series(s, strategies.base_config(sizes, model))
 """
 
@@ -31,23 +31,71 @@ def base_config(sz: Sizes, model: str, **overrides) -> train.TrainConfig:
     return train.preset(sz.train_preset, model=model, eval_limit=sz.eval_limit, **{**sz.train, **overrides})
 
 
-def _subset(p: int) -> str:
-    return "train" if p == 100 else f"challenge_train_{p}_percent"
+def _steps(sz: Sizes, rows: int) -> int:
+    """Optimizer steps of `rows` rows under the sizes' training config (its epochs, batch, accumulation)."""
+    cfg = base_config(sz, "m")
+    return math.ceil(rows / (cfg.batch_size * cfg.grad_accum)) * math.ceil(cfg.epochs)
 
 
-def growing_data(sz: Sizes, prefix: str) -> list[Series]:
-    """ViGGO's GEM subsets in growing order, continuing each time; and from scratch at each size."""
-    def rnd(p: int, start: str) -> Round:
-        return Round(f"pct-{p}", (Source("viggo", _subset(p), n=sz.cap),), start=start)
-
-    chain = Series(f"{prefix}.growing", "viggo", tuple(rnd(p, "previous") for p in sz.percents))
-    # The smallest size from scratch is the chain's first round: not trained twice.
-    scratch = Series(f"{prefix}.growing-scratch", "viggo", tuple(rnd(p, "base") for p in sz.percents[1:]))
+def iterative(sz: Sizes, prefix: str) -> list[Series]:
+    """ViGGO in rounds of new gold rows, each round from the previous one; and, at equal steps, one
+    run from the start model on all the rows those rounds saw (after each round in `scratch_at`)."""
+    chain = Series(f"{prefix}.rounds", "viggo", tuple(
+        Round(f"round-{k}", (Source("viggo", n=sz.round_n, offset=(k - 1) * sz.round_n),))
+        for k in range(1, sz.n_rounds + 1)))
+    scratch = Series(f"{prefix}.scratch", "viggo", tuple(
+        Round(f"rows-{k * sz.round_n}", (Source("viggo", n=k * sz.round_n),), start="base")
+        for k in sz.scratch_at))
     return [chain, scratch]
 
 
+def self_training(sz: Sizes, prefix: str) -> list[Series]:
+    """From round `st_from` of the iterative series: rounds on the model's own verified answers only,
+    each capped at a gold round's steps (ViGGO); SQL's is in `sql`."""
+    start = f"{prefix}.rounds/round-{sz.st_from}"
+    first = sz.n_rounds * sz.round_n  # prompts after every gold row the rounds train on
+    cap = {"max_steps": _steps(sz, sz.round_n)}
+    return [Series(f"{prefix}.self-training", "viggo", tuple(
+        Round(f"verified-{sz.st_from + j}", start=start if j == 1 else "previous", train=cap,
+              self_train=SelfTrain(sz.st_prompts, offset=first + (j - 1) * sz.st_prompts))
+        for j in range(1, sz.st_rounds + 1)), first=sz.st_from + 1)]
+
+
+def quality(sz: Sizes, prefix: str) -> list[Series]:
+    """From round `st_from`: a round of `quality_n` new rows with each corrupted fraction, and half as
+    many clean rows twice, once per seed; all at equal steps."""
+    start = f"{prefix}.rounds/round-{sz.st_from}"
+    offset = sz.st_from * sz.round_n  # the rows the next gold round would take
+    epochs = base_config(sz, "m").epochs
+    out = []
+    for seed in sz.seeds:
+        noisy = tuple(Round(f"corrupt-{round(100 * f)}-seed{seed}",
+                            (Source("viggo", n=sz.quality_n, offset=offset, corrupt=f, seed=seed),),
+                            start=start, train={"seed": seed}) for f in sz.fractions)
+        small = Round(f"clean-{sz.quality_n // 2}x2-seed{seed}", (Source("viggo", n=sz.quality_n // 2, offset=offset),),
+                      start=start, train={"seed": seed, "epochs": 2 * epochs})
+        out.append(Series(f"{prefix}.quality-seed{seed}", "viggo", noisy + (small,), first=sz.st_from + 1))
+    return out
+
+
+def sql(sz: Sizes, prefix: str) -> list[Series]:
+    """SQL: a start model on `sql_n` filtered gold rows, then three rounds from it at equal steps:
+    the next filtered gold rows (filter on), the same rows plus every row the filter drops from the
+    whole split (filter off), and the model's own answers that execution match verifies."""
+    gold = Round("gold", (Source("sql", n=sz.sql_n, sql_filter=True),), start="base")
+    nxt = Source("sql", n=sz.sql_round_n, offset=sz.sql_n, sql_filter=True)
+    cap = {"max_steps": _steps(sz, sz.sql_round_n)}
+    return [Series(f"{prefix}.sql", "sql", (
+        gold,
+        Round("filter-on", (nxt,), start="gold", train=cap),
+        Round("filter-off", (nxt, Source("sql", flagged_only=True)), start="gold", train=cap),
+        Round("verified", start="gold", train=cap,
+              self_train=SelfTrain(sz.sql_prompts, offset=sz.sql_n + sz.sql_round_n, sql_filter=True))))]
+
+
 def broad_to_specific(sz: Sizes, prefix: str, task: str = "viggo") -> list[Series]:
-    """A mixed three-task round then a task round; against the same two budgets on the task alone."""
+    """A mixed three-task round then a task round; against the same two budgets on the task alone
+    (not in `make rounds`; notebook 03's exercise)."""
     third = sz.mix_n // 3
     mix = tuple(Source(t, n=third, offset=sz.task_n if t == task else 0) for t in ("viggo", "sql", "gsm8k"))
     specific = Round("specific", (Source(task, n=sz.task_n),))
@@ -56,27 +104,13 @@ def broad_to_specific(sz: Sizes, prefix: str, task: str = "viggo") -> list[Serie
             Series(f"{prefix}.task-only", task, (alone, specific))]
 
 
-def self_training(sz: Sizes, prefix: str, task: str = "viggo") -> list[Series]:
-    """Gold round, then gold + the model's own answers that the task's scorer verifies."""
-    gold = (Source(task, n=sz.gold_n),)
-    return [Series(f"{prefix}.self-training", task, (
-        Round("gold", gold),
-        Round("gold+verified", gold, self_train=SelfTrain(sz.prompts_n, offset=sz.gold_n))))]
+def all_series(sz: Sizes, prefix: str) -> dict[str, list[Series]]:
+    """What `make rounds` runs, in order (self-training and quality start from the iterative series)."""
+    return {"iterative": iterative(sz, prefix), "self_training": self_training(sz, prefix),
+            "quality": quality(sz, prefix), "sql": sql(sz, prefix)}
 
 
-def quality(sz: Sizes, prefix: str) -> list[Series]:
-    """Same steps from the base model: ViGGO at each corruption level, a small clean set; SQL filter off/on."""
-    steps = {"max_steps": sz.quality_steps}
-    noisy = tuple(Round(f"corrupt-{round(100 * f)}", (Source("viggo", n=sz.quality_n, corrupt=f),),
-                        start="base", train=steps) for f in sz.fractions)
-    small = Round(f"clean-{sz.small_clean_n}", (Source("viggo", n=sz.small_clean_n),), start="base", train=steps)
-    sql = tuple(Round(f"filter-{'on' if on else 'off'}", (Source("sql", n=sz.sql_n, sql_filter=on),),
-                      start="base", train={"max_steps": sz.sql_steps}) for on in (False, True))
-    return [Series(f"{prefix}.quality-viggo", "viggo", noisy + (small,)),
-            Series(f"{prefix}.quality-sql", "sql", sql)]
-
-
-def planned_steps(series_list: list[Series], cfg: train.TrainConfig, cap: int | None = None) -> int:
+def planned_steps(series_list: list[Series], cfg: train.TrainConfig) -> int:
     """Optimizer steps the series will take (self-training counted at its most): the time budget."""
     total = 0
     for s in series_list:
@@ -85,12 +119,13 @@ def planned_steps(series_list: list[Series], cfg: train.TrainConfig, cap: int | 
             if steps > 0:
                 total += steps
                 continue
-            rows = sum(_rows(src, cap) for src in r.sources) + (r.self_train.n if r.self_train else 0)
-            total += math.ceil(rows / cfg.batch_size) * math.ceil(cfg.epochs)
+            rows = sum(_rows(src) for src in r.sources) + (r.self_train.n if r.self_train else 0)
+            epochs = r.train.get("epochs", cfg.epochs)
+            total += math.ceil(rows / (cfg.batch_size * cfg.grad_accum)) * math.ceil(epochs)
     return total
 
 
-def _rows(src: Source, cap: int | None) -> int:
+def _rows(src: Source) -> int:
     """Rows a Source yields (before filters)."""
     from ftlib import rounds
 

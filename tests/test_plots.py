@@ -64,6 +64,18 @@ def test_rounds_figure_draws_the_function_panel_on_whole_round_numbers():
     assert ticks and all(float(t).is_integer() for t in ticks)
 
 
+def test_quality_figure_draws_each_seed_and_the_mean_per_level():
+    rows = [{**_round("q", 3, score, score), "level": level, "seed": seed}
+            for level, scores in (("corrupt-0", (0.7, 0.8)), ("corrupt-50", (0.3, 0.1)))
+            for seed, score in enumerate(scores)]
+    fig = plots.quality(rows, "t")
+    score = fig.axes[0]
+    assert [t.get_text() for t in score.get_xticklabels()] == ["corrupt-0", "corrupt-50"]
+    assert [round(b.get_height(), 6) for b in score.patches] == [75.0, 20.0]  # the seeds' mean, in %
+    dots = sorted(round(float(c.lines[0].get_ydata()[0]), 6) for c in score.containers if hasattr(c, "has_yerr"))
+    assert dots == [10.0, 30.0, 70.0, 80.0]  # every seed drawn
+
+
 def test_read_table_gives_back_what_save_table_wrote(tmp_path):
     rows = [{"arm": "full-0.0002-1600x2", "lr": 0.0002, "n": 300, "score": 0.88, "note": None}]
     plots.save_table(rows, "t", tmp_path)

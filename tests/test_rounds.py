@@ -5,7 +5,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
-from ftlib import evals, io, rounds, runs, strategies, train
+from ftlib import evals, io, prepare, rounds, runs, strategies, train
 from ftlib.rounds import Round, SelfTrain, Series, Source
 
 ROWS = [{"meaning_representation": mr, "target": "t"} for mr in (
@@ -52,12 +52,61 @@ def test_a_round_must_start_from_an_earlier_round():
 def test_every_strategy_is_declared_for_every_preset():
     for preset in ("smoke", "cpu", "gpu"):
         sz = strategies.sizes(preset)
-        series = (strategies.growing_data(sz, preset) + strategies.broad_to_specific(sz, preset)
-                  + strategies.self_training(sz, preset) + strategies.quality(sz, preset))
+        series = [s for group in strategies.all_series(sz, preset).values() for s in group]
+        series += strategies.broad_to_specific(sz, preset)
         for s in series:
             for i in range(len(s.rounds)):
                 rounds.round_config(s, i, train.preset(sz.train_preset))
     assert strategies.planned_steps(series, strategies.base_config(sz, "m")) > 0
+
+
+def _steps(series, cfg, names=None):
+    return {r.name: strategies.planned_steps([rounds.Series("x", "viggo", (r,))], cfg)
+            for s in series for r in s.rounds if names is None or r.name in names}
+
+
+@pytest.mark.parametrize("preset", ["cpu", "gpu"])  # smoke caps every round at 2 steps
+def test_every_comparison_is_at_equal_steps(preset):
+    sz = strategies.sizes(preset)
+    cfg = strategies.base_config(sz, "m")
+    groups = strategies.all_series(sz, preset)
+    chain, scratch = groups["iterative"]
+    per_round = _steps([chain], cfg)
+    assert len(set(per_round.values())) == 1  # every gold round the same size
+    one = next(iter(per_round.values()))
+    for k, steps in zip(sz.scratch_at, _steps([scratch], cfg).values()):
+        assert steps == k * one  # from scratch on all rows of rounds 1..k: the steps of rounds 1..k
+    assert set(_steps(groups["self_training"], cfg).values()) == {one}  # capped at a gold round's steps
+    quality = _steps(groups["quality"], cfg)
+    assert len(quality) == len(sz.seeds) * (len(sz.fractions) + 1) and len(set(quality.values())) == 1
+    sql_rounds = _steps(groups["sql"], cfg, {"filter-on", "filter-off", "verified"})
+    assert len(sql_rounds) == 3 and len(set(sql_rounds.values())) == 1
+
+
+def test_round_numbers_follow_where_each_round_starts():
+    sz = strategies.sizes("cpu")
+    groups = strategies.all_series(sz, "cpu")
+    assert list(rounds.round_numbers(groups["iterative"][0]).values()) == [1, 2, 3, 4]
+    assert list(rounds.round_numbers(groups["self_training"][0]).values()) == [3, 4]  # on from round 2
+    assert set(rounds.round_numbers(groups["quality"][0]).values()) == {3}  # side by side, all from round 2
+    assert rounds.round_numbers(groups["sql"][0]) == {"gold": 1, "filter-on": 2, "filter-off": 2, "verified": 2}
+
+
+def test_a_round_can_start_from_another_series_round(runs_root):
+    s = Series("later", "viggo", (Round("r", start="earlier/round-2"),))
+    cfg = rounds.round_config(s, 0, train.preset("smoke"))
+    assert cfg.init_from == str(runs.run_dir("earlier", "round-2"))
+    with pytest.raises(RuntimeError, match="not a finished run"):  # the other series has not run
+        train.start_spec(cfg)
+
+
+def test_the_sql_filter_splits_the_rows_in_two():
+    off = rounds.source_rows(Source("sql"))[0]
+    on, info = rounds.source_rows(Source("sql", sql_filter=True))
+    flagged = rounds.source_rows(Source("sql", flagged_only=True))[0]
+    assert len(on) + len(flagged) == len(off) and info["dropped_by_filter"] == len(flagged) > 0
+    assert all(prepare.varchar_number_comparison(r["context"], r["answer"]) for r in flagged)
+    assert not any(prepare.varchar_number_comparison(r["context"], r["answer"]) for r in on)
 
 
 class Watch(TrainerCallback):
