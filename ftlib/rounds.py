@@ -25,7 +25,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ftlib import evals, io, prepare, prompts, runs, tasks, train
+from ftlib import evals, io, paths, prepare, prompts, runs, tasks, train
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ def self_train_rows(task: str, spec: SelfTrain, model_spec: str, fmt: str) -> tu
     outs = gen.generate([prompts.render(task, r, style, gen.tokenizer) for r in rows],
                         prompts.max_new_tokens(task), prompts.stop_strings(task, style))
     kept = keep_verified(task, rows, outs)
-    return kept, {"prompts": len(rows), "kept": len(kept), "model": model_spec}
+    return kept, {"prompts": len(rows), "kept": len(kept), "model": paths.shown(model_spec)}
 
 
 def round_examples(rnd: Round, task: str, start_spec: str, fmt: str, seed: int) -> tuple[list[dict], dict]:

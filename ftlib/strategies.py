@@ -62,10 +62,10 @@ def self_training(sz: Sizes, prefix: str) -> list[Series]:
 
 
 def quality(sz: Sizes, prefix: str) -> list[Series]:
-    """From round `st_from`: a round of `quality_n` new rows with each corrupted fraction, and half as
-    many clean rows twice, once per seed; all at equal steps."""
-    start = f"{prefix}.rounds/round-{sz.st_from}"
-    offset = sz.st_from * sz.round_n  # the rows the next gold round would take
+    """From round `quality_from`: a round of `quality_n` new rows with each corrupted fraction, and half
+    as many clean rows twice, once per seed; all at equal steps."""
+    start = f"{prefix}.rounds/round-{sz.quality_from}"
+    offset = sz.n_rounds * sz.round_n + sz.st_rounds * sz.st_prompts  # rows no other round uses
     epochs = base_config(sz, "m").epochs
     out = []
     for seed in sz.seeds:
@@ -74,7 +74,7 @@ def quality(sz: Sizes, prefix: str) -> list[Series]:
                             start=start, train={"seed": seed}) for f in sz.fractions)
         small = Round(f"clean-{sz.quality_n // 2}x2-seed{seed}", (Source("viggo", n=sz.quality_n // 2, offset=offset),),
                       start=start, train={"seed": seed, "epochs": 2 * epochs})
-        out.append(Series(f"{prefix}.quality-seed{seed}", "viggo", noisy + (small,), first=sz.st_from + 1))
+        out.append(Series(f"{prefix}.quality-seed{seed}", "viggo", noisy + (small,), first=sz.quality_from + 1))
     return out
 
 

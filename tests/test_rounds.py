@@ -88,7 +88,7 @@ def test_round_numbers_follow_where_each_round_starts():
     groups = strategies.all_series(sz, "cpu")
     assert list(rounds.round_numbers(groups["iterative"][0]).values()) == [1, 2, 3, 4]
     assert list(rounds.round_numbers(groups["self_training"][0]).values()) == [3, 4]  # on from round 2
-    assert set(rounds.round_numbers(groups["quality"][0]).values()) == {3}  # side by side, all from round 2
+    assert set(rounds.round_numbers(groups["quality"][0]).values()) == {5}  # side by side, all from round 4
     assert rounds.round_numbers(groups["sql"][0]) == {"gold": 1, "filter-on": 2, "filter-off": 2, "verified": 2}
 
 
@@ -98,6 +98,14 @@ def test_a_round_can_start_from_another_series_round(runs_root):
     assert cfg.init_from == str(runs.run_dir("earlier", "round-2"))
     with pytest.raises(RuntimeError, match="not a finished run"):  # the other series has not run
         train.start_spec(cfg)
+
+
+@pytest.mark.parametrize("preset", ["smoke", "cpu", "gpu"])
+def test_quality_rows_are_rows_no_other_round_uses_and_exist(preset):
+    sz = strategies.sizes(preset)
+    q = strategies.quality(sz, preset)[0].rounds[0].sources[0]
+    assert q.offset >= sz.n_rounds * sz.round_n + sz.st_rounds * sz.st_prompts
+    assert len(rounds.source_rows(q)[0]) == sz.quality_n  # the train split holds them all
 
 
 def test_the_sql_filter_splits_the_rows_in_two():
