@@ -13,10 +13,7 @@ line needs them):
   harness         what the harness uses: `LocalGenerator` as `from_spec` builds it (dtype from
                   models.pick_dtype, its default batch size).
   own-fp32        the own loop in fp32, checked against the fp32 one-at-a-time loop.
-  own-concat      the own loop on transformers' DynamicCache (torch.cat of the whole cache at every
-                  step) instead of its cache with room reserved (`RoomyLayer`): the harness before.
-  own-compile     the own loop with the model's forward through torch.compile (dynamic shapes), on
-                  DynamicCache (inductor fails on the reserved-room cache).
+  own-compile     the own loop with the model's forward through torch.compile (dynamic shapes).
   own-b96/-b192   the harness's own decode loop at larger batches (token budget lifted).
   hf-batched      `model.generate` on the same length-sorted, left-padded batches, dynamic cache.
   static          the same with `cache_implementation="static"` (preallocated KV cache).
@@ -53,7 +50,7 @@ import torch
 from ftlib import data, models, prompts, runs
 from ftlib.backends.local import LocalGenerator, eos_ids, shared_prefix_len
 
-ARMS = ("own-fp32", "own-concat", "own-compile", "own-b96", "own-b192", "hf-batched", "static", "static-compile", "cb",
+ARMS = ("own-fp32", "own-compile", "own-b96", "own-b192", "hf-batched", "static", "static-compile", "cb",
         "cb-b96", "int8", "threads1", "interop1")
 
 
@@ -221,13 +218,10 @@ def run_arm(name: str, b: Bench, args) -> tuple[Result, torch.dtype]:
     batch = b.batch or LocalGenerator(b.model(fast), b.tok).batch_size
     if name == "own-fp32":
         return own_loop(harness_generator(b, model=b.model(torch.float32)), b.texts, b.max_new), torch.float32
-    if name == "own-concat":
-        return own_loop(harness_generator(b, reserve_cache=False), b.texts, b.max_new), fast
     if name == "own-compile":
         model = copy.deepcopy(b.model(fast))  # the compiled forward stays on this copy
         model.forward = torch.compile(model.forward, dynamic=True)
-        # On the cache with reserved room inductor fails (aten.set_ on a storage, torch 2.13): DynamicCache.
-        gen = LocalGenerator(model, b.tok, reserve_cache=False, **({"batch_size": b.batch} if b.batch else {}))
+        gen = LocalGenerator(model, b.tok, **({"batch_size": b.batch} if b.batch else {}))
         t = time.perf_counter()
         try:
             own_loop(gen, b.texts[:batch], 4)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ftlib import models
-from ftlib.backends.local import LocalGenerator, RoomyLayer, common_prefix_len, shared_prefix_len
+from ftlib.backends.local import LocalGenerator, common_prefix_len, shared_prefix_len
 
 SHARED = "<|im_start|>system\nYou answer questions about video games, briefly and correctly.<|im_end|>\n"
 QUESTIONS = ["Hi", "What is the best racing game ever made, in your opinion?", "Name a game.",
@@ -47,14 +47,13 @@ MIXED = [f"{SHARED}<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n" for
 ]
 
 
-@pytest.mark.parametrize("reserve_cache", [True, False], ids=["roomy-cache", "dynamic-cache"])
 @pytest.mark.parametrize("batch_size", [2, 6])
-def test_harness_path_equals_one_at_a_time_with_rows_ending_at_different_steps(
-        tiny_model_dir, one_thread, reserve_cache, batch_size):
+def test_harness_path_equals_one_at_a_time_with_rows_ending_at_different_steps(tiny_model_dir, one_thread,
+                                                                                batch_size):
     """Mixed prompt lengths, a shared prefix in some batches, and rows that stop at different steps (so
     finished rows leave the batch and its cache mid-way): every output is what the prompt gives alone."""
     model, tok = models.load(str(tiny_model_dir), dtype=torch.float32)
-    gen = LocalGenerator(model, tok, batch_size=batch_size, reserve_cache=reserve_cache)
+    gen = LocalGenerator(model, tok, batch_size=batch_size)
     # Make tokens that two free runs emit early count as EOS, so rows end at different steps, not at the cap.
     free = [naive_ids(gen, p, 16) for p in MIXED]
     gen.eos_ids = sorted(set(gen.eos_ids) | {free[0][2], free[1][4], free[3][7]})
@@ -63,31 +62,6 @@ def test_harness_path_equals_one_at_a_time_with_rows_ending_at_different_steps(
     want = [naive(gen, p, 16) for p in MIXED]
     assert gen.generate(MIXED, 16) == want
     assert gen.stats.new_tokens < len(MIXED) * 16
-
-
-def test_roomy_layer_holds_what_a_dynamic_layer_holds():
-    """Appending, repeating rows, dropping rows and outgrowing the reserved room: the visible keys and
-    values equal transformers' concatenating DynamicLayer's at every step."""
-    from transformers.cache_utils import DynamicLayer
-
-    torch.manual_seed(0)
-    roomy, plain = RoomyLayer(capacity=6), DynamicLayer()
-
-    def both(k, v):
-        a, b = roomy.update(k, v), plain.update(k, v)
-        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
-        assert roomy.get_seq_length() == plain.get_seq_length()
-
-    both(torch.randn(1, 2, 3, 4), torch.randn(1, 2, 3, 5))  # a shared prefix, one row
-    roomy.batch_repeat_interleave(3)
-    plain.batch_repeat_interleave(3)
-    for _ in range(5):  # one token a step, past the 6 reserved positions
-        both(torch.randn(3, 2, 1, 4), torch.randn(3, 2, 1, 5))
-    keep = torch.tensor([0, 2])
-    roomy.batch_select_indices(keep)
-    plain.batch_select_indices(keep)
-    both(torch.randn(2, 2, 1, 4), torch.randn(2, 2, 1, 5))
-    assert roomy.get_seq_length() == 9 and roomy.keys.shape == (2, 2, 9, 4)
 
 
 def test_stop_strings_cut_the_output(gen):

@@ -8,17 +8,38 @@ What makes `LocalGenerator` fast on a small CPU (measured in benchmarks/generati
   finished are dropped from the batch (and its cache) instead of being carried to the end.
 Padding sits between the shared prefix and each prompt's own tokens; the attention mask hides it
 and position ids come from the mask, so every row sees exactly what it would see alone.
+
+Why our own loop and not transformers' engines: it is the fastest of them here.
+`benchmarks/generation_speed.py`, AVX-512-BF16 CPU (2 cores, 2 threads, nothing else running,
+2026-11-27), bf16, 256 ViGGO chat prompts, greedy, up to 64 new tokens, generated tokens/s:
+this loop at batch 48 236 (13.9x the naive one-prompt fp32 loop's 16.9); transformers' `generate`
+on the same length-sorted batches 168, with a static cache 158, static cache + torch.compile 94
+(plus 69 s compiling); continuous batching (`generate_batch`, paged cache; on a CPU its SDPA path
+attends over every request's tokens) 79 at up to 48 requests a step, 57 at 96; this loop with its
+forward through torch.compile 221 (plus 248 s compiling); in fp32 135; on 1 thread 169. The
+matmul ceiling is 1,565 tokens/s generating alone and 769 counting the prompt tokens processed, so
+1,000 tokens/s is out of reach of any engine on this machine for these prompts.
+Levers measured and not taken:
+- batch 96 (318 tokens/s) or 192 (305): faster on 2 threads (not on 1: 141 vs 147), but in bf16 it
+  changes 37 of 256 outputs against batch 48 (next paragraph), so the default stays 48;
+- int8 Linear weights (`quantize_dynamic`, 458 tokens/s): changes every checked output;
+- a KV cache with room reserved for the tokens to come instead of DynamicCache's `torch.cat` at
+  every step: ViGGO 236 vs 246 tokens/s, GSM8K few-shot (~440-token prompts, 160 new) 145 vs 142,
+  same outputs: within noise, not kept.
+Identical outputs: in fp32 every batched engine gives exactly what one-prompt-at-a-time greedy
+decoding gives (tests/test_local.py; 16 of 16 prompts x 64 tokens with the embedded model). In bf16
+none does, this loop and transformers' alike: the CPU's bf16 kernels round differently with the
+number of rows (two copies of one prompt in a batch already differ from the prompt alone), so 7 to
+12 of 16 outputs match one-at-a-time bf16 decoding, and batch 96 agrees with batch 48 on 219 of
+256. A figure measured in bf16 therefore depends (slightly) on the batch size it ran with.
 """
 
 from __future__ import annotations
 
-import functools
 import time
 from typing import Callable, Sequence
 
 import torch
-from transformers import DynamicCache
-from transformers.cache_utils import DynamicLayer
 
 from ftlib.backends import Stats, cut_at_stop
 
@@ -53,7 +74,7 @@ class LocalGenerator:
     spec: str | None = None
 
     def __init__(self, model, tokenizer, batch_size: int | None = None, max_batch_tokens: int | None = None,
-                 tool: Callable[[str], str | None] | None = None, reserve_cache: bool = True):
+                 tool: Callable[[str], str | None] | None = None):
         self.model = model.eval()
         self.tokenizer = tokenizer
         # A tool sees the text generated so far whenever it ends in "=" and may dictate what follows
@@ -65,9 +86,6 @@ class LocalGenerator:
         # Caps batch size x (prompt + new tokens): the KV cache read at every step grows with it
         # (this model: ~23 KB per token in bf16, so 1M tokens is ~23 GB of GPU memory).
         self.max_batch_tokens = max_batch_tokens or (1_000_000 if on_gpu else 40_000)
-        # Reserve room in the KV cache for the tokens to come (see RoomyLayer); False: transformers'
-        # DynamicCache, which copies the whole cache at every step (benchmarks/generation_speed.py).
-        self.reserve_cache = reserve_cache
         self.stats = Stats()
         self.eos_ids = eos_ids(model, tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
@@ -115,7 +133,7 @@ class LocalGenerator:
     @torch.inference_mode()
     def _generate_batch(self, seqs: list[list[int]], max_new: int, stop: list[str]) -> list[str]:
         """Generate for one batch: shared-prefix prefill, then the decode loop."""
-        cache, mask, logits = self._prefill(seqs, max_new)
+        cache, mask, logits = self._prefill(seqs)
         rows = torch.arange(len(seqs), device=self.device)  # original row of each live row
         new: list[list[int]] = [[] for _ in seqs]
         done = [False] * len(seqs)
@@ -143,15 +161,15 @@ class LocalGenerator:
         self.stats.new_tokens += sum(map(len, new))
         return [self._decode(n, stop) for n in new]
 
-    def _prefill(self, seqs: list[list[int]], max_new: int):
+    def _prefill(self, seqs: list[list[int]]):
         """Run the prompts: the shared prefix once, then each row's own tokens, left-padded."""
         shared = shared_prefix_len(seqs)
         tails = [s[shared:] for s in seqs]
         width = max(map(len, tails))
-        cache = roomy_cache(shared + width + max_new) if self.reserve_cache else None
+        cache = None
         if shared:
             prefix = torch.tensor([seqs[0][:shared]], device=self.device)
-            cache = self.model(input_ids=prefix, cache=cache, use_cache=True, logits_to_keep=1).cache
+            cache = self.model(input_ids=prefix, use_cache=True, logits_to_keep=1).cache
             cache.batch_repeat_interleave(len(seqs))
         ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(seqs), shared + width), dtype=torch.long)
@@ -198,67 +216,6 @@ class LocalGenerator:
         for tok in self.tokenizer.all_special_tokens:
             text = text.replace(tok, "")
         return text
-
-
-class RoomyLayer(DynamicLayer):
-    """A DynamicLayer with room reserved for the tokens still to come.
-
-    transformers' DynamicLayer concatenates (`torch.cat`) at every decode step, which copies the whole
-    cache of every layer once per generated token. This layer allocates `capacity` positions once and
-    writes each step's keys and values in place; attention reads a view of the filled positions, so
-    it computes exactly what it computes over DynamicLayer's tensors.
-    """
-
-    def __init__(self, capacity: int):
-        super().__init__()
-        self.capacity = capacity
-        self.length = 0
-        self.room_k: torch.Tensor | None = None
-        self.room_v: torch.Tensor | None = None
-
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
-        if not self.is_initialized:
-            self.lazy_initialization(key_states, value_states)
-        end = self.length + key_states.shape[-2]
-        if self.room_k is None or end > self.room_k.shape[-2]:  # first call, or more than reserved
-            self._allocate(key_states, value_states, max(end, self.capacity))
-        self.room_k[:, :, self.length:end] = key_states
-        self.room_v[:, :, self.length:end] = value_states
-        self.length = end
-        self._expose()
-        return self.keys, self.values
-
-    def _allocate(self, k: torch.Tensor, v: torch.Tensor, size: int) -> None:
-        new_k = k.new_empty(k.shape[0], k.shape[1], size, k.shape[3])
-        new_v = v.new_empty(v.shape[0], v.shape[1], size, v.shape[3])
-        if self.length:
-            new_k[:, :, :self.length] = self.room_k[:, :, :self.length]
-            new_v[:, :, :self.length] = self.room_v[:, :, :self.length]
-        self.room_k, self.room_v = new_k, new_v
-
-    def _expose(self) -> None:
-        self.keys, self.values = self.room_k[:, :, :self.length], self.room_v[:, :, :self.length]
-
-    def batch_repeat_interleave(self, repeats: int) -> None:
-        if self.length:
-            self.room_k = self.room_k.repeat_interleave(repeats, dim=0)
-            self.room_v = self.room_v.repeat_interleave(repeats, dim=0)
-            self._expose()
-
-    def batch_select_indices(self, indices: torch.Tensor) -> None:
-        if self.length:
-            self.room_k, self.room_v = self.room_k[indices], self.room_v[indices]
-            self._expose()
-
-    def crop(self, tokens_to_remove: int) -> None:
-        raise NotImplementedError("RoomyLayer is for greedy decoding: nothing is ever cropped")
-
-
-def roomy_cache(capacity: int) -> DynamicCache:
-    """A DynamicCache whose layers reserve `capacity` positions (prompt + tokens to generate)."""
-    cache = DynamicCache()
-    cache.layer_class_to_replicate = functools.partial(RoomyLayer, capacity)
-    return cache
 
 
 def eos_ids(model, tokenizer) -> list[int]:
