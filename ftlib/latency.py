@@ -9,12 +9,21 @@ scores, so a score can sit beside each figure):
 - `answers_per_s`: answers per second when the same items come as a batch (an offline job).
 The result is written to `out` (JSON) and a rerun reads it back instead of measuring again.
 
+Each condition is measured in a fresh Python process (`python -m ftlib.latency`), so that what the
+calling process did before cannot decide the figure: in one long-lived process, right after the
+untuned model's batch of ~700-token few-shot prompts, the tuned model's one-at-a-time answers were
+several times slower than in a process of their own (notebook 05 measured 5.9 s against 1.16 s;
+AVX-512-BF16 CPU; the cause inside that process was not found).
+
     latency.measure("runs/voice/viggo_voice-full-cpu/model", "data/viggo_voice/task.json", "chat",
                     limit=100, out=Path("runs/voice/latency-tuned.json"))
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -32,11 +41,31 @@ def _timed(gen, batch: list[str], max_new: int, stop: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def measure(model: str, task: str, style: str, limit: int = 100, latency_items: int = 30,
-            batch_size: int | None = None, out: str | Path | None = None) -> dict:
-    """Prompt tokens, latency per answer and answers per second of a model with a prompt style."""
+def measure(model: str, task: str, style: str, limit: int | None = 100, latency_items: int = 30,
+            batch_size: int | None = None, out: str | Path | None = None, fresh_process: bool = True) -> dict:
+    """Prompt tokens, latency per answer and answers per second of a model with a prompt style
+    (in a fresh process unless `fresh_process=False`)."""
     if out is not None and Path(out).exists():
         return io.read_json(out)
+    kwargs = dict(model=model, task=task, style=style, limit=limit, latency_items=latency_items,
+                  batch_size=batch_size)
+    result = _in_fresh_process(kwargs) if fresh_process else _measure(**kwargs)
+    if out is not None:
+        io.write_json(out, result)
+    return result
+
+
+def _in_fresh_process(kwargs: dict) -> dict:
+    """`_measure(**kwargs)` in a new Python process; its result is the last line it prints."""
+    done = subprocess.run([sys.executable, "-m", "ftlib.latency", json.dumps(kwargs)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"measuring {kwargs['model']} failed in its own process:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _measure(model: str, task: str, style: str, limit: int | None, latency_items: int,
+             batch_size: int | None) -> dict:
+    """The measurement itself, in this process."""
     from ftlib.backends.local import LocalGenerator
 
     t = tasks.get(task)
@@ -59,6 +88,8 @@ def measure(model: str, task: str, style: str, limit: int = 100, latency_items: 
         "answers_per_s": round(len(rows) / batch_s, 2), "batch_size": gen.batch_size,
         "device": str(gen.device), "cpu_kind": runs.cpu_kind(), "threads": torch.get_num_threads(),
     }
-    if out is not None:
-        io.write_json(out, result)
     return result
+
+
+if __name__ == "__main__":  # python -m ftlib.latency '{"model": ..., "task": ..., "style": ...}'
+    print(json.dumps(_measure(**{"limit": 100, "latency_items": 30, "batch_size": None, **json.loads(sys.argv[1])})))
