@@ -40,7 +40,7 @@ lint: setup
 reproduce: setup
 	$(BIN)/python -m ftlib.reproduce --preset $(PRESET) --model $(MODEL)
 
-# Notebook 03 (iterative rounds, quality vs quantity): 64 min on the cpu preset here (measured).
+# Notebook 03 (iterative rounds, quality vs quantity): about 2 h on the cpu preset (README, rounds section).
 rounds: setup
 	$(BIN)/python -m ftlib.reproduce --preset $(PRESET) --model $(MODEL) --only 01 03
 
