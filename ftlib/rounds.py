@@ -107,7 +107,8 @@ def source_rows(src: Source) -> tuple[list[dict], dict]:
     if src.sql_filter or src.flagged_only:
         flagged = [prepare.varchar_number_comparison(r["context"], r["answer"]) for r in rows]
         kept = [r for r, f in zip(rows, flagged) if f == src.flagged_only]
-        dropped, rows = len(rows) - len(kept), kept
+        dropped = len(rows) - len(kept) if src.sql_filter else 0  # flagged_only selects, drops nothing
+        rows = kept
     rows = rows[src.offset:][: src.n]
     if src.corrupt:
         rows = corrupt_viggo(rows, src.corrupt, src.seed)
