@@ -32,9 +32,13 @@ def base_config(sz: Sizes, model: str, **overrides) -> train.TrainConfig:
 
 
 def _steps(sz: Sizes, rows: int) -> int:
-    """Optimizer steps of `rows` rows under the sizes' training config (its epochs, batch, accumulation)."""
-    cfg = base_config(sz, "m")
-    return math.ceil(rows / (cfg.batch_size * cfg.grad_accum)) * math.ceil(cfg.epochs)
+    """Optimizer steps of `rows` rows under the sizes' training config."""
+    return _rows_to_steps(rows, base_config(sz, "m"))
+
+
+def _rows_to_steps(rows: int, cfg: train.TrainConfig, epochs: float | None = None) -> int:
+    """Optimizer steps of `rows` rows for `epochs` (cfg's by default) at cfg's batch and accumulation."""
+    return math.ceil(rows / (cfg.batch_size * cfg.grad_accum)) * math.ceil(cfg.epochs if epochs is None else epochs)
 
 
 def iterative(sz: Sizes, prefix: str) -> list[Series]:
@@ -120,8 +124,7 @@ def planned_steps(series_list: list[Series], cfg: train.TrainConfig) -> int:
                 total += steps
                 continue
             rows = sum(_rows(src) for src in r.sources) + (r.self_train.n if r.self_train else 0)
-            epochs = r.train.get("epochs", cfg.epochs)
-            total += math.ceil(rows / (cfg.batch_size * cfg.grad_accum)) * math.ceil(epochs)
+            total += _rows_to_steps(rows, cfg, r.train.get("epochs"))
     return total
 
 
