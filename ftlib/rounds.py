@@ -183,8 +183,14 @@ def round_config(series: Series, i: int, base: train.TrainConfig) -> train.Train
                                init_from=init, **{"n_train": None, **rnd.train})
 
 
-def run_round(series: Series, i: int, base: train.TrainConfig, callbacks=()) -> Path:
-    """Build (or reuse) round i's data, train it into its run folder, evaluate; skip if done."""
+def run_round(series: Series, i: int, base: train.TrainConfig, callbacks=(), fresh_process: bool | None = None) -> Path:
+    """Build (or reuse) round i's data, train it into its run folder, evaluate; skip if done.
+
+    The training (and its evaluation) runs in a fresh Python process (`train.run_in_fresh_process`:
+    a long-lived process trains slower) unless callbacks are given, which run in this process."""
+    fresh = not callbacks if fresh_process is None else fresh_process
+    if fresh and callbacks:
+        raise ValueError("callbacks run in this process: pass fresh_process=False with them")
     cfg = round_config(series, i, base)
     folder = round_dir(series, cfg.name)
     if runs.is_done(folder):
@@ -196,7 +202,8 @@ def run_round(series: Series, i: int, base: train.TrainConfig, callbacks=()) -> 
         io.write_text_atomic(data_path, "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in examples))
     if data_path.stat().st_size == 0:
         return untrained_round(cfg, folder)
-    return train.run(dataclasses.replace(cfg, train_file=str(data_path)), callbacks=callbacks)
+    cfg = dataclasses.replace(cfg, train_file=str(data_path))
+    return train.run_in_fresh_process(cfg) if fresh else train.run(cfg, callbacks=callbacks)
 
 
 def untrained_round(cfg: train.TrainConfig, folder: Path) -> Path:
@@ -214,9 +221,10 @@ def untrained_round(cfg: train.TrainConfig, folder: Path) -> Path:
     return folder
 
 
-def run_series(series: Series, base: train.TrainConfig, callbacks=()) -> list[Path]:
-    """Run every round in order (finished ones skipped); return their folders."""
-    return [run_round(series, i, base, callbacks) for i in range(len(series.rounds))]
+def run_series(series: Series, base: train.TrainConfig, callbacks=(), fresh_process: bool | None = None) -> list[Path]:
+    """Run every round in order (finished ones skipped); return their folders. Each round trains in
+    its own process unless callbacks are given (`run_round`)."""
+    return [run_round(series, i, base, callbacks, fresh_process) for i in range(len(series.rounds))]
 
 
 def base_score(task: str, base: train.TrainConfig, experiment: str) -> dict | None:

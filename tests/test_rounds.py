@@ -163,3 +163,31 @@ def test_round_two_starts_from_round_one_weights_and_resumes(tiny_model_dir, run
     assert info["self_train"]["prompts"] == 2 and 0 <= info["self_train"]["kept"] <= 2
     rows = rounds.table([series])
     assert [r["name"] for r in rows] == ["r1", "r2"] and all(r["n"] == 2 for r in rows)
+
+
+@pytest.mark.slow
+def test_a_round_trains_the_same_in_its_own_process(tiny_model_dir, runs_root):
+    series, base = two_rounds(tiny_model_dir)
+    here = Series("here", "viggo", series.rounds[:1])
+    apart = Series("apart", "viggo", series.rounds[:1])
+    rounds.run_series(here, base, fresh_process=False)
+    rounds.run_series(apart, base)  # the default: the round trains in a new Python process
+    a, b = (load_file(str(rounds.round_dir(s, "r1") / "model" / "model.safetensors")) for s in (here, apart))
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name])
+    sa, sb = (io.read_json(rounds.round_dir(s, "r1") / "summary.json") for s in (here, apart))
+    assert sa["global_step"] == sb["global_step"] == 4 and sb["eval"]["n"] == 2
+
+
+def test_callbacks_cannot_run_in_a_round_of_its_own_process(tiny_model_dir, runs_root):
+    series, base = two_rounds(tiny_model_dir)
+    with pytest.raises(ValueError, match="fresh_process=False"):
+        rounds.run_round(series, 0, base, callbacks=[Watch()], fresh_process=True)
+
+
+@pytest.mark.slow
+def test_a_run_that_fails_in_its_own_process_says_which(runs_root):
+    cfg = train.preset("smoke", model=str(runs_root / "no-such-model"), experiment="x", name="broken")
+    with pytest.raises(RuntimeError, match="x/broken failed in its own process"):
+        train.run_in_fresh_process(cfg)
