@@ -360,11 +360,14 @@ def run(cfg: TrainConfig, callbacks=(), args=None) -> Path:
 def run_in_fresh_process(cfg: TrainConfig) -> Path:
     """`run(cfg)` in a new Python process, its output streamed here; return the finished folder.
 
-    Why: a process that has trained many runs trains slower. On a 2-core AVX-512-BF16 CPU a ViGGO
-    quality round (30 steps, the same 27,574 tokens from the same start model) trained at 179
-    tokens/s as the 20th run inside `make rounds`' notebook kernel and at 290 tokens/s in a fresh
-    process; that kernel had grown to ~10 GB resident. So the rounds train each run in its own
-    process (`rounds.run_series`). Callbacks cannot cross processes: use `run` for them.
+    Why: on a 2-core AVX-512-BF16 CPU a ViGGO quality round (30 steps, the same 27,574 tokens from the
+    same start model) trained at 179 tokens/s as the 14th run inside `make rounds`' notebook kernel and
+    at 290 tokens/s alone in a fresh process; that kernel grew to ~10 GB resident over its runs. (Its
+    first run had trained at 197: whether the kernel ages, or something shared the cores then, that
+    one measurement does not say; `benchmarks/fresh_process.py` compares the two on one machine.) A
+    process per round frees each run's memory and starts every run from the same state, so the rounds
+    train each run in its own process (`rounds.run_series`). Callbacks cannot cross processes: use
+    `run` for them.
     """
     folder = runs.run_dir(cfg.experiment, cfg.run_name())
     if runs.is_done(folder):
