@@ -364,7 +364,8 @@ def run_in_fresh_process(cfg: TrainConfig) -> Path:
     same start model) trained at 179 tokens/s as the 14th run inside `make rounds`' notebook kernel and
     at 290 tokens/s alone in a fresh process; that kernel grew to ~10 GB resident over its runs. (Its
     first run had trained at 197: whether the kernel ages, or something shared the cores then, that
-    one measurement does not say; `benchmarks/fresh_process.py` compares the two on one machine.) A
+    one measurement does not say. `benchmarks/fresh_process.py --age 4` on the same machine did not
+    reproduce it: 254 tokens/s in a process after four runs, 269 fresh, 1.06x.) A
     process per round frees each run's memory and starts every run from the same state, so the rounds
     train each run in its own process (`rounds.run_series`). Callbacks cannot cross processes: use
     `run` for them.
