@@ -186,8 +186,8 @@ def round_config(series: Series, i: int, base: train.TrainConfig) -> train.Train
 def run_round(series: Series, i: int, base: train.TrainConfig, callbacks=(), fresh_process: bool | None = None) -> Path:
     """Build (or reuse) round i's data, train it into its run folder, evaluate; skip if done.
 
-    The training (and its evaluation) runs in a fresh Python process (`train.run_in_fresh_process`:
-    a long-lived process trains slower) unless callbacks are given, which run in this process."""
+    The training (and its evaluation) runs in a fresh Python process (`train.run_in_fresh_process`)
+    unless callbacks are given, which run in this process."""
     fresh = not callbacks if fresh_process is None else fresh_process
     if fresh and callbacks:
         raise ValueError("callbacks run in this process: pass fresh_process=False with them")

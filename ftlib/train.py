@@ -360,15 +360,12 @@ def run(cfg: TrainConfig, callbacks=(), args=None) -> Path:
 def run_in_fresh_process(cfg: TrainConfig) -> Path:
     """`run(cfg)` in a new Python process, its output streamed here; return the finished folder.
 
-    Why: on a 2-core AVX-512-BF16 CPU a ViGGO quality round (30 steps, the same 27,574 tokens from the
-    same start model) trained at 179 tokens/s as the 14th run inside `make rounds`' notebook kernel and
-    at 290 tokens/s alone in a fresh process; that kernel grew to ~10 GB resident over its runs. (Its
-    first run had trained at 197: whether the kernel ages, or something shared the cores then, that
-    one measurement does not say. `benchmarks/fresh_process.py --age 4` on the same machine did not
-    reproduce it: 254 tokens/s in a process after four runs, 269 fresh, 1.06x.) A
-    process per round frees each run's memory and starts every run from the same state, so the rounds
-    train each run in its own process (`rounds.run_series`). Callbacks cannot cross processes: use
-    `run` for them.
+    The rounds train this way (`rounds.run_series`): every run starts from the same state and its
+    memory goes when it ends (a notebook kernel that trained every round in itself grew to ~10 GB).
+    Speed, 2-core AVX-512-BF16 CPU: one quality round trained at 179 tokens/s as the 14th run in such
+    a kernel and at 290 alone in a fresh process, but `benchmarks/fresh_process.py --age 4` found
+    only 254 against 269 (1.06x), so the kernel's slowness is not explained by its age alone.
+    Callbacks cannot cross processes: use `run` for them.
     """
     folder = runs.run_dir(cfg.experiment, cfg.run_name())
     if runs.is_done(folder):
@@ -453,21 +450,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--config", type=json.loads, metavar="JSON",
                     help="a whole TrainConfig as JSON; --set still overrides its fields")
     args = ap.parse_args(argv)
-    if args.config is not None:
-        cfg = TrainConfig(**args.config)
-        for item in args.set:
-            cfg = dataclasses.replace(cfg, **dict([parse_setting(item)]))
-        print(run(cfg))
-        return
-    overrides = {"task": args.task}
-    overrides.update({k: v for k, v in (("method", args.method), ("model", args.model)) if v})
+    overrides = {}
     for item in args.set:
         try:
             key, value = parse_setting(item)
         except ValueError as e:
             ap.error(str(e))
         overrides[key] = value
-    print(run(preset(args.preset, **overrides)))
+    if args.config is not None:
+        cfg = TrainConfig(**{**args.config, **overrides})
+    else:
+        named = {k: v for k, v in (("task", args.task), ("method", args.method), ("model", args.model)) if v}
+        cfg = preset(args.preset, **{**named, **overrides})
+    print(run(cfg))
 
 
 if __name__ == "__main__":

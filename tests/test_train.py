@@ -1,5 +1,6 @@
 """Training: presets, EOS in the loss, padding-free without cross-talk, LoRA/full runs, merge, 2 processes."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -240,3 +241,11 @@ def test_train_file_replaces_the_training_split(tiny_model_dir, runs_root, tmp_p
     path.write_text(json.dumps(good) + "\n" + json.dumps({"prompt": "no completion"}) + "\n")
     with pytest.raises(ValueError, match=r"examples\.jsonl:2: expected"):
         train.build_examples(cfg, "train", None, tok)
+
+
+def test_a_whole_config_comes_as_json_and_set_still_overrides_it(monkeypatch):
+    seen = []
+    monkeypatch.setattr(train, "run", seen.append)
+    cfg = train.preset("cpu", task="sql", lr=1e-3, name="from-json")
+    train.main(["--config", json.dumps(dataclasses.asdict(cfg)), "--set", "epochs=3"])
+    assert seen == [dataclasses.replace(cfg, epochs=3.0)]
