@@ -22,7 +22,6 @@ AVX-512-BF16 CPU; the cause inside that process was not found).
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -57,10 +56,8 @@ def measure(model: str, task: str, style: str, limit: int | None = 100, latency_
 
 def _in_fresh_process(kwargs: dict) -> dict:
     """`_measure(**kwargs)` in a new Python process; its result is the last line it prints."""
-    done = subprocess.run([sys.executable, "-m", "ftlib.latency", json.dumps(kwargs)], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"measuring {kwargs['model']} failed in its own process:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    last = runs.in_fresh_process("ftlib.latency", json.dumps(kwargs), f"measuring {kwargs['model']}")
+    return json.loads(last)
 
 
 def _measure(model: str, task: str, style: str, limit: int | None, latency_items: int,

@@ -16,10 +16,13 @@ Only the main process writes (under `accelerate launch` every process runs the s
 
 from __future__ import annotations
 
+import codecs
 import json
+import os
 import platform
 import shutil
 import subprocess
+import sys
 import time
 from importlib import metadata
 from pathlib import Path
@@ -168,3 +171,21 @@ class RunLogger(TrainerCallback):
         return {"train_step_seconds": round(self.step_seconds, 2), "steps_timed": self.steps_timed,
                 "tokens": int(tokens),
                 "tokens_per_s": round(tokens / self.step_seconds, 1) if self.step_seconds else None}
+
+
+def in_fresh_process(module: str, arg: str, what: str, then: str = "") -> str:
+    """Run `python -m module arg` in a new process, its output streamed here as it comes (progress
+    bars included); return the last line it printed. A RuntimeError naming `what` (and `then`, what
+    to do next) if it fails.
+    Training (`train.run_in_fresh_process`) and response times (`latency.measure`) run this way."""
+    proc = subprocess.Popen([sys.executable, "-m", module, arg], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    text, seen = codecs.getincrementaldecoder("utf-8")(errors="replace"), []
+    while chunk := proc.stdout.read1(4096):
+        seen.append(text.decode(chunk))
+        sys.stdout.write(seen[-1])
+        sys.stdout.flush()
+    if proc.wait() != 0:
+        raise RuntimeError(f"{what} failed in its own process (exit status {proc.returncode}); its output"
+                           f" is above.{' ' + then if then else ''}")
+    return [line for line in "".join(seen).replace("\r", "\n").splitlines() if line.strip()][-1]

@@ -17,11 +17,8 @@ also under `accelerate launch --config_file configs/accelerate/<config>.yaml -m 
 from __future__ import annotations
 
 import argparse
-import codecs
 import dataclasses
 import json
-import subprocess
-import sys
 import time
 import typing
 from collections.abc import Iterator
@@ -371,15 +368,8 @@ def run_in_fresh_process(cfg: TrainConfig) -> Path:
     if runs.is_done(folder):
         print(f"[train] {paths.shown(folder)} is finished: skipped")
         return folder
-    cmd = [sys.executable, "-m", "ftlib.train", "--config", json.dumps(dataclasses.asdict(cfg))]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    text = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    while chunk := proc.stdout.read1(4096):  # progress bars as they come, not at the end
-        sys.stdout.write(text.decode(chunk))
-        sys.stdout.flush()
-    if proc.wait() != 0:
-        raise RuntimeError(f"training {paths.shown(folder)} failed in its own process (exit status "
-                           f"{proc.returncode}); its output is above. Rerun to resume from its last checkpoint.")
+    runs.in_fresh_process("ftlib.train", "--config=" + json.dumps(dataclasses.asdict(cfg)),
+                          f"training {paths.shown(folder)}", "Rerun to resume from its last checkpoint.")
     return folder
 
 
