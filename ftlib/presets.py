@@ -146,10 +146,13 @@ FULL = Preset(
     # 512 tokens (6,959 of 6,973) for one epoch: that is what a night allows on a 2-core AVX-512-BF16 CPU
     # (~1.7 M tokens at ~240 tokens/s: ~2 h of the plan's ~5-6 h there (estimated)). Minutes on a GPU.
     plan=Plan("full", "cpu", eval_limit={"viggo": 1083, "sql": 626, "gsm8k": 1319}, notebooks=("01", "02", "04"),
+              # eval_steps: validation loss and a checkpoint every N steps (and at the last step)
+              # rather than once an epoch, so a run interrupted on a CPU (a GSM8K epoch is ~2 h
+              # there) resumes at most ~10-15 minutes back, and the best checkpoint is picked among more.
               train_overrides={
-                  "viggo": dict(n_train=None, epochs=2, batch_size=8, lr=2e-4, n_val=200),
-                  "sql": dict(n_train=None, epochs=2, batch_size=8, lr=2e-4, n_val=200),
-                  "gsm8k": dict(n_train=None, epochs=1, batch_size=8, lr=1e-4, n_val=100),
+                  "viggo": dict(n_train=None, epochs=2, batch_size=8, lr=2e-4, n_val=200, eval_steps=160),
+                  "sql": dict(n_train=None, epochs=2, batch_size=8, lr=2e-4, n_val=200, eval_steps=120),
+                  "gsm8k": dict(n_train=None, epochs=1, batch_size=8, lr=1e-4, n_val=100, eval_steps=100),
               }),
     rounds=None,  # the rounds' scale-up is the gpu preset's
 )

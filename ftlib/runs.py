@@ -5,6 +5,8 @@ A run folder holds:
     env.json         library versions, git commit, device, threads
     data.json        how many examples, and a hash of exactly what was trained on
     metrics.jsonl    every logged training/validation step (loss, lr, tokens seen)
+    segments.jsonl   one line per training session (a resumed run has several): when, on which CPU
+                     kind, which steps, step seconds and tokens, updated at every checkpoint
     summary.json     timings, tokens/s, best validation loss and checkpoint
     model/           the trained model (full) or adapter/ (LoRA), with the tokenizer
     checkpoints/     trainer checkpoints while running (removed once DONE)
@@ -103,6 +105,11 @@ def cpu_kind() -> str:
     return "AVX2" if "avx2" in flags else "other"
 
 
+def device_name() -> str:
+    """What trains here, as a speed figure must name it: the GPU's name, or 'CPU <kind>'."""
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU {cpu_kind()}"
+
+
 def start(folder: Path, config: dict, data_info: dict, bf16: bool | None = None) -> None:
     """Write config/env/data records; refuse to resume a folder that holds a different config.
 
@@ -137,19 +144,45 @@ def read_metrics(folder: Path) -> list[dict]:
 
 
 class RunLogger(TrainerCallback):
-    """Appends every log to metrics.jsonl and times the optimizer steps (not eval or saving)."""
+    """Appends every log to metrics.jsonl, times the optimizer steps (not eval or saving) and keeps
+    one segments.jsonl line per training session, so a run resumed across sessions (and machines)
+    still says how long its training took and where."""
 
     def __init__(self, folder: Path):
         self.path = Path(folder) / "metrics.jsonl"
+        self.segments_path = Path(folder) / "segments.jsonl"
         self.step_seconds = 0.0
         self.tokens_at_start: int | None = None
+        self.tokens_end = 0
         self.steps_timed = 0
+        self.segment: dict | None = None
 
     def on_train_begin(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
         # A resumed run repeats the steps after its last checkpoint: drop their old log rows.
-        if state.is_world_process_zero and self.path.exists():
+        if self.path.exists():
             rows = [r for r in read_metrics(self.path.parent) if r.get("step", 0) <= state.global_step]
             write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in rows))
+        # ... and their segment: a segment counts only the steps its last checkpoint kept.
+        kept = [s for s in read_segments(self.path.parent) if s["from_step"] < state.global_step]
+        self._wall0 = time.perf_counter()
+        self.segment = {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "device": device_name(),
+                        "from_step": state.global_step,
+                        "to_step": state.global_step, "step_seconds": 0.0, "wall_seconds": 0.0, "tokens": 0}
+        self._write_segments(kept + [self.segment])
+
+    def _write_segments(self, segments: list[dict]) -> None:
+        write_text_atomic(self.segments_path, "".join(json.dumps(s) + "\n" for s in segments))
+
+    def _update_segment(self, state) -> None:
+        """Record this session's work up to now (called when a checkpoint is saved and at the end)."""
+        if self.segment is None or not state.is_world_process_zero:
+            return
+        self.segment.update(to_step=state.global_step, step_seconds=round(self.step_seconds, 2),
+                            wall_seconds=round(time.perf_counter() - self._wall0, 1),
+                            tokens=int(self.tokens_end - (self.tokens_at_start or 0)))
+        self._write_segments(read_segments(self.path.parent)[:-1] + [self.segment])
 
     def on_step_begin(self, args, state, control, **kwargs):
         if self.tokens_at_start is None:
@@ -161,16 +194,34 @@ class RunLogger(TrainerCallback):
         self.steps_timed += 1
         self.tokens_end = state.num_input_tokens_seen
 
+    def on_save(self, args, state, control, **kwargs):
+        self._update_segment(state)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self._update_segment(state)
+
     def on_log(self, args, state, control, logs=None, **kwargs):
         if state.is_world_process_zero and logs:
             append_jsonl(self.path, [{"step": state.global_step, "epoch": state.epoch, **logs}])
 
     def speed(self) -> dict:
-        """Tokens (all processes, no padding) per second of optimizer-step time, this session."""
-        tokens = getattr(self, "tokens_end", 0) - (self.tokens_at_start or 0)
+        """Tokens (all processes, no padding) per second of optimizer-step time, this session; and,
+        over every session of the run (segments.jsonl), the training time and which CPU kinds."""
+        tokens = self.tokens_end - (self.tokens_at_start or 0)
+        segments = read_segments(self.path.parent)
         return {"train_step_seconds": round(self.step_seconds, 2), "steps_timed": self.steps_timed,
                 "tokens": int(tokens),
-                "tokens_per_s": round(tokens / self.step_seconds, 1) if self.step_seconds else None}
+                "tokens_per_s": round(tokens / self.step_seconds, 1) if self.step_seconds else None,
+                "sessions": len(segments),
+                "train_step_seconds_all_sessions": round(sum(s["step_seconds"] for s in segments), 2),
+                "train_wall_seconds_all_sessions": round(sum(s["wall_seconds"] for s in segments), 1),
+                "devices": sorted({s["device"] for s in segments})}
+
+
+def read_segments(folder: Path) -> list[dict]:
+    """The rows of a run's segments.jsonl: one per training session (`RunLogger`)."""
+    path = Path(folder) / "segments.jsonl"
+    return list(iter_jsonl(path)) if path.exists() else []
 
 
 def in_fresh_process(module: str, arg: str, what: str, then: str = "") -> str:

@@ -187,7 +187,17 @@ def test_interrupted_run_resumes_to_the_same_state(tiny_model_dir, runs_root):
     assert all(torch.equal(a[k], b[k]) for k in a)
     loss = [[r["loss"] for r in runs.read_metrics(f) if "loss" in r] for f in (straight, broken)]
     assert loss[0] == loss[1] and len(loss[0]) == 16
-    assert runs.read_json(broken / "summary.json")["resumed_from"] == "checkpoint-8"
+    summary = runs.read_json(broken / "summary.json")
+    assert summary["resumed_from"] == "checkpoint-8"
+    # Each session is a segment with the steps its checkpoints kept; the summary adds them up.
+    segments = runs.read_segments(broken)
+    assert [(s["from_step"], s["to_step"]) for s in segments] == [(0, 8), (8, 16)]
+    assert summary["sessions"] == 2 and summary["devices"] == [runs.device_name()]
+    assert summary["train_step_seconds_all_sessions"] == pytest.approx(
+        sum(s["step_seconds"] for s in segments), abs=0.02)
+    assert summary["train_step_seconds_all_sessions"] > summary["train_step_seconds"] > 0
+    assert sum(s["tokens"] for s in segments) == runs.read_json(straight / "summary.json")["tokens"]
+    assert [(s["from_step"], s["to_step"]) for s in runs.read_segments(straight)] == [(0, 16)]
 
 
 def test_init_from_a_finished_run(tiny_model_dir, runs_root):
