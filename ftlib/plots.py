@@ -165,6 +165,8 @@ def rounds(rows: list[dict], title: str = "", x: str = "round", metrics: tuple[s
 
     `rows` are `rounds.table` rows; metric "score" is the task's headline, "function" ViGGO's function
     alone (it moves long before the headline does). Round numbers are whole numbers on the axis.
+    Where rows say which round they started from (`start`), a line joins each round to its start
+    (rounds that start from the same model fan out from it); otherwise a series is one line.
     """
     fig, axes = plt.subplots(1, len(metrics), figsize=(6.5 * len(metrics), 3.5), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
@@ -172,7 +174,11 @@ def rounds(rows: list[dict], title: str = "", x: str = "round", metrics: tuple[s
             pts = [r for r in rows if r["series"] == name and r.get(metric) is not None]
             y = [r[metric] for r in pts]
             err = [[r[metric] - r[f"{metric}_ci_low"] for r in pts], [r[f"{metric}_ci_high"] - r[metric] for r in pts]]
-            ax.errorbar([r[x] for r in pts], y, yerr=err, marker="o", capsize=3, label=name)
+            tree = any("start" in r for r in pts)
+            bars = ax.errorbar([r[x] for r in pts], y, yerr=err, marker="o", capsize=3, label=name,
+                               linestyle="none" if tree else "-")
+            for a, b in _starts(pts) if tree else ():
+                ax.plot([a[x], b[x]], [a[metric], b[metric]], color=bars.lines[0].get_color())
         if x == "round":
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if log_x:
@@ -184,6 +190,14 @@ def rounds(rows: list[dict], title: str = "", x: str = "round", metrics: tuple[s
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def _starts(rows: list[dict]) -> list[tuple[dict, dict]]:
+    """(start, round) pairs among one series' rows: `start` names a row of the series, or "previous"."""
+    by_name = {r.get("name"): r for r in rows}
+    pairs = [(rows[i - 1] if r.get("start") == "previous" else by_name.get(r.get("start")), r)
+             for i, r in enumerate(rows) if r.get("start") != "previous" or i > 0]
+    return [(a, b) for a, b in pairs if a is not None and a is not b]
 
 
 def quality(rows: list[dict], title: str = ""):

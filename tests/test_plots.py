@@ -64,6 +64,18 @@ def test_rounds_figure_draws_the_function_panel_on_whole_round_numbers():
     assert ticks and all(float(t).is_integer() for t in ticks)
 
 
+def test_rounds_that_share_a_start_fan_out_from_it():
+    rows = [{**_round("sql", r, score, score), "name": name, "start": start}
+            for r, name, start, score in ((0, "base", "-", 0.0), (1, "gold", "base", 0.4), (2, "on", "gold", 0.5),
+                                          (2, "off", "gold", 0.3), (2, "verified", "gold", 0.45))]
+    fig = plots.rounds(rows, "t", x="name")
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    segments = [tuple(line.get_ydata()) for line in ax.lines if len(line.get_ydata()) == 2]
+    # base -> gold, then gold -> each of the three: never on -> off or off -> verified
+    assert sorted(segments) == sorted([(0.0, 0.4), (0.4, 0.5), (0.4, 0.3), (0.4, 0.45)])
+
+
 def test_quality_figure_draws_each_seed_and_the_mean_per_level():
     rows = [{**_round("q", 3, score, score), "level": level, "seed": seed}
             for level, scores in (("corrupt-0", (0.7, 0.8)), ("corrupt-50", (0.3, 0.1)))
