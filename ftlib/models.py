@@ -176,6 +176,15 @@ def add_chat_format(model, tokenizer, info: EmbeddedModel) -> None:
             model.generation_config.eos_token_id = stops
 
 
+def is_installed(spec: str) -> bool:
+    """False only for an embedded alias whose package is missing and that was never converted
+    (any other spec is for `resolve` to find or refuse)."""
+    if spec not in EMBEDDED:
+        return True
+    converted = (paths.cache_dir() / "models" / spec / "config.json").exists()
+    return converted or importlib.util.find_spec(EMBEDDED[spec].package) is not None
+
+
 def resolve(spec: str = DEFAULT_MODEL) -> str:
     """Map a spec to what `from_pretrained` takes: a local folder (converting GGUF) or a hub id."""
     if spec in EMBEDDED:

@@ -34,8 +34,16 @@ def label(plan: Plan, model: str | None = None) -> str:
 
     if model in (None, DEFAULT_MODEL):
         return plan.name
-    slug = re.sub(r"[^\w.-]+", "_", Path(model).name)
-    return f"{plan.name}-{slug}"
+    return f"{plan.name}-{slug(model)}"
+
+
+def slug(model: str) -> str:
+    """A model spec as a folder-name part: its last path part, odd characters replaced.
+
+    >>> slug("meta-llama/Llama-2-7b-hf"), slug("runs/cpu/viggo-full-cpu/model")
+    ('Llama-2-7b-hf', 'model')
+    """
+    return re.sub(r"[^\w.-]+", "_", Path(model).name)
 
 
 def train_config(plan: Plan, task: str, model: str):

@@ -33,6 +33,9 @@ class Plan:
     baseline_styles: tuple[str, ...] = ("zero_shot", "few_shot")
     train_overrides: dict[str, dict] = field(default_factory=dict)  # per task, on top of the preset
     notebooks: tuple[str, ...] = ("01", "02", "03", "04")  # what `make reproduce` runs, by number
+    # Other untuned models scored on the same items where installed (notebook 02): (model spec,
+    # prompt style). A base model takes the plain-text few-shot style.
+    other_models: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,10 @@ SMOKE = Preset(
         max_length=256, eval_limit=0, scheduler="constant",
     ),
     # CI runs every notebook with a tiny random model and a handful of examples.
-    plan=Plan("smoke", "smoke", eval_limit={"viggo": 4, "sql": 4, "gsm8k": 4}),
+    # Its other model is the embedded one, so the `other_models` path runs in CI (zero-shot: the
+    # short prompt; seconds).
+    plan=Plan("smoke", "smoke", eval_limit={"viggo": 4, "sql": 4, "gsm8k": 4},
+              other_models=(("smollm2-135m-instruct", "zero_shot"),)),
     # Seconds with the tiny test model: just enough rows for every code path.
     rounds=Sizes("smoke", round_n=8, n_rounds=3, scratch_at=(2,), st_from=1, st_rounds=2, st_prompts=4,
                  quality_from=3, quality_n=8, fractions=(0.0, 0.5), seeds=(0, 1), sql_n=8, sql_round_n=8, sql_prompts=4,
@@ -146,6 +152,7 @@ FULL = Preset(
     # 512 tokens (6,959 of 6,973) for one epoch: that is what a night allows on a 2-core AVX-512-BF16 CPU
     # (~1.7 M tokens at ~240 tokens/s: ~2 h of the plan's ~5-6 h there (estimated)). Minutes on a GPU.
     plan=Plan("full", "cpu", eval_limit={"viggo": 1083, "sql": 626, "gsm8k": 1319}, notebooks=("01", "02", "04"),
+              other_models=(("gemma3-270m", "few_shot_text"),),  # after `make setup-gemma`
               # eval_steps: validation loss and a checkpoint every N steps (and at the last step)
               # rather than once an epoch, so a run interrupted on a CPU (a GSM8K epoch is ~2 h
               # there) resumes at most ~10-15 minutes back, and the best checkpoint is picked among more.

@@ -62,6 +62,16 @@ def test_converted_checkpoint_needs_no_package(monkeypatch, tmp_path):
     assert models.resolve("ghost") == str(tmp_path / "models" / "ghost")
 
 
+def test_is_installed_knows_a_missing_package_from_a_converted_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv("FTLIB_CACHE", str(tmp_path))
+    monkeypatch.setitem(models.EMBEDDED, "ghost", models.EmbeddedModel("no_such_pkg_xyz", "no-such-pkg", "x.gguf"))
+    assert not models.is_installed("ghost")
+    (tmp_path / "models" / "ghost").mkdir(parents=True)
+    (tmp_path / "models" / "ghost" / "config.json").write_text("{}")
+    assert models.is_installed("ghost")
+    assert models.is_installed("org/any-hub-id")  # not ours to judge: resolve() finds or refuses it
+
+
 @pytest.mark.parametrize("spec,message", [
     ("./no/such/folder", "model folder not found"),
     ("missing.gguf", "GGUF file not found"),

@@ -91,6 +91,9 @@ def test_notebook_runs_in_smoke_mode_and_shows_every_figure_it_saves(nb, smoke_e
     tables = [o for c in code for o in c.get("outputs", []) if "text/html" in o.get("data", {})]
     assert tables, "tables render as tables (DataFrames), not as printed text"
     assert str(paths.ROOT) not in (root / "executed" / nb.name).read_text(), "no machine paths in outputs"
+    if nb.name.startswith("02"):  # the plan's other model, scored on the same items as the untuned one
+        other = sorted(p.name for p in (root / "runs").glob("smoke*/eval/smollm2-135m-instruct-zero_shot-*"))
+        assert len(other) == 3, other
 
 
 def test_tidy_keeps_an_executed_notebook_fit_to_commit(tmp_path):

@@ -21,6 +21,12 @@ def test_full_plan_trains_on_every_row_and_scores_every_test_item():
         assert cfg.n_train is None  # all usable rows
         assert cfg.eval_limit >= len(data.load_rows(task, "test"))  # every test item
         assert cfg.bf16 is None  # the machine decides (train.use_bf16)
+        assert cfg.eval_steps  # checkpoints within an epoch: a CPU run resumes minutes back
+    # Gemma 3 270M (a base model) on the same items where installed, with the plain-text prompt
+    from ftlib import models, prompts
+
+    assert p.other_models == (("gemma3-270m", "few_shot_text"),)
+    assert all(spec in models.EMBEDDED and style in prompts.STYLES for spec, style in p.other_models)
 
 
 @pytest.mark.slow
