@@ -76,7 +76,7 @@ def main() -> None:
           flush=True)
     tok = models.load_tokenizer(args.tokenizer)
     common = dict(task="gsm8k", n_train=16 * args.steps, n_val=16, max_steps=args.steps, eval_steps=10_000,
-                  warmup_steps=0, scheduler="constant", lr=1e-5, grad_accum=1, bf16=True, save_steps=10_000)
+                  warmup_steps=0, scheduler="constant", lr=1e-5, grad_accum=1, bf16=True)
     arms = {"gpu_preset": train.preset("gpu", **common),
             "no_ckpt_padding_free": train.preset("gpu", **common, gradient_checkpointing=False,
                                                  padding_free=True, packed_attention=True)}

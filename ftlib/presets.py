@@ -81,7 +81,7 @@ SMOKE = Preset(
     "smoke",
     # Seconds, for tests: a tiny model, a few dozen examples, a large lr so the loss visibly drops.
     train=dict(
-        n_train=32, n_val=8, epochs=2, lr=1e-3, batch_size=4, warmup_steps=0, save_steps=4,
+        n_train=32, n_val=8, epochs=2, lr=1e-3, batch_size=4, warmup_steps=0,
         max_length=256, eval_limit=0, scheduler="constant",
     ),
     # CI runs every notebook with a tiny random model and a handful of examples.
@@ -173,7 +173,7 @@ GPU = Preset(
     train=dict(
         method="full", n_train=None, n_val=500, epochs=10, lr=5e-6, scheduler="linear",
         warmup_steps=10, batch_size=16, grad_accum=16, max_length=512, gradient_checkpointing=True,
-        padding_free=False, save_steps=200,
+        padding_free=False,
         lean_loss=False,  # TRL's fused, tiled LM head: it never holds the full logits in GPU memory
     ),
     # The case study's own training setting (above) on a GPU box: meant for 7B-class models; all

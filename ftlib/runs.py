@@ -110,16 +110,42 @@ def device_name() -> str:
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU {cpu_kind()}"
 
 
-def start(folder: Path, config: dict, data_info: dict, bf16: bool | None = None) -> None:
-    """Write config/env/data records; refuse to resume a folder that holds a different config.
+def config_change(old: dict, new: dict, defaults: dict) -> dict[str, tuple]:
+    """What differs between a run folder's config and the one asked for now, as {key: (old, new)}.
+
+    A field the code gained since the folder was written counts only if it is set to something other
+    than its default, and a field the code dropped does not count (it can no longer change anything):
+    a code update alone never stops an interrupted run from resuming.
+
+    >>> config_change({"lr": 1e-4, "gone": 1}, {"lr": 1e-4, "optim": "adamw"}, {"optim": "adamw"})
+    {}
+    >>> config_change({"lr": 1e-4}, {"lr": 2e-4, "optim": "sgd"}, {"optim": "adamw"})
+    {'lr': (0.0001, 0.0002), 'optim': ('adamw (its default; the folder predates it)', 'sgd')}
+    """
+    changed = {k: (old[k], new[k]) for k in old.keys() & new.keys() if old[k] != new[k]}
+    for k in new.keys() - old.keys():
+        if k not in defaults or new[k] != defaults[k]:
+            changed[k] = (f"{defaults.get(k)} (its default; the folder predates it)", new[k])
+    return changed
+
+
+def start(folder: Path, config: dict, data_info: dict, bf16: bool | None = None,
+          defaults: dict | None = None) -> None:
+    """Write config/env/data records; refuse to resume a folder that holds a different config
+    (`config_change`; `defaults`: the config fields' defaults, for fields newer than the folder).
 
     `bf16`: the precision the run resolved (config.json keeps what was asked, often None = auto).
     """
     folder = Path(folder)
     old = folder / "config.json"
-    if old.exists() and read_json(old) != json.loads(json.dumps(config, default=str)):
-        raise RuntimeError(f"{folder} holds a run with another config.json; pick a new run name "
-                           "or delete the folder")
+    if old.exists():
+        changed = config_change(read_json(old), json.loads(json.dumps(config, default=str)),
+                                json.loads(json.dumps(defaults or {}, default=str)))
+        if changed:
+            diff = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, a, b in
+                             sorted((k, *v) for k, v in changed.items()))
+            raise RuntimeError(f"{folder} holds a run with another config ({diff}); pick a new run "
+                               "name or delete the folder")
     if not is_main_process():
         return
     write_json(old, config)

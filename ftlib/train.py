@@ -53,8 +53,9 @@ class TrainConfig:
     batch_size: int = 8  # examples per device per micro-step
     grad_accum: int = 1
     max_length: int = 512  # tokens; longer examples are dropped, not truncated (a cut answer teaches nothing)
-    eval_steps: int | None = None  # validation loss every N steps; None: every epoch
-    save_steps: int = 50  # checkpoint cadence for resuming an interrupted run
+    # Validation loss and a checkpoint (what an interrupted run resumes from) every N steps and at the
+    # last step; None: once an epoch.
+    eval_steps: int | None = None
     seed: int = 0
     # bf16 autocast (fp32 master weights); None: where the hardware has native bf16, i.e. GPUs with
     # bf16 and CPUs with AVX-512-BF16/AMX (there 1.58x the cpu preset's fp32 tokens/s, measured in
@@ -336,7 +337,8 @@ def run(cfg: TrainConfig, callbacks=(), args=None) -> Path:
     model, tok = load_for_training(cfg, spec)
     train_ds, val_ds, info = datasets_for(cfg, tok)
     config = {**dataclasses.asdict(cfg), "start_spec": spec}
-    runs.start(folder, config, info, bf16=use_bf16(cfg))
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    runs.start(folder, config, info, bf16=use_bf16(cfg), defaults=defaults)
     resume = runs.last_checkpoint(folder)
     logger = runs.RunLogger(folder)
     trainer = make_trainer(cfg, folder, model, tok, train_ds, val_ds, callbacks=[logger, *callbacks], args=args)

@@ -259,3 +259,17 @@ def test_a_whole_config_comes_as_json_and_set_still_overrides_it(monkeypatch):
     cfg = train.preset("cpu", task="sql", lr=1e-3, name="from-json")
     train.main(["--config", json.dumps(dataclasses.asdict(cfg)), "--set", "epochs=3"])
     assert seen == [dataclasses.replace(cfg, epochs=3.0)]
+
+
+def test_a_folder_refuses_another_config_but_not_a_code_update(tmp_path):
+    """Resuming: a changed setting is refused and named; a field the code gained (at its default)
+    or dropped since the folder was written is not a change."""
+    folder = tmp_path / "run"
+    runs.start(folder, {"lr": 1e-4, "save_every": 50}, {}, defaults={})
+    with pytest.raises(RuntimeError, match=r"lr: 0.0001 there, 0.0002 now"):
+        runs.start(folder, {"lr": 2e-4, "save_every": 50}, {}, defaults={})
+    defaults = {"lr": 1e-4, "optim": "adamw"}
+    with pytest.raises(RuntimeError, match=r"optim: .*, 'sgd' now"):
+        runs.start(folder, {"lr": 1e-4, "optim": "sgd"}, {}, defaults=defaults)
+    runs.start(folder, {"lr": 1e-4, "optim": "adamw"}, {}, defaults=defaults)  # gained, dropped: resumes
+    assert runs.read_json(folder / "config.json") == {"lr": 1e-4, "optim": "adamw"}
