@@ -279,7 +279,7 @@ def table(series_list: list[Series], base: dict | None = None) -> list[dict]:
                         "corrupted": sum(x["corrupted"] for x in srcs),
                         "dropped_by_filter": sum(x["dropped_by_filter"] for x in srcs),
                         "kept": st.get("kept"), "prompts": st.get("prompts"),
-                        "steps": summary["global_step"], "wall_s": summary["wall_seconds"]})
+                        "steps": summary["global_step"], "wall_s": runs.training_seconds(summary)})
     cols = list(dict.fromkeys(k for r in out for k in r))  # base rows lack the training columns
     return [{c: r.get(c) for c in cols} for r in out]
 

@@ -244,6 +244,12 @@ class RunLogger(TrainerCallback):
                 "devices": sorted({s["device"] for s in segments})}
 
 
+def training_seconds(summary: dict) -> float:
+    """A finished run's training wall time over all its sessions (runs older than segments.jsonl:
+    their one session's)."""
+    return summary.get("train_wall_seconds_all_sessions", summary["wall_seconds"])
+
+
 def read_segments(folder: Path) -> list[dict]:
     """The rows of a run's segments.jsonl: one per training session (`RunLogger`)."""
     path = Path(folder) / "segments.jsonl"

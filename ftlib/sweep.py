@@ -69,7 +69,7 @@ def row(task: str, arm: Arm, folder: Path) -> dict:
     env = io.read_json(folder / "env.json")
     return {"task": task, "arm": arm.name, "method": arm.method, "lr": arm.lr,
             "n_train": io.read_json(folder / "data.json")["n_train"], "epochs": arm.epochs,
-            "train_minutes": round(s["wall_seconds"] / 60, 2), "tokens_per_s": s["tokens_per_s"],
+            "train_minutes": round(runs.training_seconds(s) / 60, 2), "tokens_per_s": s["tokens_per_s"],
             "best_val_loss": s["best_eval_loss"], "metric": ev.get("primary"),
             "score": m.get("mean"), "ci_low": m.get("ci_low"), "ci_high": m.get("ci_high"), "n": m.get("n"),
             "device": (env.get("cuda_devices") or [env.get("cpu_kind")])[0]}

@@ -196,6 +196,8 @@ def test_interrupted_run_resumes_to_the_same_state(tiny_model_dir, runs_root):
     assert summary["train_step_seconds_all_sessions"] == pytest.approx(
         sum(s["step_seconds"] for s in segments), abs=0.02)
     assert summary["train_step_seconds_all_sessions"] > summary["train_step_seconds"] > 0
+    assert runs.training_seconds(summary) == summary["train_wall_seconds_all_sessions"] > summary["wall_seconds"]
+    assert runs.training_seconds({"wall_seconds": 3.0}) == 3.0  # a run from before segments
     assert sum(s["tokens"] for s in segments) == runs.read_json(straight / "summary.json")["tokens"]
     assert [(s["from_step"], s["to_step"]) for s in runs.read_segments(straight)] == [(0, 16)]
 
