@@ -23,6 +23,13 @@ def summary_row(summary: dict, label: str) -> dict:
             "mean": m["mean"], "ci_low": m["ci_low"], "ci_high": m["ci_high"], "n": m["n"]}
 
 
+def score_text(row: dict | None) -> str:
+    """A summary_row as the README writes it: `96.8 [95.5, 97.7] (n=1,083)`, in %; "not run" for None."""
+    if row is None:
+        return "not run"
+    return f"{100 * row['mean']:.1f} [{100 * row['ci_low']:.1f}, {100 * row['ci_high']:.1f}] (n={row['n']:,})"
+
+
 def tuned_eval_dir(plan: plans.Plan, task: str, model: str) -> Path:
     """Where the fine-tuned model of a plan's task was evaluated (its run folder's eval/)."""
     from ftlib import runs

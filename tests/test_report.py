@@ -21,6 +21,15 @@ def test_exported_predictions_rescore_the_headline(tmp_path):
     [num] = report.numeric_rows(report.score_rows(found))
     assert num["score"] == round(4 / 7, 4) and num["n"] == 7 and num["ci_low"] < num["score"] < num["ci_high"]
     assert io.read_json(out / "summary.json")["n"] == 7
+    ci = summary["metrics"][primary]
+    assert report.score_text(report.score_rows(found)[0]) == (
+        f"57.1 [{100 * ci['ci_low']:.1f}, {100 * ci['ci_high']:.1f}] (n=7)")
+
+
+def test_score_text_writes_thousands_and_one_decimal():
+    row = {"mean": 0.96768, "ci_low": 0.9549, "ci_high": 0.97702, "n": 1083}
+    assert report.score_text(row) == "96.8 [95.5, 97.7] (n=1,083)"
+    assert report.score_text(None) == "not run"
 
 
 def test_gsm8k_failures_hand_checked():
