@@ -7,6 +7,7 @@ so the analysis notebook reruns in seconds and never needs a model.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from pathlib import Path
 
@@ -128,3 +129,24 @@ def gsm8k_failures(records: list[dict]) -> dict[str, int]:
         out["wrong_notes"] += sum(evals.note_is_wrong(e, v) for e, v in notes)
         out["answers_with_a_wrong_note"] += any(evals.note_is_wrong(e, v) for e, v in notes)
     return dict(out)
+
+
+def paired(before: list[dict], after: list[dict], metric: str) -> dict[str, float]:
+    """Two evaluations of the same items, compared item by item on `metric`: how many only `after`
+    gets right, how many only `before`, and the exact two-sided sign test on those that differ
+    (overlapping intervals can still hide a real paired difference).
+
+    >>> paired([{"id": i, "scores": {"ok": i < 2}} for i in range(9)],
+    ...        [{"id": i, "scores": {"ok": i < 8}} for i in range(9)], "ok")
+    {'items': 9, 'both': 2, 'only_before': 0, 'only_after': 6, 'p': 0.03125}
+    """
+    b = {r["id"]: bool(r["scores"][metric]) for r in before}
+    a = {r["id"]: bool(r["scores"][metric]) for r in after}
+    if b.keys() != a.keys():
+        raise ValueError(f"paired: the two evaluations cover different items ({len(b)} vs {len(a)} ids)")
+    only_b = sum(b[i] and not a[i] for i in b)
+    only_a = sum(a[i] and not b[i] for i in a)
+    k, n = min(only_a, only_b), only_a + only_b
+    p = min(1.0, 2 * sum(math.comb(n, j) for j in range(k + 1)) / 2**n) if n else 1.0
+    return {"items": len(b), "both": sum(b[i] and a[i] for i in b), "only_before": only_b,
+            "only_after": only_a, "p": round(p, 5)}

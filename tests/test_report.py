@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from test_harness import FakeGenerator
 
 from ftlib import harness, io, report
@@ -41,3 +42,13 @@ def test_gsm8k_failures_hand_checked():
     f = report.gsm8k_failures(records)
     assert f == {"items": 3, "no_answer_line": 1, "repeats_a_line_3x": 1, "notes": 2, "wrong_notes": 1,
                  "answers_with_a_wrong_note": 1}
+
+
+def test_paired_counts_the_items_that_differ_and_refuses_other_items():
+    before = [{"id": i, "scores": {"correct": i in (0, 1, 2)}} for i in range(20)]
+    after = [{"id": i, "scores": {"correct": i in (1, 2, *range(5, 15))}} for i in range(20)]
+    out = report.paired(before, after, "correct")
+    assert (out["both"], out["only_before"], out["only_after"]) == (2, 1, 10)
+    assert out["p"] == round(2 * (1 + 11) / 2**11, 5)  # k <= 1 of n = 11: (C(11,0) + C(11,1)) / 2^11, twice
+    with pytest.raises(ValueError, match="different items"):
+        report.paired(before, after[:-1], "correct")
