@@ -15,6 +15,17 @@ def test_viggo_full_arms_share_one_budget_and_names_are_unique():
         sweep.grid("gsm8k")
 
 
+def test_sql_arms_train_every_row_and_score_validation():
+    arms = sweep.grid("sql")
+    assert len({a.name for a in arms}) == len(arms) == 6
+    assert all(a.n_train is None for a in arms) and all(a.name.split("-")[2].startswith("all") for a in arms)
+    full_2e4 = sorted(a.epochs for a in arms if a.method == "full" and a.lr == 2e-4)
+    assert full_2e4 == [1, 2, 3]
+    cfg = sweep.config("sql", arms[-1], "some-model", val_limit=300)
+    assert (cfg.method, cfg.lora_r, cfg.n_train, cfg.eval_split, cfg.eval_limit) == ("lora", 16, None, "validation", 300)
+    assert cfg.name == "sql-lora-0.001-allx2" and cfg.experiment == "sweep"
+
+
 def test_arms_are_scored_on_validation_never_test(tiny_model_dir, runs_root):
     arms = [sweep.Arm("full", 1e-3, 8, 1), sweep.Arm("lora", 1e-3, 8, 1)]
     rows = sweep.run("viggo", arms, str(tiny_model_dir), val_limit=3, max_steps=2, n_val=4, bf16=False)
