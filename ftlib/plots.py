@@ -30,16 +30,28 @@ def save_figure(fig, name: str, out_dir: Path) -> Path:
 def markdown_table(rows: list[dict]) -> str:
     """Rows of dicts as a GitHub markdown table (columns in the first row's order).
 
-    >>> print(markdown_table([{"a": 1, "b": "x"}]))
-    | a | b |
-    |---|---|
-    | 1 | x |
+    Floats are shown to 4 significant digits and missing values as blanks, for reading; the CSV
+    that save_table writes beside it keeps every digit.
+
+    >>> print(markdown_table([{"a": 1, "b": "x", "score": 0.8766666666666667, "lr": 1e-4, "n": None,
+    ...                        "tokens": 1670740.0}]))
+    | a | b | score | lr | n | tokens |
+    |---|---|---|---|---|---|
+    | 1 | x | 0.8767 | 0.0001 |  | 1670740 |
     """
     if not rows:
         return ""
+
+    def cell(value) -> str:
+        if value is None:
+            return ""
+        if not isinstance(value, float):
+            return str(value)
+        return f"{value:.4g}" if abs(value) < 1e4 else f"{value:.0f}"  # no 1.671e+06 for a count
+
     cols = list(rows[0])
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows]
+    lines += ["| " + " | ".join(cell(r.get(c)) for c in cols) + " |" for r in rows]
     return "\n".join(lines)
 
 
