@@ -22,7 +22,8 @@ def test_sql_arms_train_every_row_and_score_validation():
     full_2e4 = sorted(a.epochs for a in arms if a.method == "full" and a.lr == 2e-4)
     assert full_2e4 == [1, 2, 3]
     cfg = sweep.config("sql", arms[-1], "some-model", val_limit=300)
-    assert (cfg.method, cfg.lora_r, cfg.n_train, cfg.eval_split, cfg.eval_limit) == ("lora", 16, None, "validation", 300)
+    got = (cfg.method, cfg.lora_r, cfg.n_train, cfg.eval_split, cfg.eval_limit)
+    assert got == ("lora", 16, None, "validation", 300)
     assert cfg.name == "sql-lora-0.001-allx2" and cfg.experiment == "sweep"
 
 
