@@ -134,7 +134,8 @@ def gsm8k_failures(records: list[dict]) -> dict[str, int]:
 def paired(before: list[dict], after: list[dict], metric: str) -> dict[str, float]:
     """Two evaluations of the same items, compared item by item on `metric`: how many only `after`
     gets right, how many only `before`, and the exact two-sided sign test on those that differ
-    (overlapping intervals can still hide a real paired difference).
+    (overlapping intervals can still hide a real paired difference). p keeps 4 significant digits, so a
+    tiny one reads as such, never as 0.
 
     >>> paired([{"id": i, "scores": {"ok": i < 2}} for i in range(9)],
     ...        [{"id": i, "scores": {"ok": i < 8}} for i in range(9)], "ok")
@@ -149,4 +150,4 @@ def paired(before: list[dict], after: list[dict], metric: str) -> dict[str, floa
     k, n = min(only_a, only_b), only_a + only_b
     p = min(1.0, 2 * sum(math.comb(n, j) for j in range(k + 1)) / 2**n) if n else 1.0
     return {"items": len(b), "both": sum(b[i] and a[i] for i in b), "only_before": only_b,
-            "only_after": only_a, "p": round(p, 5)}
+            "only_after": only_a, "p": float(f"{p:.4g}")}

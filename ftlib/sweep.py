@@ -9,8 +9,10 @@ LoRA, since the case study's 1e-4 barely moved this model (docs/measurements.md)
     python -m ftlib.sweep --task viggo [--arms full-2e-4-1600x2 ...] [--val-limit 300]
 
 Each arm is an ordinary run folder, `runs/sweep/<task>-<arm>/`, scored on the validation split
-after training (its `eval/summary.json`); `results/sweep/` gets the table and the figure. Finished
-arms are skipped on rerun, so the sweep can be spread over sessions or machines.
+after training (its `eval/summary.json`); `results/sweep/` gets the table, the figure and every arm's
+per-item predictions (`predictions/<task>-<arm>.jsonl`), so the item-by-item comparison of each arm with
+the winner (`paired_rows`) can be recomputed from a fresh clone. Finished arms are skipped on rerun, so
+the sweep can be spread over sessions or machines.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from ftlib import io, paths, plots, runs, train
+from ftlib import io, paths, plots, report, runs, train
 
 EXPERIMENT = "sweep"
 
@@ -99,11 +101,49 @@ def best(rows: list[dict]) -> dict:
     return max(rows, key=lambda r: (r["score"] or 0.0, -(r["best_val_loss"] or 0.0)))
 
 
+def export_predictions(task: str, out_dir: Path, arms: list[Arm] | None = None,
+                       root: Path | None = None) -> list[Path]:
+    """The per-item validation predictions of every finished arm (of `arms`, default the task's grid)
+    as `<out_dir>/<task>-<arm>.jsonl`; arms without a finished run folder are left as they are."""
+    found = {}
+    for arm in arms or grid(task):
+        folder = runs.run_dir(EXPERIMENT, f"{task}-{arm.name}", root)
+        if runs.is_done(folder):
+            found[(task, arm.name)] = folder / "eval"
+    return report.export_predictions(found, out_dir)
+
+
+def paired_rows(task: str, rows: list[dict], pred_dir: Path) -> list[dict]:
+    """Each arm against the winner (`best`), item by item on the same validation items
+    (`report.paired`): how many only the arm gets right, how many only the winner, and the sign test."""
+    win = best(rows)
+
+    def records(arm: str) -> list[dict]:
+        path = pred_dir / f"{task}-{arm}.jsonl"
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no predictions of arm {arm!r}; run `python -m ftlib.sweep "
+                                    f"--task {task} --table-only` where its run folder is")
+        return list(io.iter_jsonl(path))
+
+    won = records(win["arm"])
+    out = []
+    for r in rows:
+        if r["arm"] == win["arm"]:
+            continue
+        p = report.paired(records(r["arm"]), won, r["metric"])
+        out.append({"task": task, "arm": r["arm"], "winner": win["arm"], "items": p["items"],
+                    "only_arm": p["only_before"], "only_winner": p["only_after"], "both": p["both"], "p": p["p"]})
+    return out
+
+
 def save(task: str, out_dir: Path | None = None) -> list[dict]:
-    """Write results/sweep/sweep_<task>.md/.csv from every finished arm; return its rows."""
+    """Write results/sweep/sweep_<task>.md/.csv and the arms' predictions from every finished arm;
+    return its rows."""
+    out_dir = out_dir or paths.results_dir() / "sweep"
     rows = finished_rows(task)
     if rows:
-        plots.save_table(rows, f"sweep_{task}", out_dir or paths.results_dir() / "sweep")
+        plots.save_table(rows, f"sweep_{task}", out_dir)
+        export_predictions(task, out_dir / "predictions")
     return rows
 
 

@@ -35,9 +35,31 @@ def test_arms_are_scored_on_validation_never_test(tiny_model_dir, runs_root):
         summary = io.read_json(runs_root / "sweep" / f"viggo-{arm.name}" / "eval" / "summary.json")
         assert summary["split"] == "validation" and summary["n"] == 3
     assert all(r["n"] == 3 and 0 <= r["score"] <= 1 for r in rows)
+    written = sweep.export_predictions("viggo", runs_root / "out", arms, root=runs_root)
+    assert sorted(w.name for w in written) == sorted(f"viggo-{a.name}.jsonl" for a in arms)
+    first = next(io.iter_jsonl(written[0]))
+    assert set(first) == {"id", "prediction", "reference", "scores"}
+    pairs = sweep.paired_rows("viggo", rows, runs_root / "out")
+    assert len(pairs) == 1 and pairs[0]["items"] == 3
 
 
 def test_best_prefers_score_then_lower_loss():
     rows = [{"arm": "a", "score": 0.9, "best_val_loss": 0.2}, {"arm": "b", "score": 0.9, "best_val_loss": 0.1},
             {"arm": "c", "score": 0.8, "best_val_loss": 0.01}]
     assert sweep.best(rows)["arm"] == "b"
+
+
+def test_paired_rows_compare_every_arm_with_the_winner_item_by_item(tmp_path):
+    hits = {"a": [1, 1, 1, 1, 1, 1, 0, 0], "b": [1, 1, 0, 0, 0, 0, 1, 0], "c": [1, 1, 1, 1, 1, 1, 0, 0]}
+    for arm, h in hits.items():
+        io.append_jsonl(tmp_path / f"sql-{arm}.jsonl", [{"id": i, "scores": {"em": bool(x)}} for i, x in enumerate(h)])
+    rows = [{"arm": arm, "score": sum(h) / 8, "best_val_loss": loss, "metric": "em"}
+            for (arm, h), loss in zip(hits.items(), (0.2, 0.3, 0.1))]
+    got = sweep.paired_rows("sql", rows, tmp_path)
+    assert [r["arm"] for r in got] == ["a", "b"] and {r["winner"] for r in got} == {"c"}  # c: same score, lower loss
+    a, b = got
+    assert (a["only_arm"], a["only_winner"], a["both"], a["p"]) == (0, 0, 6, 1.0)
+    assert (b["only_arm"], b["only_winner"], b["both"]) == (1, 4, 2) and b["p"] == 0.375
+    (tmp_path / "sql-b.jsonl").unlink()
+    with pytest.raises(FileNotFoundError, match="sql-b.jsonl"):
+        sweep.paired_rows("sql", rows, tmp_path)
