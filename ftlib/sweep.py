@@ -86,14 +86,15 @@ def run(task: str, arms: list[Arm], model: str, val_limit: int = 300, **override
     return rows
 
 
+def finished(task: str, arms: list[Arm] | None = None, root: Path | None = None) -> list[tuple[Arm, Path]]:
+    """The arms (of `arms`, default the task's grid) whose run folder under runs/sweep/ is finished."""
+    found = [(arm, runs.run_dir(EXPERIMENT, f"{task}-{arm.name}", root)) for arm in arms or grid(task)]
+    return [(arm, folder) for arm, folder in found if runs.is_done(folder)]
+
+
 def finished_rows(task: str, root: Path | None = None) -> list[dict]:
     """Table rows of every finished arm of a task found under runs/sweep/."""
-    out = []
-    for arm in grid(task):
-        folder = runs.run_dir(EXPERIMENT, f"{task}-{arm.name}", root)
-        if runs.is_done(folder):
-            out.append(row(task, arm, folder))
-    return out
+    return [row(task, arm, folder) for arm, folder in finished(task, root=root)]
 
 
 def best(rows: list[dict]) -> dict:
@@ -105,11 +106,7 @@ def export_predictions(task: str, out_dir: Path, arms: list[Arm] | None = None,
                        root: Path | None = None) -> list[Path]:
     """The per-item validation predictions of every finished arm (of `arms`, default the task's grid)
     as `<out_dir>/<task>-<arm>.jsonl`; arms without a finished run folder are left as they are."""
-    found = {}
-    for arm in arms or grid(task):
-        folder = runs.run_dir(EXPERIMENT, f"{task}-{arm.name}", root)
-        if runs.is_done(folder):
-            found[(task, arm.name)] = folder / "eval"
+    found = {(task, arm.name): folder / "eval" for arm, folder in finished(task, arms, root)}
     return report.export_predictions(found, out_dir)
 
 
