@@ -92,9 +92,21 @@ def finished(task: str, arms: list[Arm] | None = None, root: Path | None = None)
     return [(arm, folder) for arm, folder in found if runs.is_done(folder)]
 
 
-def finished_rows(task: str, root: Path | None = None) -> list[dict]:
-    """Table rows of every finished arm of a task found under runs/sweep/."""
-    return [row(task, arm, folder) for arm, folder in finished(task, root=root)]
+def finished_rows(task: str, arms: list[Arm] | None = None, root: Path | None = None) -> list[dict]:
+    """Table rows of every finished arm (of `arms`, default the task's grid) found under runs/sweep/."""
+    return [row(task, arm, folder) for arm, folder in finished(task, arms, root)]
+
+
+def table_rows(task: str, out_dir: Path, arms: list[Arm] | None = None, root: Path | None = None) -> list[dict]:
+    """Every arm measured so far, in the grid's order: the committed table `<out_dir>/sweep_<task>.csv`,
+    with each arm (of `arms`, default the grid) that has a finished run folder here taking its row from
+    that folder. Run folders are not committed, so a clone that trains one arm adds it to the table
+    instead of replacing the table."""
+    path = Path(out_dir) / f"sweep_{task}.csv"
+    rows = {r["arm"]: r for r in (plots.read_table(path) if path.exists() else [])}
+    rows.update((r["arm"], r) for r in finished_rows(task, arms, root))
+    order = [a.name for a in grid(task)]
+    return sorted(rows.values(), key=lambda r: order.index(r["arm"]) if r["arm"] in order else len(order))
 
 
 def best(rows: list[dict]) -> dict:
@@ -134,10 +146,10 @@ def paired_rows(task: str, rows: list[dict], pred_dir: Path) -> list[dict]:
 
 
 def save(task: str, out_dir: Path | None = None) -> list[dict]:
-    """Write results/sweep/sweep_<task>.md/.csv and the arms' predictions from every finished arm;
-    return its rows."""
+    """Write results/sweep/sweep_<task>.md/.csv (`table_rows`: the committed arms and every finished
+    one) and the finished arms' predictions; return the table's rows."""
     out_dir = out_dir or paths.results_dir() / "sweep"
-    rows = finished_rows(task)
+    rows = table_rows(task, out_dir)
     if rows:
         plots.save_table(rows, f"sweep_{task}", out_dir)
         export_predictions(task, out_dir / "predictions")

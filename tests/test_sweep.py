@@ -2,7 +2,7 @@
 
 import pytest
 
-from ftlib import io, sweep
+from ftlib import io, plots, sweep
 
 
 def test_viggo_full_arms_share_one_budget_and_names_are_unique():
@@ -41,6 +41,14 @@ def test_arms_are_scored_on_validation_never_test(tiny_model_dir, runs_root):
     assert set(first) == {"id", "prediction", "reference", "scores"}
     pairs = sweep.paired_rows("viggo", rows, runs_root / "out")
     assert len(pairs) == 1 and pairs[0]["items"] == 3
+    # A committed table (an arm measured elsewhere, a stale row of one finished here) is updated, not replaced.
+    committed = {**rows[0], "arm": "full-0.0002-3200x1", "score": 0.95}
+    plots.save_table([{**rows[1], "score": 0.123}, committed], "sweep_viggo", runs_root / "out")
+    table = sweep.table_rows("viggo", runs_root / "out", arms, root=runs_root)
+    assert [r["arm"] for r in table][0] == "full-0.0002-3200x1"  # the grid's arms first, in its order
+    assert sorted(r["arm"] for r in table[1:]) == sorted(a.name for a in arms)
+    score = {r["arm"]: r["score"] for r in table}
+    assert score["full-0.0002-3200x1"] == 0.95 and score[arms[1].name] == rows[1]["score"] != 0.123
 
 
 def test_best_prefers_score_then_lower_loss():
