@@ -63,6 +63,9 @@ class TrainConfig:
     bf16: bool | None = None
     gradient_checkpointing: bool = False
     padding_free: bool = True  # concatenate the batch into one row: no compute spent on padding
+    # Padded batches only: draw batches of similar lengths (transformers' LengthGroupedSampler), so
+    # less of each batch is padding (benchmarks/gpu_train_speed.py)
+    group_by_length: bool = False
     # With padding_free and SDPA: attention per example inside the row, not over the whole row (lean.py)
     packed_attention: bool = True
     lean_loss: bool = True  # logits of the completion positions only, no per-step entropy (lean.py)
@@ -145,6 +148,7 @@ def make_sft_config(cfg: TrainConfig, run_dir: Path):
         # transformers 5.24 renamed gradient_checkpointing to activation_checkpointing.
         activation_checkpointing=cfg.gradient_checkpointing,
         padding_free=cfg.padding_free,
+        train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         # Padding-free does not enforce max_length: too-long rows are dropped beforehand (see runs).
         max_length=None if cfg.padding_free else cfg.max_length,
         completion_only_loss=True,  # loss on the answer (and its EOS) only, not on the prompt

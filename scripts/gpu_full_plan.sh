@@ -6,23 +6,13 @@
 # a run cut short still returns what finished.
 #
 #   OUT=/some/folder scripts/gpu_full_plan.sh [seconds]     (default 540: stop waiting after that)
-set -u
 LIMIT=${1:-540}
-OUT=${OUT:?set OUT to a folder for the packed results}
-mkdir -p "$OUT" runs/logs
-export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+source "$(dirname "$0")/gpu_common.sh"
 python3 -c "from ftlib import models, prepare
 print(models.resolve('smollm2-135m-instruct'))
 for t in ('viggo', 'sql', 'gsm8k'):
     prepare.prepare(t)" || exit 1
 
-pack() {
-  tar czf "$OUT/runs.tgz.tmp" --exclude='*/model' --exclude='*/checkpoints' --exclude='*/adapter' \
-      --exclude='*/merged' runs/full runs/sweep runs/logs results/sweep 2>/dev/null
-  mv "$OUT/runs.tgz.tmp" "$OUT/runs.tgz"
-}
-
-start=$SECONDS
 pids=()
 for task in gsm8k viggo sql; do
   python3 -m ftlib.reproduce --preset full --compute "$task" > "runs/logs/full_$task.log" 2>&1 &
@@ -34,15 +24,7 @@ pids+=($!)
 python3 -m ftlib.sweep --task viggo --arms full-0.0002-800x4 full-0.0002-3200x1 lora-0.001-1600x2 \
     > runs/logs/sweep_viggo_b.log 2>&1 &
 pids+=($!)
-
-while (( SECONDS - start < LIMIT )); do
-  alive=0
-  for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done
-  echo "[$((SECONDS - start)) s] $alive of ${#pids[@]} processes running; $(nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader)"
-  pack
-  (( alive == 0 )) && break
-  sleep 30
-done
+wait_packing "$LIMIT" "${pids[@]}"
 for task in viggo; do python3 -m ftlib.sweep --task "$task" --table-only > "runs/logs/sweep_table_$task.log" 2>&1; done
 pack
 tail -n 3 runs/logs/*.log

@@ -55,7 +55,11 @@ def test_sft_config_holds_the_levers(tmp_path):
     args = train.make_sft_config(cfg, tmp_path)
     assert args.bf16 and not args.gradient_checkpointing and args.padding_free
     assert args.completion_only_loss and args.load_best_model_at_end
-    assert args.metric_for_best_model == "eval_loss"
+    assert args.metric_for_best_model == "eval_loss" and args.train_sampling_strategy == "random"
+    gpu = train.make_sft_config(train.preset("gpu", bf16=False), tmp_path)  # padded batches of similar lengths
+    assert gpu.activation_checkpointing and not gpu.padding_free
+    assert gpu.train_sampling_strategy == "group_by_length"
+    assert gpu.per_device_train_batch_size * gpu.gradient_accumulation_steps == 256  # the case study's batch
     lora = train.make_peft_config(train.preset("cpu", method="lora"))
     assert (lora.r, lora.lora_alpha, lora.target_modules) == (8, 16, "all-linear")
     assert train.make_peft_config(cfg) is None
