@@ -244,10 +244,12 @@ def quality(rows: list[dict], title: str = ""):
 def sweep(rows: list[dict], title: str = ""):
     """Recipe sweep: validation score with its 95% CI per arm (left) and training minutes (right).
 
-    `rows`: sweep.row dicts (arm, method, score, ci_low, ci_high, train_minutes).
+    `rows`: sweep.row dicts (arm, method, score, ci_low, ci_high, train_minutes), drawn top to bottom in
+    their order (`sweep.table_rows`: the grid's, so the arms of one learning rate stand together).
     """
-    rows = sorted(rows, key=lambda r: (r["method"], r["arm"]))
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [3, 2]})
+    left.invert_yaxis()  # the first row on top, in both panels
+    right.invert_yaxis()
     ys = range(len(rows))
     colors = ["tab:green" if r["method"] == "full" else "tab:purple" for r in rows]
     means = [100 * r["score"] for r in rows]
