@@ -49,7 +49,7 @@ def grid(task: str) -> list[Arm]:
         return full + [Arm("lora", lr, 1600, 2) for lr in (5e-4, 1e-3, 2e-3)]
     if task == "sql":  # 2,729 usable rows: the budget is epochs of all of them
         full = [Arm("full", lr, None, 2) for lr in (1e-4, 2e-4, 4e-4)]
-        return full + [Arm("full", 2e-4, None, e) for e in (1, 3)] + [Arm("lora", 1e-3, None, 2)]
+        return full + [Arm("full", 2e-4, None, e) for e in (1, 3)] + [Arm("lora", lr, None, 2) for lr in (1e-3, 2e-3)]
     raise ValueError(f"no sweep grid for task {task!r}; expected viggo or sql")
 
 

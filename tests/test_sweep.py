@@ -17,11 +17,11 @@ def test_viggo_full_arms_share_one_budget_and_names_are_unique():
 
 def test_sql_arms_train_every_row_and_score_validation():
     arms = sweep.grid("sql")
-    assert len({a.name for a in arms}) == len(arms) == 6
+    assert len({a.name for a in arms}) == len(arms) == 7
     assert all(a.n_train is None for a in arms) and all(a.name.split("-")[2].startswith("all") for a in arms)
     full_2e4 = sorted(a.epochs for a in arms if a.method == "full" and a.lr == 2e-4)
     assert full_2e4 == [1, 2, 3]
-    cfg = sweep.config("sql", arms[-1], "some-model", val_limit=300)
+    cfg = sweep.config("sql", arms[5], "some-model", val_limit=300)
     got = (cfg.method, cfg.lora_r, cfg.n_train, cfg.eval_split, cfg.eval_limit)
     assert got == ("lora", 16, None, "validation", 300)
     assert cfg.name == "sql-lora-0.001-allx2" and cfg.experiment == "sweep"
