@@ -34,8 +34,15 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 
 def read_json(path: str | Path) -> Any:
-    """Read a JSON file."""
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """Read a JSON file; a DataFormatError naming the file and line if it is not valid UTF-8 JSON."""
+    raw = Path(path).read_bytes()
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise DataFormatError(f"{path}:{line}: expected UTF-8 text, got the byte {raw[e.start]:#04x}") from None
+    except json.JSONDecodeError as e:
+        raise DataFormatError(f"{path}:{e.lineno}: expected valid JSON ({e.msg}, column {e.colno})") from None
 
 
 def iter_jsonl(path: str | Path, required: Iterable[str] = (), strings: bool = False) -> Iterator[dict]:
@@ -47,8 +54,13 @@ def iter_jsonl(path: str | Path, required: Iterable[str] = (), strings: bool = F
     """
     required = list(required)
     path = Path(path)
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataFormatError(f"{path}:{lineno}: expected UTF-8 text, got the byte "
+                                      f"{raw[e.start]:#04x} at column {e.start + 1}") from None
             if not line.strip():
                 continue
             try:

@@ -162,6 +162,7 @@ _REGISTRY: dict[str, Task] = {t.name: t for t in BUILTIN}
 
 def register(task: Task) -> Task:
     """Make a task known by its name in this process (a file-based task needs no registering)."""
+    check_name(task.name, task.source or "register")
     if task.name in {t.name for t in BUILTIN} and _REGISTRY[task.name] is not task:
         raise ValueError(f"{task.name!r} is a built-in task; give yours another name")
     _REGISTRY[task.name] = task
@@ -250,13 +251,63 @@ def from_file(path: str | Path) -> Task:
     return _from_file(path.resolve(), path.stat().st_mtime_ns)
 
 
-@functools.cache
-def _from_file(path: Path, _mtime: int) -> Task:
-    spec = io.read_json(path)
-    where = str(path)
+SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")  # one path component: folders are named after it
+NAME_RULE = "letters, digits, '-', '_' and '.' (not first): it names folders under runs/"
+
+
+def check_name(name: object, where: str) -> str:
+    """A task name that is one safe path component, else a DataFormatError with the rule.
+
+    >>> check_name("mr_to_text.v2", "task.json")
+    'mr_to_text.v2'
+    """
+    if not (isinstance(name, str) and SAFE_NAME.fullmatch(name)):
+        raise DataFormatError(f"{where}: 'name' must be {NAME_RULE}; got {name!r}")
+    return name
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+# key -> (check, what is expected): every optional key of a task file, checked before anything loads
+_KEY_TYPES = {
+    "files": (lambda v: isinstance(v, dict) and all(isinstance(f, str) and f for f in v.values()),
+              "an object of split -> file name"),
+    "instruction": (lambda v: isinstance(v, str) and v.strip(), "a non-empty string"),
+    "system": (lambda v: isinstance(v, str), "a string"),
+    "scorer": (lambda v: isinstance(v, str), "a string"),
+    "scorer_args": (lambda v: isinstance(v, dict), "an object"),
+    "metrics": (lambda v: isinstance(v, list) and v and all(isinstance(m, str) for m in v),
+                "a non-empty list of strings"),
+    "primary": (lambda v: isinstance(v, str), "a string"),
+    "max_new_tokens": (lambda v: _is_int(v) and v > 0, "a positive integer"),
+    "few_shot": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "stop": (lambda v: isinstance(v, list) and all(isinstance(x, str) and x for x in v),
+             'a list of non-empty strings, e.g. ["END"]'),
+    "fmt": (lambda v: v in ("chat", "text"), "'chat' or 'text'"),
+    "title": (lambda v: isinstance(v, str), "a string"),
+}
+
+
+def check_spec(spec: object, where: str) -> dict:
+    """A task file's declaration with every key's type checked; a DataFormatError names the key."""
+    if not isinstance(spec, dict):
+        raise DataFormatError(f"{where}: expected a JSON object, got {type(spec).__name__}")
     for key in ("name", "files", "instruction"):
         if key not in spec:
             raise DataFormatError(f"{where}: missing {key!r}; a task file needs name, files and instruction")
+    check_name(spec["name"], where)
+    for key, (ok, expected) in _KEY_TYPES.items():
+        if key in spec and not ok(spec[key]):
+            raise DataFormatError(f"{where}: {key!r} must be {expected}; got {spec[key]!r}")
+    return spec
+
+
+@functools.cache
+def _from_file(path: Path, _mtime: int) -> Task:
+    where = str(path)
+    spec = check_spec(io.read_json(path), where)
     files = {s: path.parent / f for s, f in spec["files"].items()}
     for split in ("train", "test"):
         if split not in files:
@@ -275,7 +326,7 @@ def _from_file(path: Path, _mtime: int) -> Task:
         score=lambda p, r: score(p, r["completion"], r) if with_row else score(p, r["completion"]),
         metrics=metrics, primary=spec.get("primary", metrics[0]),
         instruction=spec["instruction"], system=spec.get("system", spec["instruction"]),
-        max_new_tokens=int(spec.get("max_new_tokens", 256)), few_shot=int(spec.get("few_shot", 3)),
+        max_new_tokens=spec.get("max_new_tokens", 256), few_shot=spec.get("few_shot", 3),
         stop=tuple(spec.get("stop", ())),
         fields=("prompt", "completion"), fmt=spec.get("fmt", "chat"), title=spec.get("title", spec["name"]),
         with_answer=lambda r, p: {**r, "completion": p.strip()}, source=where))

@@ -101,12 +101,51 @@ def test_bad_rows_say_file_line_and_what_was_expected(tmp_path, line, expected):
     ({"primary": "nope"}, "primary metric 'nope'"),
     ({"files": {"train": "train.jsonl"}}, "needs a 'test' file"),
     ({"files": {"train": "train.jsonl", "test": "gone.jsonl"}}, "the test file gone.jsonl does not exist"),
+    # a name is one safe path component: folders under runs/ are named after it
+    ({"name": "../../data/viggo"}, r"task\.json: 'name' must be letters, digits.*got '\.\./\.\./data/viggo'"),
+    ({"name": ""}, r"'name' must be letters"), ({"name": "a/b"}, r"'name' must be .*got 'a/b'"),
+    ({"name": ".hidden"}, r"'name' must be"), ({"name": 42}, r"'name' must be .*got 42"),
+    # types are checked at the door, naming the key
+    ({"files": ["train.jsonl"]}, r"task\.json: 'files' must be an object"),
+    ({"files": "train.jsonl"}, r"'files' must be an object"),
+    ({"max_new_tokens": "abc"}, r"'max_new_tokens' must be a positive integer; got 'abc'"),
+    ({"max_new_tokens": -5}, r"'max_new_tokens' must be a positive integer; got -5"),
+    ({"few_shot": "three"}, r"'few_shot' must be an integer >= 0"),
+    ({"instruction": ["Add", "them"]}, r"'instruction' must be a non-empty string"),
+    ({"stop": "END"}, r"'stop' must be a list of non-empty strings"),
+    ({"fmt": "xml"}, r"'fmt' must be 'chat' or 'text'"),
 ])
 def test_bad_task_files_are_refused_with_a_reason(tmp_path, change, expected):
     path = write_task(tmp_path / "task")
     path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
     with pytest.raises((DataFormatError, ValueError), match=expected):
         tasks.get(str(path))
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b'{"name": "addition",\n "files": }', r"task\.json:2: expected valid JSON"),
+    (b'{"name": "addition",\n "instruction": "caf\xe9"}', r"task\.json:2: expected UTF-8 text, got the byte 0xe9"),
+    (b'[1, 2]', r"task\.json: expected a JSON object, got list"),
+])
+def test_unreadable_task_files_name_the_file_and_line(tmp_path, content, expected):
+    path = write_task(tmp_path / "task")
+    path.write_bytes(content)
+    with pytest.raises(DataFormatError, match=expected):
+        tasks.get(str(path))
+
+
+def test_a_bad_utf8_byte_in_a_row_names_file_and_line(tmp_path):
+    f = tmp_path / "rows.jsonl"
+    f.write_bytes(b'{"prompt": "ok", "completion": "ok"}\n{"prompt": "caf\xe9", "completion": "x"}\n')
+    with pytest.raises(DataFormatError, match=r"rows\.jsonl:2: expected UTF-8 text, got the byte 0xe9"):
+        tasks.read_user_rows(f)
+
+
+def test_a_traversing_task_name_writes_nothing_outside_runs(tmp_path, runs_root):
+    path = write_task(tmp_path / "task", name="../../data/viggo")
+    with pytest.raises(DataFormatError, match="'name' must be"):
+        prepare.prepare(str(path))
+    assert not (runs_root.parent / "data").exists() and not runs_root.exists()
 
 
 def test_a_raising_scorer_is_reported_not_fatal(tmp_path, runs_root, capsys):
