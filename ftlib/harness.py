@@ -125,6 +125,8 @@ def evaluate(model: str | Generator, task: str, split: str = "test", style: str 
 
     >>> evaluate("smollm2-135m-instruct", "viggo", "test", "few_shot", limit=50)  # doctest: +SKIP
     """
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit={limit!r}: expected an integer >= 1, or None (every item)")
     style = STYLE_ALIASES.get(style, style)
     if style not in prompts.STYLES:
         raise ValueError(f"unknown style {style!r}; expected one of {prompts.STYLES}")
@@ -188,6 +190,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--tool", choices=list(TOOLS), help="a decoding tool, e.g. calculator (GSM8K notes)")
     args = ap.parse_args(argv)
+    if args.limit is not None and args.limit < 1:
+        ap.error(f"--limit {args.limit}: expected an integer >= 1 (leave it out for every item)")
     kw = {"batch_size": args.batch_size} if args.batch_size else {}
     s = evaluate(args.model, args.task, args.split, args.style, args.limit, args.out, tool=args.tool, **kw)
     for m, v in s["metrics"].items():

@@ -79,11 +79,53 @@ class TrainConfig:
     eval_style: str = "finetuned"
     fmt: str = "chat"  # prompts.sft_example format: "chat" (template, EOS = <|im_end|>) or "special"
 
+    def __post_init__(self):
+        check_ranges(self)
+
     def run_name(self) -> str:
         """The run folder's name: explicit, or task-method-preset."""
         from ftlib import tasks
 
         return self.name or f"{tasks.name(self.task)}-{self.method}-{self.preset}"
+
+
+# field -> (in range?, what is expected): values that would train nothing, or on the wrong data, and
+# still write DONE (epochs=-1 saved the base model as the result) are refused when a config is made.
+RANGES = {
+    "epochs": (lambda v: v > 0, "> 0"),
+    "max_steps": (lambda v: v == -1 or v > 0, "> 0, or -1 (use epochs)"),
+    "n_train": (lambda v: v is None or v >= 1, ">= 1, or None (all)"),
+    "n_val": (lambda v: v >= 1, ">= 1"),
+    "lr": (lambda v: v > 0, "> 0"),
+    "warmup_steps": (lambda v: v >= 0, ">= 0"),
+    "weight_decay": (lambda v: v >= 0, ">= 0"),
+    "batch_size": (lambda v: v >= 1, ">= 1"),
+    "grad_accum": (lambda v: v >= 1, ">= 1"),
+    "max_length": (lambda v: v >= 16, ">= 16 (tokens of a prompt and its answer)"),
+    "eval_steps": (lambda v: v is None or v >= 1, ">= 1, or None (once an epoch)"),
+    "torch_threads": (lambda v: v is None or v >= 1, ">= 1, or None"),
+    "lora_r": (lambda v: v >= 1, ">= 1"),
+    "lora_alpha": (lambda v: v > 0, "> 0"),
+    "lora_dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "eval_limit": (lambda v: v is None or v >= 0, ">= 0, or None (all)"),
+}
+
+
+def check_ranges(cfg: "TrainConfig") -> None:
+    """A ValueError naming the first field whose value is out of its range (`RANGES`).
+
+    >>> check_ranges(TrainConfig(epochs=-1))
+    Traceback (most recent call last):
+    ValueError: epochs=-1: expected > 0
+    """
+    for key, (ok, expected) in RANGES.items():
+        value = getattr(cfg, key)
+        try:
+            good = ok(value)
+        except TypeError:  # a value of the wrong type (a JSON config): not a number
+            good = False
+        if not good:
+            raise ValueError(f"{key}={value!r}: expected {expected}")
 
 
 LORA_LR = 1e-4  # the case study's LoRA lr; used when method=lora and lr is not set explicitly
@@ -283,6 +325,10 @@ def datasets_for(cfg: TrainConfig, tokenizer):
 
     train_ex = build_examples(cfg, "train", cfg.n_train, tokenizer)
     val_ex = build_examples(cfg, "validation", cfg.n_val, tokenizer)
+    for split, ex in (("train", train_ex), ("validation", val_ex)):
+        if not ex:
+            raise ValueError(f"no {split} example of task {cfg.task!r} fits max_length={cfg.max_length} "
+                             "tokens; raise max_length")
     info = {"task": cfg.task, "fmt": cfg.fmt, "n_train": len(train_ex), "n_val": len(val_ex),
             "train_sha256": io.rows_hash(train_ex), "val_sha256": io.rows_hash(val_ex)}
     return datasets.Dataset.from_list(train_ex), datasets.Dataset.from_list(val_ex), info
@@ -453,11 +499,14 @@ def main(argv: list[str] | None = None) -> None:
         except ValueError as e:
             ap.error(str(e))
         overrides[key] = value
-    if args.config is not None:
-        cfg = TrainConfig(**{**args.config, **overrides})
-    else:
-        named = {k: v for k, v in (("task", args.task), ("method", args.method), ("model", args.model)) if v}
-        cfg = preset(args.preset, **{**named, **overrides})
+    try:
+        if args.config is not None:
+            cfg = TrainConfig(**{**args.config, **overrides})
+        else:
+            named = {k: v for k, v in (("task", args.task), ("method", args.method), ("model", args.model)) if v}
+            cfg = preset(args.preset, **{**named, **overrides})
+    except ValueError as e:
+        ap.error(str(e))
     print(run(cfg))
 
 

@@ -90,3 +90,13 @@ def test_local_model_end_to_end(tmp_path, tiny_model_dir, one_thread):
     assert s["n"] == 3 and s["metrics"]["exact"]["n"] == 3 and s["style"] == "chat"
     assert harness.evaluate(str(tiny_model_dir), "viggo", "test", "finetuned", limit=3,
                             out_dir=tmp_path) == s
+
+
+@pytest.mark.parametrize("limit", [-5, 0])
+def test_a_limit_below_one_is_refused(tmp_path, limit, capsys):
+    with pytest.raises(ValueError, match=f"limit={limit}: expected an integer >= 1"):
+        harness.evaluate(FakeGenerator(), "viggo", "test", "zero_shot", limit=limit, out_dir=tmp_path / "e")
+    with pytest.raises(SystemExit) as e:
+        harness.main(["--task", "viggo", "--limit", str(limit), "--out", str(tmp_path / "e")])
+    assert e.value.code == 2 and f"--limit {limit}: expected an integer >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "e").exists()

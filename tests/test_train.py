@@ -89,6 +89,29 @@ def test_bad_set_values_are_refused_at_the_door(item, message, capsys):
     assert e.value.code == 2 and message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("item, message", [
+    ("epochs=-1", "epochs=-1.0: expected > 0"), ("epochs=0", "epochs=0.0: expected > 0"),
+    ("n_train=-5", "n_train=-5: expected >= 1, or None"), ("n_train=0", "n_train=0: expected >= 1"),
+    ("max_length=0", "max_length=0: expected >= 16"), ("batch_size=0", "batch_size=0: expected >= 1"),
+    ("lr=-1e-4", "lr=-0.0001: expected > 0"), ("max_steps=0", "max_steps=0: expected > 0, or -1"),
+    ("eval_steps=0", "eval_steps=0: expected >= 1"), ("n_val=0", "n_val=0: expected >= 1"),
+])
+def test_out_of_range_values_are_refused_before_anything_runs(item, message, capsys, runs_root):
+    with pytest.raises(SystemExit) as e:
+        train.main(["--preset", "smoke", "--set", item])
+    assert e.value.code == 2 and message in capsys.readouterr().err
+    assert not runs_root.exists()  # no folder made, so none blocks the name afterwards
+    with pytest.raises(ValueError, match=message.split(":")[0]):
+        train.TrainConfig(**dict([train.parse_setting(item)]))
+
+
+def test_a_max_length_no_example_fits_is_refused_by_name(tiny_model_dir, runs_root):
+    cfg = smoke(tiny_model_dir, max_length=16)
+    with pytest.raises(ValueError, match="no train example of task 'viggo' fits max_length=16"):
+        train.run(cfg)
+    assert not runs.run_dir("t", cfg.run_name()).exists()
+
+
 def _collated(tiny_model_dir, runs_root, padding_free):
     cfg = smoke(tiny_model_dir, padding_free=padding_free, n_train=8)
     model, tok = train.load_for_training(cfg, cfg.model)
