@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -105,3 +108,67 @@ def append_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
         f.flush()
         os.fsync(f.fileno())
+
+
+class FolderBusy(RuntimeError):
+    """Another live process holds a folder's lock."""
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+def _holder(lock: Path) -> dict | None:
+    """The lock's content, {pid, host, since}; None when it is unreadable or half-written."""
+    try:
+        held = json.loads(lock.read_text(encoding="utf-8"))
+        return held if isinstance(held, dict) and isinstance(held.get("pid"), int) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _take(lock: Path) -> bool:
+    """Create the lock file with this process's pid, only if none exists (O_EXCL: one winner)."""
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump({"pid": os.getpid(), "host": socket.gethostname(),
+                   "since": time.strftime("%Y-%m-%dT%H:%M:%S")}, f)
+    return True
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path, what: str = "a run") -> Iterator[Path]:
+    """Hold `folder/LOCK` while the block runs: one process per folder.
+
+    A second process gets FolderBusy naming the holder's pid; a lock whose process is gone (killed,
+    on this machine) is stale and taken over, with a note.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / "LOCK"
+    while not _take(lock):
+        held = _holder(lock)
+        if held is None and time.time() - lock.stat().st_mtime < 5:
+            time.sleep(0.1)  # being written by its holder right now
+            continue
+        if held and (held.get("host") != socket.gethostname() or _alive(held["pid"])):
+            raise FolderBusy(f"{folder} is in use: {what} there is held by process {held['pid']} on "
+                             f"{held.get('host')} since {held.get('since')} ({lock}); wait for it to end, "
+                             "or delete the LOCK file if that process is gone")
+        print(f"note: {lock} was left by process {held and held['pid']}, which is gone: taking it over")
+        lock.unlink(missing_ok=True)
+    try:
+        yield lock
+    finally:
+        if (_holder(lock) or {}).get("pid") == os.getpid():
+            lock.unlink(missing_ok=True)

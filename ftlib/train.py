@@ -380,15 +380,33 @@ def run(cfg: TrainConfig, callbacks=(), args=None) -> Path:
     `args`: the SFTConfig to train with (notebook 02 writes its own), else make_sft_config(cfg).
     """
     folder = runs.run_dir(cfg.experiment, cfg.run_name())
-    if runs.is_done(folder):
-        print(f"[train] {paths.shown(folder)} is finished: skipped")
-        return folder
+    with runs.lock(folder):  # a second process on the same folder is refused, naming the holder
+        if not _skip_finished(cfg, folder):
+            _train(cfg, folder, callbacks, args)
+    return folder
+
+
+def _defaults() -> dict:
+    return {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+
+
+def _skip_finished(cfg: TrainConfig, folder: Path) -> bool:
+    """True (and say so) if the folder holds this run finished; a finished run of another config
+    is refused with the differences, as an unfinished one is."""
+    if not runs.is_done(folder):
+        return False
+    runs.check_same_config(folder, dataclasses.asdict(cfg), _defaults())
+    print(f"[train] {paths.shown(folder)} is finished: skipped")
+    return True
+
+
+def _train(cfg: TrainConfig, folder: Path, callbacks, args) -> None:
+    """Train, save, evaluate and finish one run folder (the caller holds its lock)."""
     spec = start_spec(cfg)
     model, tok = load_for_training(cfg, spec)
     train_ds, val_ds, info = datasets_for(cfg, tok)
     config = {**dataclasses.asdict(cfg), "start_spec": spec}
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    runs.start(folder, config, info, bf16=use_bf16(cfg), defaults=defaults)
+    runs.start(folder, config, info, bf16=use_bf16(cfg), defaults=_defaults())
     resume = runs.last_checkpoint(folder)
     logger = runs.RunLogger(folder)
     trainer = make_trainer(cfg, folder, model, tok, train_ds, val_ds, callbacks=[logger, *callbacks], args=args)
@@ -403,7 +421,6 @@ def run(cfg: TrainConfig, callbacks=(), args=None) -> Path:
     runs.finish(folder, summary)
     brief = {k: summary[k] for k in ("wall_seconds", "tokens_per_s", "best_eval_loss")}
     print(f"[train] {paths.shown(folder)}: {json.dumps(brief)}")
-    return folder
 
 
 def run_in_fresh_process(cfg: TrainConfig) -> Path:
@@ -417,8 +434,7 @@ def run_in_fresh_process(cfg: TrainConfig) -> Path:
     Callbacks cannot cross processes: use `run` for them.
     """
     folder = runs.run_dir(cfg.experiment, cfg.run_name())
-    if runs.is_done(folder):
-        print(f"[train] {paths.shown(folder)} is finished: skipped")
+    if _skip_finished(cfg, folder):
         return folder
     runs.in_fresh_process("ftlib.train", "--config=" + json.dumps(dataclasses.asdict(cfg)),
                           f"training {paths.shown(folder)}", "Rerun to resume from its last checkpoint.")
@@ -507,7 +523,10 @@ def main(argv: list[str] | None = None) -> None:
             cfg = preset(args.preset, **{**named, **overrides})
     except ValueError as e:
         ap.error(str(e))
-    print(run(cfg))
+    try:
+        print(run(cfg))
+    except io.FolderBusy as e:  # another process trains this folder: say who, without a traceback
+        raise SystemExit(f"error: {e}") from None
 
 
 if __name__ == "__main__":
