@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -61,6 +62,7 @@ class Task:
     row_id: Callable[[dict], object] | None = None  # a stable id for predictions files
     title: str = ""  # figure titles
     source: str | None = None  # the task file a user's task came from
+    scorer_id: str = ""  # a user's scorer (spec, args, file bytes): stored scores count while it is the same
 
     def __post_init__(self):
         if self.primary not in self.metrics:
@@ -247,8 +249,19 @@ def from_file(path: str | Path) -> Task:
     max_new_tokens (default 256), stop (strings that end an answer), few_shot (default 3),
     fmt ("chat" or "text"), title.
     """
-    path = Path(path)
-    return _from_file(path.resolve(), path.stat().st_mtime_ns)
+    path = Path(path).resolve()
+    return _from_file(path, path.stat().st_mtime_ns, _scorer_stamp(path))
+
+
+def _scorer_stamp(path: Path) -> str:
+    """The hash of a task file's own scorer file ("": none), so an edited scorer is loaded again
+    (and its stored scores redone: `Task.scorer_id`); by content, as two edits can share an mtime."""
+    try:
+        scorer = io.read_json(path).get("scorer", "")
+        file = path.parent / scorer.rpartition(":")[0] if isinstance(scorer, str) and ":" in scorer else None
+        return hashlib.sha256(file.read_bytes()).hexdigest() if file and file.is_file() else ""
+    except (OSError, ValueError, AttributeError):
+        return ""  # _from_file reports what is wrong with the file
 
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")  # one path component: folders are named after it
@@ -305,7 +318,7 @@ def check_spec(spec: object, where: str) -> dict:
 
 
 @functools.cache
-def _from_file(path: Path, _mtime: int) -> Task:
+def _from_file(path: Path, _mtime: int, _scorer_hash: str) -> Task:
     where = str(path)
     spec = check_spec(io.read_json(path), where)
     files = {s: path.parent / f for s, f in spec["files"].items()}
@@ -318,8 +331,8 @@ def _from_file(path: Path, _mtime: int) -> Task:
     load = _user_loader(files, spec["name"])
     if "validation" not in files:
         load = _split_off_validation(load)
-    score, metrics = scorers.build(spec.get("scorer", "exact"), spec.get("scorer_args", {}), path.parent,
-                                   where, spec.get("metrics"))
+    scorer, scorer_args = spec.get("scorer", "exact"), spec.get("scorer_args", {})
+    score, metrics = scorers.build(scorer, scorer_args, path.parent, where, spec.get("metrics"))
     with_row = scorers.wants_row(score)
     return register(Task(
         name=spec["name"], load=load, question=lambda r: r["prompt"], reference=lambda r: r["completion"],
@@ -329,7 +342,8 @@ def _from_file(path: Path, _mtime: int) -> Task:
         max_new_tokens=spec.get("max_new_tokens", 256), few_shot=spec.get("few_shot", 3),
         stop=tuple(spec.get("stop", ())),
         fields=("prompt", "completion"), fmt=spec.get("fmt", "chat"), title=spec.get("title", spec["name"]),
-        with_answer=lambda r, p: {**r, "completion": p.strip()}, source=where))
+        with_answer=lambda r, p: {**r, "completion": p.strip()}, source=where,
+        scorer_id=scorers.file_hash(scorer, scorer_args, path.parent)))
 
 
 def _split_off_validation(load: Callable[[str], list[dict]]) -> Callable[[str], list[dict]]:
@@ -343,12 +357,19 @@ def _split_off_validation(load: Callable[[str], list[dict]]) -> Callable[[str], 
     return split_load
 
 
-def safe_score(task: Task, prediction: str, row: dict) -> tuple[dict, str | None]:
-    """(scores, error): a scorer that raises scores every metric as failed and says why."""
-    try:
-        return task.score(prediction, row), None
-    except Exception as e:  # a user's scorer on a model's output: report it, never stop the run
-        return dict.fromkeys(task.metrics, False), f"{type(e).__name__}: {e}"
+def safe_score(task: Task, prediction: str, row: dict, score: Callable | None = None) -> tuple[dict, str | None]:
+    """(scores, error): a scorer that raises or returns something other than a bool or a finite
+    number per metric scores every metric as failed and says why. `score`: task.score run another
+    way, returning (value, error) (`scorers.Bounded`)."""
+    if score is None:
+        try:
+            out, error = task.score(prediction, row), None
+        except Exception as e:  # a user's scorer on a model's output: report it, never stop the run
+            out, error = None, f"{type(e).__name__}: {e}"
+    else:
+        out, error = score(prediction, row)
+    error = error or scorers.check_scores(out, task.metrics)
+    return (dict.fromkeys(task.metrics, False), error) if error else (out, None)
 
 
 def replace(task: Task, **changes) -> Task:

@@ -164,6 +164,70 @@ def test_a_raising_scorer_is_reported_not_fatal(tmp_path, runs_root, capsys):
     assert s["task"] == str(path) and t.name == "addition"
 
 
+def _answers():
+    answer = {r["prompt"]: r["completion"] for r in ROWS}
+    return Echo(lambda p: answer[p.split("\n\n")[-1]])
+
+
+def _scorer(body):
+    """A score.py whose score(prediction, reference) declares metric 'same' and runs `body` for
+    item "6 plus 1" (every other item scores normally)."""
+    return ("import math, sys\n"
+            "def score(prediction, reference):\n"
+            "    if prediction == '7' and reference == '7':\n"
+            f"        {body}\n"
+            "    return {'same': prediction.strip() == reference}\n")
+
+
+@pytest.mark.parametrize("body, error", [
+    ("while True: pass", "timeout: no result within 1 s"),
+    ("sys.exit(3)", "SystemExit: 3"),
+    ("return {'same': 'yes'}", "metric 'same' is 'yes'; expected a bool or a finite number"),
+    ("return {'same': None}", "metric 'same' is None; expected"),
+    ("return {'same': 10 ** 400}", "metric 'same' is 1000"),
+    ("return {'same': math.nan}", "metric 'same' is nan; expected"),
+    ("return 'yes'", "returned str 'yes'; expected a dict"),
+])
+def test_a_hostile_scorer_costs_its_item_not_the_evaluation(tmp_path, runs_root, monkeypatch, capsys, body, error):
+    monkeypatch.setattr(harness, "SCORE_TIMEOUT_S", 1.0)
+    path = write_task(tmp_path / "task", metrics=["same"])
+    (tmp_path / "task" / "score.py").write_text(_scorer(body))
+    s = harness.evaluate(_answers(), str(path), "test", "chat", out_dir=tmp_path / "eval")
+    lines = [json.loads(x) for x in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
+    assert s["n"] == len(lines) == len(ROWS) - 36 and s["scorer_errors"] == 1  # every prediction kept
+    bad = [r for r in lines if "scorer_error" in r]
+    assert bad[0]["prediction"] == "7" and bad[0]["scorer_error"].startswith(error)
+    assert bad[0]["scores"] == {"same": False}
+    assert s["metrics"]["same"]["mean"] == pytest.approx((s["n"] - 1) / s["n"])  # finite, not nan
+    assert f"first on item {bad[0]['idx']}: {error}" in capsys.readouterr().out
+
+
+def test_a_scorer_that_hangs_on_the_probe_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(scorers, "PROBE_TIMEOUT_S", 0.5)
+    path = write_task(tmp_path / "task")
+    (tmp_path / "task" / "score.py").write_text("def score(p, r):\n    while True: pass\n")
+    with pytest.raises(DataFormatError, match=r"task\.json: the scorer failed on a probe \(timeout"):
+        tasks.get(str(path))
+
+
+def test_a_changed_scorer_rescores_the_stored_predictions(tmp_path, runs_root):
+    path = write_task(tmp_path / "task", metrics=["same"])
+    (tmp_path / "task" / "score.py").write_text(_scorer("return {'same': 'yes'}"))
+    gen = _answers()
+    first = harness.evaluate(gen, str(path), "test", "chat", out_dir=tmp_path / "eval")
+    assert first["scorer_errors"] == 1
+    (tmp_path / "task" / "score.py").write_text(_scorer("return {'same': True}"))  # fixed
+
+    def no_generation(*a, **k):
+        raise AssertionError("the stored predictions must be rescored, not generated again")
+    gen.generate = no_generation
+    fixed = harness.evaluate(gen, str(path), "test", "chat", out_dir=tmp_path / "eval")
+    assert fixed["scorer_errors"] == 0 and fixed["metrics"]["same"]["mean"] == 1.0
+    assert fixed["scorer"] != first["scorer"]
+    lines = (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()
+    assert len(lines) == fixed["n"] and all(json.loads(x)["scorer"] == fixed["scorer"] for x in lines)
+
+
 def test_changed_files_are_prepared_again(tmp_path, runs_root):
     path = write_task(tmp_path / "task")
     assert len(prepare.load_split(str(path), "test")) == len(ROWS) - 36
