@@ -102,16 +102,36 @@ def score_records(task: tasks.Task, records: dict[int, dict], rows: dict[int, di
                                             for i in sorted(records)))
 
 
+def check_context(gen: Generator, rendered: dict[int, object], max_new: int) -> None:
+    """Refuse, before any generation, an item whose prompt and answer do not fit the local model's
+    context (a huge few-shot example or input would otherwise take minutes and gigabytes, then fail
+    or answer garbage). Generators without a tokenizer (an API) leave this to their server."""
+    tok = getattr(gen, "tokenizer", None)
+    context = getattr(getattr(getattr(gen, "model", None), "config", None), "max_position_embeddings", None)
+    if tok is None or not isinstance(context, int):
+        return
+    for i, prompt in rendered.items():
+        if not isinstance(prompt, str):
+            continue
+        n = len(tok(prompt, add_special_tokens=False).input_ids)
+        if n + max_new > context:
+            raise ValueError(f"item {i}: its prompt is {n} tokens and its answer may take {max_new}, over the "
+                             f"model's context of {context} tokens; shorten the input or the few-shot "
+                             "examples (few_shot: 0 leaves them out)")
+
+
 def _run_chunks(gen: Generator, cfg: dict, todo: list, pred_path: Path, bar) -> None:
     """Generate the remaining examples, appending each chunk as it finishes (unscored: scoring
     comes after, so a scorer problem never costs the generation)."""
     task, style = tasks.get(cfg["task"]), cfg["style"]
     max_new, stop = task.max_new_tokens, prompts.stop_strings(task, style)
+    rendered = {i: _prompt(gen, task, r, style) for i, r in todo}
+    check_context(gen, rendered, max_new)
     size = chunk_size(gen)
     for start in range(0, len(todo), size):
         chunk = todo[start:start + size]
         t0 = time.perf_counter()
-        outs = gen.generate([_prompt(gen, task, r, style) for _, r in chunk], max_new, stop)
+        outs = gen.generate([rendered[i] for i, _ in chunk], max_new, stop)
         per = (time.perf_counter() - t0) / len(chunk)
         io.append_jsonl(pred_path, [_record(i, task, r, o, per) for (i, r), o in zip(chunk, outs)])
         bar.update(len(chunk))
