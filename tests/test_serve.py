@@ -43,10 +43,10 @@ def test_main_prints_the_client_settings_then_becomes_the_server(tmp_path, monke
     (tmp_path / "tiny").mkdir()
     (tmp_path / "tiny" / "config.json").write_text("{}")
     calls = []
-    monkeypatch.setattr(serve.os, "chdir", calls.append)
-    monkeypatch.setattr(serve.os, "execv", lambda path, argv: calls.append(argv))
-    serve.main([str(tmp_path / "tiny"), "--port", "8124", "--", "--continuous-batching"])
-    assert calls[0] == tmp_path.resolve()
+    monkeypatch.setattr(serve, "_serve_until_signal", lambda argv, cwd: calls.extend([cwd, argv]) or 0)
+    with pytest.raises(SystemExit) as e:
+        serve.main([str(tmp_path / "tiny"), "--port", "8124", "--", "--continuous-batching"])
+    assert e.value.code == 0 and calls[0] == tmp_path.resolve()
     assert calls[1][-7:] == ["serve", "tiny", "--host", "127.0.0.1", "--port", "8124", "--continuous-batching"]
     assert "OPENAI_BASE_URL=http://127.0.0.1:8124/v1 FTLIB_API_MODEL=tiny" in capsys.readouterr().out
 
@@ -100,3 +100,39 @@ def test_a_server_that_cannot_start_says_why(tmp_path):
     with pytest.raises(RuntimeError, match=r"did not start \(exit code \d+, .*\):\n.*\S"):
         with serve.running(str(tmp_path / "broken"), startup_s=120):
             pass
+
+
+# A server busy with a request whose client is gone: it ignores SIGTERM (uvicorn's graceful shutdown
+# waits for the request), as `transformers serve` did for over a minute.
+DEAF = ("import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('ready', flush=True); time.sleep(600)")
+
+
+def test_sigterm_stops_the_server_within_seconds(tmp_path):
+    """`python -m ftlib.backends.serve` runs the server as its child: SIGTERM to it ends both."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    wrapper = ("import sys; from ftlib.backends import serve; serve.STOP_GRACE_S = 1; "
+               f"sys.exit(serve._serve_until_signal([sys.executable, '-c', {DEAF!r}], None))")
+    proc = subprocess.Popen([sys.executable, "-c", wrapper], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"  # the (deaf) server is up
+    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) != 0 and time.monotonic() - t0 < 30
+    for pid in map(int, children):  # the server itself is gone too
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_stop_kills_a_server_that_ignores_sigterm():
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", DEAF], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    assert serve.stop(proc, grace_s=0.5) == -9  # SIGKILL after the grace period

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import re
 import subprocess
 import sys
@@ -84,12 +83,37 @@ def running(spec: str, port: int = 0, dtype: str | None = None, extra: Sequence[
                                f"waited up to {startup_s}s):\n" + "\n".join(log))
         yield client_env(found[0], name)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
+
+
+STOP_GRACE_S = 5.0  # uvicorn waits for requests in flight, which may generate for minutes: not that long
+
+
+def stop(proc: subprocess.Popen, grace_s: float = STOP_GRACE_S) -> int:
+    """End a server process: SIGTERM, then SIGKILL if it is still there after `grace_s`; its exit code."""
+    proc.terminate()
+    try:
+        return proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
+def _serve_until_signal(cmd: list[str], cwd: Path | None) -> int:
+    """Run the server as a child and stop it within seconds of SIGTERM or Ctrl-C (`stop`): served
+    directly, a server busy generating for a client that is gone ignored SIGTERM for minutes."""
+    import signal
+
+    proc = subprocess.Popen(cmd, cwd=cwd)
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        return stop(proc)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -104,9 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     cmd, cwd, name = command(args.model, args.port, args.dtype, argv[cut + 1:])
     print(" ".join(f"{k}={v}" for k, v in client_env(args.port, name).items()), flush=True)
     print(f"(in {cwd or '.'}) transformers {' '.join(cmd[3:])}", flush=True)
-    if cwd:
-        os.chdir(cwd)
-    os.execv(cmd[0], cmd)  # become the server: Ctrl-C and signals reach it directly
+    sys.exit(_serve_until_signal(cmd, cwd))
 
 
 if __name__ == "__main__":
