@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import shutil
 import time
 import typing
 from collections.abc import Iterator
@@ -457,9 +459,17 @@ def merge(folder: Path) -> Path:
     if len(tok) > base.get_input_embeddings().num_embeddings:
         base.resize_token_embeddings(len(tok))
     merged = PeftModel.from_pretrained(base, adapter).merge_and_unload()
-    if runs.is_main_process():
-        merged.save_pretrained(out)
-        tok.save_pretrained(out)
+    if runs.is_main_process():  # into a temporary folder, renamed when whole: a cut save is never reused
+        tmp = folder / f".merged.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            merged.save_pretrained(tmp)
+            tok.save_pretrained(tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        shutil.rmtree(out, ignore_errors=True)  # a merged/ without config.json: an older cut save
+        tmp.rename(out)
     return out
 
 

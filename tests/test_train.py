@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -171,7 +172,7 @@ def test_run_finishes_learns_and_skips(tiny_model_dir, runs_root, method):
 
 def test_merge_gives_base_plus_adapter(tiny_model_dir, runs_root):
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, PreTrainedModel
 
     folder = train.run(smoke(tiny_model_dir, method="lora", epochs=1))
     ids = torch.tensor([[1, 2, 3, 4, 5, 6]])
@@ -181,6 +182,22 @@ def test_merge_gives_base_plus_adapter(tiny_model_dir, runs_root):
         merged = AutoModelForCausalLM.from_pretrained(train.merge(folder), dtype=torch.float32)
         got = merged.eval()(ids).logits
     assert torch.allclose(got, want, atol=1e-5)
+    # A merge cut short (killed, disk full) leaves no merged/ that a later call would take as whole.
+    shutil.rmtree(folder / "merged")
+    real = PreTrainedModel.save_pretrained
+
+    def cut_short(self, out, *a, **k):
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "config.json").write_text("{}")
+        raise OSError(28, "No space left on device")
+    PreTrainedModel.save_pretrained = cut_short
+    try:
+        with pytest.raises(OSError, match="No space left"):
+            train.merge(folder)
+    finally:
+        PreTrainedModel.save_pretrained = real
+    assert not (folder / "merged").exists() and not list(folder.glob(".merged.tmp-*"))
+    assert (train.merge(folder) / "model.safetensors").exists()
 
 
 class StopAfter:
