@@ -231,13 +231,13 @@ def test_a_changed_scorer_rescores_the_stored_predictions(tmp_path, runs_root):
 def test_a_prompt_over_the_context_is_refused_before_generation(tmp_path, tiny_model_dir, runs_root, one_thread):
     from ftlib.backends.local import LocalGenerator
 
-    rows = ROWS[:36] + [{"prompt": "plus " * 600, "completion": "0"}] + ROWS[37:]  # test item 0: ~600 tokens
+    rows = ROWS[:36] + [{"prompt": "plus " * 2100, "completion": "0"}] + ROWS[37:]  # test item 0: ~2100 tokens
     path = write_task(tmp_path / "task", rows=rows)
-    gen = LocalGenerator.from_spec(str(tiny_model_dir))  # a context of 512 tokens
+    gen = LocalGenerator.from_spec(str(tiny_model_dir))  # a context of 2048 tokens
     calls = []
     gen.generate = lambda *a, **k: calls.append(a) or []
     with pytest.raises(ValueError, match=r"item 0: its prompt is \d+ tokens and its answer may take 8, over the "
-                                         r"model's context of 512 tokens"):
+                                         r"model's context of 2048 tokens"):
         harness.evaluate(gen, str(path), "test", "chat", out_dir=tmp_path / "eval")
     assert not calls and not (tmp_path / "eval" / "predictions.jsonl").exists()
 
