@@ -27,7 +27,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ftlib import backends, evals, io, paths, prepare, prompts, tasks
+from ftlib import backends, evals, io, paths, prepare, prompts, scorers, tasks
 from ftlib.backends import Generator
 
 STYLE_ALIASES = {"finetuned": "chat"}  # train.py asks for "finetuned": the SFT prompt format
@@ -77,23 +77,61 @@ def _prompt(gen: Generator, task: str, row: dict, style: str):
 
 
 def _record(idx: int, task: tasks.Task, row: dict, prediction: str, seconds: float) -> dict:
-    """One predictions.jsonl line (`idx`: the item's number in the prepared split)."""
-    scores, error = tasks.safe_score(task, prediction, row)
+    """One predictions.jsonl line (`idx`: the item's number in the prepared split), scored later."""
     rid = task.row_id(row) if task.row_id else None
     return {"idx": idx, "id": idx if rid is None else rid, "input": task.question(row),
-            "reference": task.reference(row), "prediction": prediction, "scores": scores,
-            **({"scorer_error": error} if error else {}), "seconds": seconds}
+            "reference": task.reference(row), "prediction": prediction, "scores": None, "seconds": seconds}
+
+
+SCORE_TIMEOUT_S = 30.0  # per item: a scorer that takes longer is stuck (SQL's own bounds are tighter)
+
+
+def score_records(task: tasks.Task, records: dict[int, dict], rows: dict[int, dict], pred_path: Path) -> None:
+    """Score the records not yet scored by this scorer (`Task.scorer_id`), each in a bounded worker
+    (`scorers.Bounded`), and rewrite predictions.jsonl whole once they are."""
+    todo = [i for i, r in records.items() if r.get("scores") is None or r.get("scorer", "") != task.scorer_id]
+    if not todo:
+        return
+    with scorers.Bounded(task.score, SCORE_TIMEOUT_S) as score:
+        for i in tqdm(todo, unit="ex", desc="scoring", leave=False):
+            scores, error = tasks.safe_score(task, records[i]["prediction"], rows[i], score)
+            records[i].pop("scorer_error", None)
+            records[i].update(scores=scores, **({"scorer_error": error} if error else {}),
+                              **({"scorer": task.scorer_id} if task.scorer_id else {}))
+    io.write_text_atomic(pred_path, "".join(json.dumps(records[i], ensure_ascii=False) + "\n"
+                                            for i in sorted(records)))
+
+
+def check_context(gen: Generator, rendered: dict[int, object], max_new: int) -> None:
+    """Refuse, before any generation, an item whose prompt and answer do not fit the local model's
+    context (a huge few-shot example or input would otherwise take minutes and gigabytes, then fail
+    or answer garbage). Generators without a tokenizer (an API) leave this to their server."""
+    tok = getattr(gen, "tokenizer", None)
+    context = getattr(getattr(getattr(gen, "model", None), "config", None), "max_position_embeddings", None)
+    if tok is None or not isinstance(context, int):
+        return
+    for i, prompt in rendered.items():
+        if not isinstance(prompt, str):
+            continue
+        n = len(tok(prompt, add_special_tokens=False).input_ids)
+        if n + max_new > context:
+            raise ValueError(f"item {i}: its prompt is {n} tokens and its answer may take {max_new}, over the "
+                             f"model's context of {context} tokens; shorten the input or the few-shot "
+                             "examples (few_shot: 0 leaves them out)")
 
 
 def _run_chunks(gen: Generator, cfg: dict, todo: list, pred_path: Path, bar) -> None:
-    """Generate and score the remaining examples, appending each chunk as it finishes."""
+    """Generate the remaining examples, appending each chunk as it finishes (unscored: scoring
+    comes after, so a scorer problem never costs the generation)."""
     task, style = tasks.get(cfg["task"]), cfg["style"]
     max_new, stop = task.max_new_tokens, prompts.stop_strings(task, style)
+    rendered = {i: _prompt(gen, task, r, style) for i, r in todo}
+    check_context(gen, rendered, max_new)
     size = chunk_size(gen)
     for start in range(0, len(todo), size):
         chunk = todo[start:start + size]
         t0 = time.perf_counter()
-        outs = gen.generate([_prompt(gen, task, r, style) for _, r in chunk], max_new, stop)
+        outs = gen.generate([rendered[i] for i, _ in chunk], max_new, stop)
         per = (time.perf_counter() - t0) / len(chunk)
         io.append_jsonl(pred_path, [_record(i, task, r, o, per) for (i, r), o in zip(chunk, outs)])
         bar.update(len(chunk))
@@ -125,6 +163,8 @@ def evaluate(model: str | Generator, task: str, split: str = "test", style: str 
 
     >>> evaluate("smollm2-135m-instruct", "viggo", "test", "few_shot", limit=50)  # doctest: +SKIP
     """
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit={limit!r}: expected an integer >= 1, or None (every item)")
     style = STYLE_ALIASES.get(style, style)
     if style not in prompts.STYLES:
         raise ValueError(f"unknown style {style!r}; expected one of {prompts.STYLES}")
@@ -137,10 +177,21 @@ def evaluate(model: str | Generator, task: str, split: str = "test", style: str 
         if tool not in TOOLS:
             raise ValueError(f"unknown tool {tool!r}; expected one of {list(TOOLS)}")
         cfg["tool"], gen_kw["tool"] = tool, TOOLS[tool]
-    if (out / "summary.json").exists() and _same(io.read_json(out / "summary.json"), cfg):
-        return io.read_json(out / "summary.json")  # finished: skip
-    _claim(out, cfg)
-    items = prepare.items(task, split, limit)
+    scorer_id = tasks.get(task).scorer_id
+    if (out / "summary.json").exists() and _same(saved := io.read_json(out / "summary.json"), cfg) \
+            and saved.get("scorer", "") == scorer_id:
+        return saved  # finished, and scored by this scorer: skip
+    with io.folder_lock(out, "an evaluation"):  # one process per folder: no item written twice
+        _claim(out, cfg)
+        summary, records = _evaluate_in(out, cfg, model, gen_kw)
+    _warn_scorer_errors(summary, records, out)
+    return summary
+
+
+def _evaluate_in(out: Path, cfg: dict, model: str | Generator, gen_kw: dict) -> tuple[dict, dict]:
+    """Generate the missing items, score the unscored, write the summary: (summary, records)."""
+    task, split, style = cfg["task"], cfg["split"], cfg["style"]
+    items = prepare.items(task, split, cfg["limit"])
     wanted = {i for i, _ in items}
     done = {r["idx"]: r for r in read_predictions(out / "predictions.jsonl") if r["idx"] in wanted}
     todo = [(i, r) for i, r in items if i not in done]
@@ -149,10 +200,12 @@ def evaluate(model: str | Generator, task: str, split: str = "test", style: str 
         if todo:
             _run_chunks(gen, cfg, todo, out / "predictions.jsonl", bar)
     records = {r["idx"]: r for r in read_predictions(out / "predictions.jsonl") if r["idx"] in wanted}
+    score_records(tasks.get(task), records, dict(items), out / "predictions.jsonl")
     summary = summarize_run(cfg, [records[i] for i in sorted(records)], unusable_in_split(task, split), gen)
+    if tasks.get(task).scorer_id:
+        summary["scorer"] = tasks.get(task).scorer_id
     io.write_json(out / "summary.json", summary)
-    _warn_scorer_errors(summary, records, out)
-    return summary
+    return summary, records
 
 
 def _warn_scorer_errors(summary: dict, records: dict, out: Path) -> None:
@@ -188,6 +241,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--tool", choices=list(TOOLS), help="a decoding tool, e.g. calculator (GSM8K notes)")
     args = ap.parse_args(argv)
+    if args.limit is not None and args.limit < 1:
+        ap.error(f"--limit {args.limit}: expected an integer >= 1 (leave it out for every item)")
     kw = {"batch_size": args.batch_size} if args.batch_size else {}
     s = evaluate(args.model, args.task, args.split, args.style, args.limit, args.out, tool=args.tool, **kw)
     for m, v in s["metrics"].items():

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -34,8 +37,15 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 
 def read_json(path: str | Path) -> Any:
-    """Read a JSON file."""
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """Read a JSON file; a DataFormatError naming the file and line if it is not valid UTF-8 JSON."""
+    raw = Path(path).read_bytes()
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise DataFormatError(f"{path}:{line}: expected UTF-8 text, got the byte {raw[e.start]:#04x}") from None
+    except json.JSONDecodeError as e:
+        raise DataFormatError(f"{path}:{e.lineno}: expected valid JSON ({e.msg}, column {e.colno})") from None
 
 
 def iter_jsonl(path: str | Path, required: Iterable[str] = (), strings: bool = False) -> Iterator[dict]:
@@ -47,8 +57,13 @@ def iter_jsonl(path: str | Path, required: Iterable[str] = (), strings: bool = F
     """
     required = list(required)
     path = Path(path)
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataFormatError(f"{path}:{lineno}: expected UTF-8 text, got the byte "
+                                      f"{raw[e.start]:#04x} at column {e.start + 1}") from None
             if not line.strip():
                 continue
             try:
@@ -93,3 +108,67 @@ def append_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
         f.flush()
         os.fsync(f.fileno())
+
+
+class FolderBusy(RuntimeError):
+    """Another live process holds a folder's lock."""
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+def _holder(lock: Path) -> dict | None:
+    """The lock's content, {pid, host, since}; None when it is unreadable or half-written."""
+    try:
+        held = json.loads(lock.read_text(encoding="utf-8"))
+        return held if isinstance(held, dict) and isinstance(held.get("pid"), int) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _take(lock: Path) -> bool:
+    """Create the lock file with this process's pid, only if none exists (O_EXCL: one winner)."""
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump({"pid": os.getpid(), "host": socket.gethostname(),
+                   "since": time.strftime("%Y-%m-%dT%H:%M:%S")}, f)
+    return True
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path, what: str = "a run") -> Iterator[Path]:
+    """Hold `folder/LOCK` while the block runs: one process per folder.
+
+    A second process gets FolderBusy naming the holder's pid; a lock whose process is gone (killed,
+    on this machine) is stale and taken over, with a note.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / "LOCK"
+    while not _take(lock):
+        held = _holder(lock)
+        if held is None and time.time() - lock.stat().st_mtime < 5:
+            time.sleep(0.1)  # being written by its holder right now
+            continue
+        if held and (held.get("host") != socket.gethostname() or _alive(held["pid"])):
+            raise FolderBusy(f"{folder} is in use: {what} there is held by process {held['pid']} on "
+                             f"{held.get('host')} since {held.get('since')} ({lock}); wait for it to end, "
+                             "or delete the LOCK file if that process is gone")
+        print(f"note: {lock} was left by process {held and held['pid']}, which is gone: taking it over")
+        lock.unlink(missing_ok=True)
+    try:
+        yield lock
+    finally:
+        if (_holder(lock) or {}).get("pid") == os.getpid():
+            lock.unlink(missing_ok=True)

@@ -33,7 +33,7 @@ import torch
 from transformers import TrainerCallback
 
 from ftlib import paths
-from ftlib.io import append_jsonl, iter_jsonl, read_json, write_json, write_text_atomic
+from ftlib.io import append_jsonl, folder_lock, iter_jsonl, read_json, write_json, write_text_atomic
 
 LIBRARIES = ("torch", "transformers", "trl", "peft", "accelerate", "datasets")
 
@@ -55,13 +55,85 @@ def is_done(folder: Path) -> bool:
     return (Path(folder) / "DONE").exists()
 
 
-def last_checkpoint(folder: Path) -> Path | None:
-    """The newest trainer checkpoint of an unfinished run, to resume from (None: start afresh)."""
-    from transformers.trainer_utils import get_last_checkpoint
+def safetensors_complete(path: Path) -> bool:
+    """Whether a .safetensors file holds its whole header and every tensor its header lists
+    (a save cut short leaves it shorter)."""
+    size = path.stat().st_size
+    if size < 8:
+        return False
+    with path.open("rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        if 8 + n > size:
+            return False
+        try:
+            header = json.loads(f.read(n))
+        except ValueError:
+            return False
+    ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
+    return 8 + n + max(ends, default=0) == size
 
+
+CHECKPOINT_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt")  # besides the weights
+
+
+def checkpoint_problems(ckpt: Path) -> list[str]:
+    """What makes a trainer checkpoint unusable for resuming: missing, empty or truncated files."""
+    import zipfile
+
+    problems = [f"{name} is missing" for name in CHECKPOINT_FILES if not (ckpt / name).exists()]
+    weights = sorted(ckpt.glob("*.safetensors"))
+    if not weights:
+        problems.append("no weights (*.safetensors)")
+    problems += [f"{w.name} is truncated ({w.stat().st_size} bytes)" for w in weights
+                 if not safetensors_complete(w)]
+    for name in ("optimizer.pt", "scheduler.pt"):  # torch.save writes zip archives: a cut one is not
+        if (ckpt / name).exists() and not zipfile.is_zipfile(ckpt / name):
+            problems.append(f"{name} is truncated ({(ckpt / name).stat().st_size} bytes)")
+    state = ckpt / "trainer_state.json"
+    if state.exists():
+        try:
+            read_json(state)
+        except ValueError:
+            problems.append("trainer_state.json is cut short")
+    return problems
+
+
+def last_checkpoint(folder: Path) -> Path | None:
+    """The newest complete trainer checkpoint of an unfinished run, to resume from (None: start
+    afresh). Incomplete newer ones (a save killed or out of disk space) are moved to
+    `checkpoints-incomplete/` and named; if every checkpoint is incomplete, a RuntimeError says
+    which files and what to do."""
     ckpts = Path(folder) / "checkpoints"
-    found = get_last_checkpoint(str(ckpts)) if ckpts.is_dir() else None
-    return Path(found) if found else None
+    found = sorted((p for p in ckpts.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+                   key=lambda p: int(p.name.split("-")[-1]), reverse=True) if ckpts.is_dir() else []
+    for i, ckpt in enumerate(found):
+        problems = checkpoint_problems(ckpt)
+        if not problems:
+            for bad in found[:i] if is_main_process() else ():
+                _set_aside(bad)
+            return ckpt
+        print(f"[train] skipping {paths.shown(ckpt)}: {'; '.join(problems)} (its save was cut short)")
+    if found:
+        raise RuntimeError(f"no complete checkpoint to resume from in {ckpts}: "
+                           + "; ".join(f"{c.name}: {', '.join(checkpoint_problems(c))}" for c in found)
+                           + ". Delete the checkpoints folder to train from the start")
+    return None
+
+
+def _set_aside(ckpt: Path) -> None:
+    """Move an incomplete checkpoint out of the trainer's sight (kept, not deleted), and say where."""
+    dest = ckpt.parent.parent / "checkpoints-incomplete" / f"{ckpt.name}-{time.strftime('%Y%m%dT%H%M%S')}"
+    dest.parent.mkdir(exist_ok=True)
+    ckpt.rename(dest)
+    print(f"[train] resuming from an earlier checkpoint; the incomplete one is kept in {paths.shown(dest)}")
+
+
+def lock(folder: Path):
+    """One training process per run folder (`io.folder_lock`); under `accelerate launch` only the
+    main process holds it (the others are its partners, not rivals)."""
+    import contextlib
+
+    return folder_lock(folder, "training") if is_main_process() else contextlib.nullcontext()
 
 
 def git_commit() -> str | None:
@@ -129,6 +201,21 @@ def config_change(old: dict, new: dict, defaults: dict) -> dict[str, tuple]:
     return changed
 
 
+def check_same_config(folder: Path, config: dict, defaults: dict | None = None) -> None:
+    """Refuse a folder (finished or not) whose config.json differs from `config` (`config_change`):
+    a RuntimeError naming every difference."""
+    old = Path(folder) / "config.json"
+    if not old.exists():
+        return
+    changed = config_change(read_json(old), json.loads(json.dumps(config, default=str)),
+                            json.loads(json.dumps(defaults or {}, default=str)))
+    if changed:
+        diff = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, a, b in sorted((k, *v) for k, v in changed.items()))
+        state = "finished" if is_done(folder) else "unfinished"
+        raise RuntimeError(f"{folder} holds a {state} run with another config ({diff}); pick a new run "
+                           "name or delete the folder")
+
+
 def start(folder: Path, config: dict, data_info: dict, bf16: bool | None = None,
           defaults: dict | None = None) -> None:
     """Write config/env/data records; refuse to resume a folder that holds a different config
@@ -138,14 +225,7 @@ def start(folder: Path, config: dict, data_info: dict, bf16: bool | None = None,
     """
     folder = Path(folder)
     old = folder / "config.json"
-    if old.exists():
-        changed = config_change(read_json(old), json.loads(json.dumps(config, default=str)),
-                                json.loads(json.dumps(defaults or {}, default=str)))
-        if changed:
-            diff = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, a, b in
-                             sorted((k, *v) for k, v in changed.items()))
-            raise RuntimeError(f"{folder} holds a run with another config ({diff}); pick a new run "
-                               "name or delete the folder")
+    check_same_config(folder, config, defaults)
     if not is_main_process():
         return
     write_json(old, config)

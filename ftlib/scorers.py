@@ -13,14 +13,19 @@ Built in (name in the task file's "scorer", options in "scorer_args"):
   prompt's content); whatever it raises is recorded per item and the item scores as failed.
 
 Each metric is a boolean per item (reported with a Wilson interval) or a number (reported with a
-normal-approximation interval).
+normal-approximation interval); anything else (a string, None, NaN, an integer too large for a
+float) is refused per item (`check_scores`). Scorers run in a worker process (`Bounded`), so one that
+loops, exits or crashes costs its item (`scorer_error: timeout ...`), never the evaluation.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import inspect
 import json
+import math
+import multiprocessing
 import re
 import string
 from collections.abc import Callable
@@ -174,15 +179,114 @@ def build(spec: str, args: dict, base: Path, where: str = "task file",
     return score, tuple(metrics or metric_names(score, spec, where))
 
 
+PROBE_TIMEOUT_S = 10.0  # a scorer that takes longer on "1" vs "1" is stuck
+
+
 def metric_names(score: Scorer, spec: str, where: str) -> list[str]:
-    """The keys a scorer returns (probed on a tiny example; a built-in's are fixed)."""
+    """The keys a scorer returns (probed on a tiny example, in a bounded worker; a built-in's are fixed)."""
     probe = {"json_fields": ('{"a": 1}', '{"a": 1}')}.get(spec, ("1", "1"))
-    try:
-        out = score(*probe, {"prompt": "1", "completion": "1"}) if wants_row(score) else score(*probe)
-    except Exception as e:
-        raise DataFormatError(f"{where}: the scorer raised on a probe ({type(e).__name__}: {e}); "
+    args = (*probe, {"prompt": "1", "completion": "1"}) if wants_row(score) else probe
+    with Bounded(score, PROBE_TIMEOUT_S) as bounded:
+        out, error = bounded(*args)
+    if error:
+        raise DataFormatError(f"{where}: the scorer failed on a probe ({error}); "
                               "declare its \"metrics\" in the task file") from None
     if not isinstance(out, dict) or not out:
         raise DataFormatError(f"{where}: a scorer must return a non-empty dict of metric -> value, "
                               f"got {out!r}")
     return list(out)
+
+
+def check_scores(out: object, metrics: tuple[str, ...]) -> str | None:
+    """None if a scorer's result is a dict with every metric a bool or a finite number, else what is wrong.
+
+    >>> check_scores({"a": True, "b": 0.5}, ("a", "b")), check_scores({"a": "yes"}, ("a",))
+    (None, "metric 'a' is 'yes'; expected a bool or a finite number")
+    """
+    if not isinstance(out, dict):
+        return f"returned {type(out).__name__} {out!r:.80}; expected a dict of metric -> value"
+    missing = [m for m in metrics if m not in out]
+    if missing:
+        return f"returned no {missing}; expected the metrics {list(metrics)}"
+    for m in metrics:
+        v = out[m]
+        try:
+            ok = isinstance(v, bool) or (isinstance(v, (int, float)) and math.isfinite(float(v)))
+        except OverflowError:  # an int beyond a float's range
+            ok = False
+        if not ok:
+            return f"metric {m!r} is {v!r:.80}; expected a bool or a finite number"
+    return None
+
+
+def file_hash(spec: str, args: dict, base: Path) -> str:
+    """What identifies a scorer's behaviour: its spec and args, and its file's bytes for your own:
+    stored scores are reused only while this is the same."""
+    h = hashlib.sha256(json.dumps([spec, args], sort_keys=True, default=str).encode())
+    file = spec.rpartition(":")[0] if spec not in BUILT_IN else ""
+    if file and (base / file).is_file():
+        h.update((base / file).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _serve(conn, score: Callable) -> None:
+    """The worker: score each (args) it receives; whatever happens (a raise, sys.exit) is sent back."""
+    while (args := conn.recv()) is not None:
+        try:
+            conn.send((score(*args), None))
+        except BaseException as e:  # a user's code: any outcome becomes that item's error
+            conn.send((None, f"{type(e).__name__}: {e}"))
+
+
+class Bounded:
+    """A scorer called in a forked worker process with a time limit per call:
+    `with Bounded(score, 10) as f: value, error = f(prediction, reference)`.
+
+    A call past the limit kills the worker (a fresh one serves the next call) and returns the error
+    "timeout: ..."; a worker that dies returns its exit code. Without `fork` (Windows) the scorer runs
+    in this process, unbounded.
+    """
+
+    def __init__(self, score: Callable, timeout_s: float):
+        self.score, self.timeout_s, self.proc = score, timeout_s, None
+        self.fork = "fork" in multiprocessing.get_all_start_methods()
+
+    def _start(self) -> None:
+        ctx = multiprocessing.get_context("fork")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_serve, args=(child, self.score), daemon=True)
+        self.proc.start()
+        child.close()
+
+    def __call__(self, *args) -> tuple[object, str | None]:
+        if not self.fork:
+            try:
+                return self.score(*args), None
+            except Exception as e:
+                return None, f"{type(e).__name__}: {e}"
+        if self.proc is None:
+            self._start()
+        try:
+            self.conn.send(args)
+            if self.conn.poll(self.timeout_s):
+                return self.conn.recv()
+            error = f"timeout: no result within {self.timeout_s:g} s"
+        except (EOFError, OSError):
+            self.proc.join(5)
+            error = f"the scorer ended its process (exit code {self.proc.exitcode})"
+        self.close()
+        return None, error
+
+    def close(self) -> None:
+        """Stop the worker (killed: it may be stuck in the scorer)."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.join()
+            self.conn.close()
+            self.proc = None
+
+    def __enter__(self) -> "Bounded":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -61,6 +62,7 @@ class Task:
     row_id: Callable[[dict], object] | None = None  # a stable id for predictions files
     title: str = ""  # figure titles
     source: str | None = None  # the task file a user's task came from
+    scorer_id: str = ""  # a user's scorer (spec, args, file bytes): stored scores count while it is the same
 
     def __post_init__(self):
         if self.primary not in self.metrics:
@@ -162,6 +164,7 @@ _REGISTRY: dict[str, Task] = {t.name: t for t in BUILTIN}
 
 def register(task: Task) -> Task:
     """Make a task known by its name in this process (a file-based task needs no registering)."""
+    check_name(task.name, task.source or "register")
     if task.name in {t.name for t in BUILTIN} and _REGISTRY[task.name] is not task:
         raise ValueError(f"{task.name!r} is a built-in task; give yours another name")
     _REGISTRY[task.name] = task
@@ -246,17 +249,78 @@ def from_file(path: str | Path) -> Task:
     max_new_tokens (default 256), stop (strings that end an answer), few_shot (default 3),
     fmt ("chat" or "text"), title.
     """
-    path = Path(path)
-    return _from_file(path.resolve(), path.stat().st_mtime_ns)
+    path = Path(path).resolve()
+    return _from_file(path, path.stat().st_mtime_ns, _scorer_stamp(path))
 
 
-@functools.cache
-def _from_file(path: Path, _mtime: int) -> Task:
-    spec = io.read_json(path)
-    where = str(path)
+def _scorer_stamp(path: Path) -> str:
+    """The hash of a task file's own scorer file ("": none), so an edited scorer is loaded again
+    (and its stored scores redone: `Task.scorer_id`); by content, as two edits can share an mtime."""
+    try:
+        scorer = io.read_json(path).get("scorer", "")
+        file = path.parent / scorer.rpartition(":")[0] if isinstance(scorer, str) and ":" in scorer else None
+        return hashlib.sha256(file.read_bytes()).hexdigest() if file and file.is_file() else ""
+    except (OSError, ValueError, AttributeError):
+        return ""  # _from_file reports what is wrong with the file
+
+
+SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")  # one path component: folders are named after it
+NAME_RULE = "letters, digits, '-', '_' and '.' (not first): it names folders under runs/"
+
+
+def check_name(name: object, where: str) -> str:
+    """A task name that is one safe path component, else a DataFormatError with the rule.
+
+    >>> check_name("mr_to_text.v2", "task.json")
+    'mr_to_text.v2'
+    """
+    if not (isinstance(name, str) and SAFE_NAME.fullmatch(name)):
+        raise DataFormatError(f"{where}: 'name' must be {NAME_RULE}; got {name!r}")
+    return name
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+# key -> (check, what is expected): every optional key of a task file, checked before anything loads
+_KEY_TYPES = {
+    "files": (lambda v: isinstance(v, dict) and all(isinstance(f, str) and f for f in v.values()),
+              "an object of split -> file name"),
+    "instruction": (lambda v: isinstance(v, str) and v.strip(), "a non-empty string"),
+    "system": (lambda v: isinstance(v, str), "a string"),
+    "scorer": (lambda v: isinstance(v, str), "a string"),
+    "scorer_args": (lambda v: isinstance(v, dict), "an object"),
+    "metrics": (lambda v: isinstance(v, list) and v and all(isinstance(m, str) for m in v),
+                "a non-empty list of strings"),
+    "primary": (lambda v: isinstance(v, str), "a string"),
+    "max_new_tokens": (lambda v: _is_int(v) and v > 0, "a positive integer"),
+    "few_shot": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "stop": (lambda v: isinstance(v, list) and all(isinstance(x, str) and x for x in v),
+             'a list of non-empty strings, e.g. ["END"]'),
+    "fmt": (lambda v: v in ("chat", "text"), "'chat' or 'text'"),
+    "title": (lambda v: isinstance(v, str), "a string"),
+}
+
+
+def check_spec(spec: object, where: str) -> dict:
+    """A task file's declaration with every key's type checked; a DataFormatError names the key."""
+    if not isinstance(spec, dict):
+        raise DataFormatError(f"{where}: expected a JSON object, got {type(spec).__name__}")
     for key in ("name", "files", "instruction"):
         if key not in spec:
             raise DataFormatError(f"{where}: missing {key!r}; a task file needs name, files and instruction")
+    check_name(spec["name"], where)
+    for key, (ok, expected) in _KEY_TYPES.items():
+        if key in spec and not ok(spec[key]):
+            raise DataFormatError(f"{where}: {key!r} must be {expected}; got {spec[key]!r}")
+    return spec
+
+
+@functools.cache
+def _from_file(path: Path, _mtime: int, _scorer_hash: str) -> Task:
+    where = str(path)
+    spec = check_spec(io.read_json(path), where)
     files = {s: path.parent / f for s, f in spec["files"].items()}
     for split in ("train", "test"):
         if split not in files:
@@ -267,18 +331,19 @@ def _from_file(path: Path, _mtime: int) -> Task:
     load = _user_loader(files, spec["name"])
     if "validation" not in files:
         load = _split_off_validation(load)
-    score, metrics = scorers.build(spec.get("scorer", "exact"), spec.get("scorer_args", {}), path.parent,
-                                   where, spec.get("metrics"))
+    scorer, scorer_args = spec.get("scorer", "exact"), spec.get("scorer_args", {})
+    score, metrics = scorers.build(scorer, scorer_args, path.parent, where, spec.get("metrics"))
     with_row = scorers.wants_row(score)
     return register(Task(
         name=spec["name"], load=load, question=lambda r: r["prompt"], reference=lambda r: r["completion"],
         score=lambda p, r: score(p, r["completion"], r) if with_row else score(p, r["completion"]),
         metrics=metrics, primary=spec.get("primary", metrics[0]),
         instruction=spec["instruction"], system=spec.get("system", spec["instruction"]),
-        max_new_tokens=int(spec.get("max_new_tokens", 256)), few_shot=int(spec.get("few_shot", 3)),
+        max_new_tokens=spec.get("max_new_tokens", 256), few_shot=spec.get("few_shot", 3),
         stop=tuple(spec.get("stop", ())),
         fields=("prompt", "completion"), fmt=spec.get("fmt", "chat"), title=spec.get("title", spec["name"]),
-        with_answer=lambda r, p: {**r, "completion": p.strip()}, source=where))
+        with_answer=lambda r, p: {**r, "completion": p.strip()}, source=where,
+        scorer_id=scorers.file_hash(scorer, scorer_args, path.parent)))
 
 
 def _split_off_validation(load: Callable[[str], list[dict]]) -> Callable[[str], list[dict]]:
@@ -292,12 +357,19 @@ def _split_off_validation(load: Callable[[str], list[dict]]) -> Callable[[str], 
     return split_load
 
 
-def safe_score(task: Task, prediction: str, row: dict) -> tuple[dict, str | None]:
-    """(scores, error): a scorer that raises scores every metric as failed and says why."""
-    try:
-        return task.score(prediction, row), None
-    except Exception as e:  # a user's scorer on a model's output: report it, never stop the run
-        return dict.fromkeys(task.metrics, False), f"{type(e).__name__}: {e}"
+def safe_score(task: Task, prediction: str, row: dict, score: Callable | None = None) -> tuple[dict, str | None]:
+    """(scores, error): a scorer that raises or returns something other than a bool or a finite
+    number per metric scores every metric as failed and says why. `score`: task.score run another
+    way, returning (value, error) (`scorers.Bounded`)."""
+    if score is None:
+        try:
+            out, error = task.score(prediction, row), None
+        except Exception as e:  # a user's scorer on a model's output: report it, never stop the run
+            out, error = None, f"{type(e).__name__}: {e}"
+    else:
+        out, error = score(prediction, row)
+    error = error or scorers.check_scores(out, task.metrics)
+    return (dict.fromkeys(task.metrics, False), error) if error else (out, None)
 
 
 def replace(task: Task, **changes) -> Task:

@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import shutil
 import time
 import typing
 from collections.abc import Iterator
@@ -79,11 +81,53 @@ class TrainConfig:
     eval_style: str = "finetuned"
     fmt: str = "chat"  # prompts.sft_example format: "chat" (template, EOS = <|im_end|>) or "special"
 
+    def __post_init__(self):
+        check_ranges(self)
+
     def run_name(self) -> str:
         """The run folder's name: explicit, or task-method-preset."""
         from ftlib import tasks
 
         return self.name or f"{tasks.name(self.task)}-{self.method}-{self.preset}"
+
+
+# field -> (in range?, what is expected): values that would train nothing, or on the wrong data, and
+# still write DONE (epochs=-1 saved the base model as the result) are refused when a config is made.
+RANGES = {
+    "epochs": (lambda v: v > 0, "> 0"),
+    "max_steps": (lambda v: v == -1 or v > 0, "> 0, or -1 (use epochs)"),
+    "n_train": (lambda v: v is None or v >= 1, ">= 1, or None (all)"),
+    "n_val": (lambda v: v >= 1, ">= 1"),
+    "lr": (lambda v: v > 0, "> 0"),
+    "warmup_steps": (lambda v: v >= 0, ">= 0"),
+    "weight_decay": (lambda v: v >= 0, ">= 0"),
+    "batch_size": (lambda v: v >= 1, ">= 1"),
+    "grad_accum": (lambda v: v >= 1, ">= 1"),
+    "max_length": (lambda v: v >= 16, ">= 16 (tokens of a prompt and its answer)"),
+    "eval_steps": (lambda v: v is None or v >= 1, ">= 1, or None (once an epoch)"),
+    "torch_threads": (lambda v: v is None or v >= 1, ">= 1, or None"),
+    "lora_r": (lambda v: v >= 1, ">= 1"),
+    "lora_alpha": (lambda v: v > 0, "> 0"),
+    "lora_dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "eval_limit": (lambda v: v is None or v >= 0, ">= 0, or None (all)"),
+}
+
+
+def check_ranges(cfg: "TrainConfig") -> None:
+    """A ValueError naming the first field whose value is out of its range (`RANGES`).
+
+    >>> check_ranges(TrainConfig(epochs=-1))
+    Traceback (most recent call last):
+    ValueError: epochs=-1: expected > 0
+    """
+    for key, (ok, expected) in RANGES.items():
+        value = getattr(cfg, key)
+        try:
+            good = ok(value)
+        except TypeError:  # a value of the wrong type (a JSON config): not a number
+            good = False
+        if not good:
+            raise ValueError(f"{key}={value!r}: expected {expected}")
 
 
 LORA_LR = 1e-4  # the case study's LoRA lr; used when method=lora and lr is not set explicitly
@@ -283,6 +327,10 @@ def datasets_for(cfg: TrainConfig, tokenizer):
 
     train_ex = build_examples(cfg, "train", cfg.n_train, tokenizer)
     val_ex = build_examples(cfg, "validation", cfg.n_val, tokenizer)
+    for split, ex in (("train", train_ex), ("validation", val_ex)):
+        if not ex:
+            raise ValueError(f"no {split} example of task {cfg.task!r} fits max_length={cfg.max_length} "
+                             "tokens; raise max_length")
     info = {"task": cfg.task, "fmt": cfg.fmt, "n_train": len(train_ex), "n_val": len(val_ex),
             "train_sha256": io.rows_hash(train_ex), "val_sha256": io.rows_hash(val_ex)}
     return datasets.Dataset.from_list(train_ex), datasets.Dataset.from_list(val_ex), info
@@ -334,15 +382,33 @@ def run(cfg: TrainConfig, callbacks=(), args=None) -> Path:
     `args`: the SFTConfig to train with (notebook 02 writes its own), else make_sft_config(cfg).
     """
     folder = runs.run_dir(cfg.experiment, cfg.run_name())
-    if runs.is_done(folder):
-        print(f"[train] {paths.shown(folder)} is finished: skipped")
-        return folder
+    with runs.lock(folder):  # a second process on the same folder is refused, naming the holder
+        if not _skip_finished(cfg, folder):
+            _train(cfg, folder, callbacks, args)
+    return folder
+
+
+def _defaults() -> dict:
+    return {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+
+
+def _skip_finished(cfg: TrainConfig, folder: Path) -> bool:
+    """True (and say so) if the folder holds this run finished; a finished run of another config
+    is refused with the differences, as an unfinished one is."""
+    if not runs.is_done(folder):
+        return False
+    runs.check_same_config(folder, dataclasses.asdict(cfg), _defaults())
+    print(f"[train] {paths.shown(folder)} is finished: skipped")
+    return True
+
+
+def _train(cfg: TrainConfig, folder: Path, callbacks, args) -> None:
+    """Train, save, evaluate and finish one run folder (the caller holds its lock)."""
     spec = start_spec(cfg)
     model, tok = load_for_training(cfg, spec)
     train_ds, val_ds, info = datasets_for(cfg, tok)
     config = {**dataclasses.asdict(cfg), "start_spec": spec}
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    runs.start(folder, config, info, bf16=use_bf16(cfg), defaults=defaults)
+    runs.start(folder, config, info, bf16=use_bf16(cfg), defaults=_defaults())
     resume = runs.last_checkpoint(folder)
     logger = runs.RunLogger(folder)
     trainer = make_trainer(cfg, folder, model, tok, train_ds, val_ds, callbacks=[logger, *callbacks], args=args)
@@ -357,7 +423,6 @@ def run(cfg: TrainConfig, callbacks=(), args=None) -> Path:
     runs.finish(folder, summary)
     brief = {k: summary[k] for k in ("wall_seconds", "tokens_per_s", "best_eval_loss")}
     print(f"[train] {paths.shown(folder)}: {json.dumps(brief)}")
-    return folder
 
 
 def run_in_fresh_process(cfg: TrainConfig) -> Path:
@@ -371,8 +436,7 @@ def run_in_fresh_process(cfg: TrainConfig) -> Path:
     Callbacks cannot cross processes: use `run` for them.
     """
     folder = runs.run_dir(cfg.experiment, cfg.run_name())
-    if runs.is_done(folder):
-        print(f"[train] {paths.shown(folder)} is finished: skipped")
+    if _skip_finished(cfg, folder):
         return folder
     runs.in_fresh_process("ftlib.train", "--config=" + json.dumps(dataclasses.asdict(cfg)),
                           f"training {paths.shown(folder)}", "Rerun to resume from its last checkpoint.")
@@ -395,9 +459,17 @@ def merge(folder: Path) -> Path:
     if len(tok) > base.get_input_embeddings().num_embeddings:
         base.resize_token_embeddings(len(tok))
     merged = PeftModel.from_pretrained(base, adapter).merge_and_unload()
-    if runs.is_main_process():
-        merged.save_pretrained(out)
-        tok.save_pretrained(out)
+    if runs.is_main_process():  # into a temporary folder, renamed when whole: a cut save is never reused
+        tmp = folder / f".merged.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            merged.save_pretrained(tmp)
+            tok.save_pretrained(tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        shutil.rmtree(out, ignore_errors=True)  # a merged/ without config.json: an older cut save
+        tmp.rename(out)
     return out
 
 
@@ -453,12 +525,18 @@ def main(argv: list[str] | None = None) -> None:
         except ValueError as e:
             ap.error(str(e))
         overrides[key] = value
-    if args.config is not None:
-        cfg = TrainConfig(**{**args.config, **overrides})
-    else:
-        named = {k: v for k, v in (("task", args.task), ("method", args.method), ("model", args.model)) if v}
-        cfg = preset(args.preset, **{**named, **overrides})
-    print(run(cfg))
+    try:
+        if args.config is not None:
+            cfg = TrainConfig(**{**args.config, **overrides})
+        else:
+            named = {k: v for k, v in (("task", args.task), ("method", args.method), ("model", args.model)) if v}
+            cfg = preset(args.preset, **{**named, **overrides})
+    except ValueError as e:
+        ap.error(str(e))
+    try:
+        print(run(cfg))
+    except io.FolderBusy as e:  # another process trains this folder: say who, without a traceback
+        raise SystemExit(f"error: {e}") from None
 
 
 if __name__ == "__main__":

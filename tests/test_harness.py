@@ -90,3 +90,26 @@ def test_local_model_end_to_end(tmp_path, tiny_model_dir, one_thread):
     assert s["n"] == 3 and s["metrics"]["exact"]["n"] == 3 and s["style"] == "chat"
     assert harness.evaluate(str(tiny_model_dir), "viggo", "test", "finetuned", limit=3,
                             out_dir=tmp_path) == s
+
+
+@pytest.mark.parametrize("limit", [-5, 0])
+def test_a_limit_below_one_is_refused(tmp_path, limit, capsys):
+    with pytest.raises(ValueError, match=f"limit={limit}: expected an integer >= 1"):
+        harness.evaluate(FakeGenerator(), "viggo", "test", "zero_shot", limit=limit, out_dir=tmp_path / "e")
+    with pytest.raises(SystemExit) as e:
+        harness.main(["--task", "viggo", "--limit", str(limit), "--out", str(tmp_path / "e")])
+    assert e.value.code == 2 and f"--limit {limit}: expected an integer >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "e").exists()
+
+
+def test_a_second_evaluation_of_a_busy_folder_is_refused(tmp_path, small_chunks):
+    """While one process evaluates into a folder (here: holds its lock), another is refused and
+    writes nothing there; once it is free the evaluation runs, each item once."""
+    import os
+
+    with io.folder_lock(tmp_path, "an evaluation"):
+        with pytest.raises(io.FolderBusy, match=f"held by process {os.getpid()}"):
+            harness.evaluate(FakeGenerator(), "viggo", "test", "zero_shot", limit=6, out_dir=tmp_path)
+        assert not (tmp_path / "predictions.jsonl").exists()
+    harness.evaluate(FakeGenerator(), "viggo", "test", "zero_shot", limit=6, out_dir=tmp_path)
+    assert [r["idx"] for r in lines(tmp_path / "predictions.jsonl")] == list(range(6))

@@ -2,6 +2,7 @@
 harness evaluating through it as through any OpenAI-compatible API."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -43,11 +44,14 @@ def test_main_prints_the_client_settings_then_becomes_the_server(tmp_path, monke
     (tmp_path / "tiny").mkdir()
     (tmp_path / "tiny" / "config.json").write_text("{}")
     calls = []
-    monkeypatch.setattr(serve.os, "chdir", calls.append)
-    monkeypatch.setattr(serve.os, "execv", lambda path, argv: calls.append(argv))
-    serve.main([str(tmp_path / "tiny"), "--port", "8124", "--", "--continuous-batching"])
-    assert calls[0] == tmp_path.resolve()
-    assert calls[1][-7:] == ["serve", "tiny", "--host", "127.0.0.1", "--port", "8124", "--continuous-batching"]
+    monkeypatch.setattr(serve, "_serve_until_signal", lambda argv, cwd: calls.extend([cwd, argv]) or 0)
+    monkeypatch.setattr(serve, "_free_port", lambda: 9124)  # the engine's, behind the guard
+    monkeypatch.setattr(serve, "guard_for", lambda spec, upstream, port: calls.append((upstream, port)) or
+                        type("G", (), {"server_port": port, "start": lambda self: self})())
+    with pytest.raises(SystemExit) as e:
+        serve.main([str(tmp_path / "tiny"), "--port", "8124", "--", "--continuous-batching"])
+    assert e.value.code == 0 and calls[0] == (9124, 8124) and calls[1] == tmp_path.resolve()
+    assert calls[2][-7:] == ["serve", "tiny", "--host", "127.0.0.1", "--port", "9124", "--continuous-batching"]
     assert "OPENAI_BASE_URL=http://127.0.0.1:8124/v1 FTLIB_API_MODEL=tiny" in capsys.readouterr().out
 
 
@@ -100,3 +104,91 @@ def test_a_server_that_cannot_start_says_why(tmp_path):
     with pytest.raises(RuntimeError, match=r"did not start \(exit code \d+, .*\):\n.*\S"):
         with serve.running(str(tmp_path / "broken"), startup_s=120):
             pass
+
+
+# A server busy with a request whose client is gone: it ignores SIGTERM (uvicorn's graceful shutdown
+# waits for the request), as `transformers serve` did for over a minute.
+DEAF = ("import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('ready', flush=True); time.sleep(600)")
+
+
+def test_sigterm_stops_the_server_within_seconds(tmp_path):
+    """`python -m ftlib.backends.serve` runs the server as its child: SIGTERM to it ends both."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    wrapper = ("import sys; from ftlib.backends import serve; serve.STOP_GRACE_S = 1; "
+               f"sys.exit(serve._serve_until_signal([sys.executable, '-c', {DEAF!r}], None))")
+    proc = subprocess.Popen([sys.executable, "-c", wrapper], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"  # the (deaf) server is up
+    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) != 0 and time.monotonic() - t0 < 30
+    for pid in map(int, children):  # the server itself is gone too
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_stop_kills_a_server_that_ignores_sigterm():
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", DEAF], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    assert serve.stop(proc, grace_s=0.5) == -9  # SIGKILL after the grace period
+
+
+@pytest.fixture(scope="module")
+def guarded():
+    """The guard (embedded tokenizer, a context of 64 tokens) in front of the fake endpoint."""
+    from fault_server import FakeEndpoint
+
+    with FakeEndpoint() as ep:
+        guard = serve.Guard(ep.server_port, models.load_tokenizer(), context=64).start()
+        yield guard, ep
+        guard.shutdown()
+        guard.server_close()
+
+
+def _post(port, body, path="/v1/chat/completions"):
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("POST", path, body=body if isinstance(body, bytes) else json.dumps(body),
+                 headers={"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    return resp.status, json.loads(resp.read())
+
+
+HI = [{"role": "user", "content": "hi"}]
+
+
+@pytest.mark.parametrize("body, path, error", [
+    ({"model": "m", "messages": "hi"}, "/v1/chat/completions", "'messages' must be a non-empty list"),
+    ({"model": "m"}, "/v1/chat/completions", "'messages' must be a non-empty list .* got none"),
+    ({"model": "m", "messages": HI, "max_tokens": -5}, "/v1/chat/completions",
+     "'max_tokens' must be a positive integer, got -5"),
+    ({"model": "m", "messages": [{"role": "user", "content": "word " * 100}]}, "/v1/chat/completions",
+     r"the prompt is \d+ tokens; the model's context is 64 tokens"),
+    ({"model": "m", "prompt": 5}, "/v1/completions", "'prompt' must be a string, got int"),
+    (b"{not json", "/v1/chat/completions", "not valid JSON"),
+])
+def test_bad_requests_get_400_with_the_reason(guarded, body, path, error):
+    guard, ep = guarded
+    before = ep.requests
+    status, answer = _post(guard.server_port, body, path)
+    assert status == 400 and re.search(error, answer["error"]["message"])
+    assert ep.requests == before  # never reached the engine
+
+
+def test_good_requests_pass_with_max_tokens_cut_to_the_context(guarded):
+    guard, ep = guarded
+    status, answer = _post(guard.server_port, {"model": "m", "messages": HI, "max_tokens": 100000})
+    assert status == 200 and answer["choices"][0]["message"]["content"] == "echo: hi"
+    prompt = len(models.load_tokenizer().apply_chat_template(HI, tokenize=True, add_generation_prompt=True,
+                                                               return_dict=False))
+    assert ep.bodies[-1]["max_tokens"] == 64 - prompt  # what the context leaves, not 100,000

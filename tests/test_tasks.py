@@ -101,12 +101,51 @@ def test_bad_rows_say_file_line_and_what_was_expected(tmp_path, line, expected):
     ({"primary": "nope"}, "primary metric 'nope'"),
     ({"files": {"train": "train.jsonl"}}, "needs a 'test' file"),
     ({"files": {"train": "train.jsonl", "test": "gone.jsonl"}}, "the test file gone.jsonl does not exist"),
+    # a name is one safe path component: folders under runs/ are named after it
+    ({"name": "../../data/viggo"}, r"task\.json: 'name' must be letters, digits.*got '\.\./\.\./data/viggo'"),
+    ({"name": ""}, r"'name' must be letters"), ({"name": "a/b"}, r"'name' must be .*got 'a/b'"),
+    ({"name": ".hidden"}, r"'name' must be"), ({"name": 42}, r"'name' must be .*got 42"),
+    # types are checked at the door, naming the key
+    ({"files": ["train.jsonl"]}, r"task\.json: 'files' must be an object"),
+    ({"files": "train.jsonl"}, r"'files' must be an object"),
+    ({"max_new_tokens": "abc"}, r"'max_new_tokens' must be a positive integer; got 'abc'"),
+    ({"max_new_tokens": -5}, r"'max_new_tokens' must be a positive integer; got -5"),
+    ({"few_shot": "three"}, r"'few_shot' must be an integer >= 0"),
+    ({"instruction": ["Add", "them"]}, r"'instruction' must be a non-empty string"),
+    ({"stop": "END"}, r"'stop' must be a list of non-empty strings"),
+    ({"fmt": "xml"}, r"'fmt' must be 'chat' or 'text'"),
 ])
 def test_bad_task_files_are_refused_with_a_reason(tmp_path, change, expected):
     path = write_task(tmp_path / "task")
     path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
     with pytest.raises((DataFormatError, ValueError), match=expected):
         tasks.get(str(path))
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b'{"name": "addition",\n "files": }', r"task\.json:2: expected valid JSON"),
+    (b'{"name": "addition",\n "instruction": "caf\xe9"}', r"task\.json:2: expected UTF-8 text, got the byte 0xe9"),
+    (b'[1, 2]', r"task\.json: expected a JSON object, got list"),
+])
+def test_unreadable_task_files_name_the_file_and_line(tmp_path, content, expected):
+    path = write_task(tmp_path / "task")
+    path.write_bytes(content)
+    with pytest.raises(DataFormatError, match=expected):
+        tasks.get(str(path))
+
+
+def test_a_bad_utf8_byte_in_a_row_names_file_and_line(tmp_path):
+    f = tmp_path / "rows.jsonl"
+    f.write_bytes(b'{"prompt": "ok", "completion": "ok"}\n{"prompt": "caf\xe9", "completion": "x"}\n')
+    with pytest.raises(DataFormatError, match=r"rows\.jsonl:2: expected UTF-8 text, got the byte 0xe9"):
+        tasks.read_user_rows(f)
+
+
+def test_a_traversing_task_name_writes_nothing_outside_runs(tmp_path, runs_root):
+    path = write_task(tmp_path / "task", name="../../data/viggo")
+    with pytest.raises(DataFormatError, match="'name' must be"):
+        prepare.prepare(str(path))
+    assert not (runs_root.parent / "data").exists() and not runs_root.exists()
 
 
 def test_a_raising_scorer_is_reported_not_fatal(tmp_path, runs_root, capsys):
@@ -123,6 +162,84 @@ def test_a_raising_scorer_is_reported_not_fatal(tmp_path, runs_root, capsys):
     assert sum(r.get("scorer_error", "").startswith("ValueError: cannot read boom") for r in lines) == booms
     assert "the scorer raised on" in capsys.readouterr().out
     assert s["task"] == str(path) and t.name == "addition"
+
+
+def _answers():
+    answer = {r["prompt"]: r["completion"] for r in ROWS}
+    return Echo(lambda p: answer[p.split("\n\n")[-1]])
+
+
+def _scorer(body):
+    """A score.py whose score(prediction, reference) declares metric 'same' and runs `body` for
+    item "6 plus 1" (every other item scores normally)."""
+    return ("import math, sys\n"
+            "def score(prediction, reference):\n"
+            "    if prediction == '7' and reference == '7':\n"
+            f"        {body}\n"
+            "    return {'same': prediction.strip() == reference}\n")
+
+
+@pytest.mark.parametrize("body, error", [
+    ("while True: pass", "timeout: no result within 1 s"),
+    ("sys.exit(3)", "SystemExit: 3"),
+    ("return {'same': 'yes'}", "metric 'same' is 'yes'; expected a bool or a finite number"),
+    ("return {'same': None}", "metric 'same' is None; expected"),
+    ("return {'same': 10 ** 400}", "metric 'same' is 1000"),
+    ("return {'same': math.nan}", "metric 'same' is nan; expected"),
+    ("return 'yes'", "returned str 'yes'; expected a dict"),
+])
+def test_a_hostile_scorer_costs_its_item_not_the_evaluation(tmp_path, runs_root, monkeypatch, capsys, body, error):
+    monkeypatch.setattr(harness, "SCORE_TIMEOUT_S", 1.0)
+    path = write_task(tmp_path / "task", metrics=["same"])
+    (tmp_path / "task" / "score.py").write_text(_scorer(body))
+    s = harness.evaluate(_answers(), str(path), "test", "chat", out_dir=tmp_path / "eval")
+    lines = [json.loads(x) for x in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
+    assert s["n"] == len(lines) == len(ROWS) - 36 and s["scorer_errors"] == 1  # every prediction kept
+    bad = [r for r in lines if "scorer_error" in r]
+    assert bad[0]["prediction"] == "7" and bad[0]["scorer_error"].startswith(error)
+    assert bad[0]["scores"] == {"same": False}
+    assert s["metrics"]["same"]["mean"] == pytest.approx((s["n"] - 1) / s["n"])  # finite, not nan
+    assert f"first on item {bad[0]['idx']}: {error}" in capsys.readouterr().out
+
+
+def test_a_scorer_that_hangs_on_the_probe_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(scorers, "PROBE_TIMEOUT_S", 0.5)
+    path = write_task(tmp_path / "task")
+    (tmp_path / "task" / "score.py").write_text("def score(p, r):\n    while True: pass\n")
+    with pytest.raises(DataFormatError, match=r"task\.json: the scorer failed on a probe \(timeout"):
+        tasks.get(str(path))
+
+
+def test_a_changed_scorer_rescores_the_stored_predictions(tmp_path, runs_root):
+    path = write_task(tmp_path / "task", metrics=["same"])
+    (tmp_path / "task" / "score.py").write_text(_scorer("return {'same': 'yes'}"))
+    gen = _answers()
+    first = harness.evaluate(gen, str(path), "test", "chat", out_dir=tmp_path / "eval")
+    assert first["scorer_errors"] == 1
+    (tmp_path / "task" / "score.py").write_text(_scorer("return {'same': True}"))  # fixed
+
+    def no_generation(*a, **k):
+        raise AssertionError("the stored predictions must be rescored, not generated again")
+    gen.generate = no_generation
+    fixed = harness.evaluate(gen, str(path), "test", "chat", out_dir=tmp_path / "eval")
+    assert fixed["scorer_errors"] == 0 and fixed["metrics"]["same"]["mean"] == 1.0
+    assert fixed["scorer"] != first["scorer"]
+    lines = (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()
+    assert len(lines) == fixed["n"] and all(json.loads(x)["scorer"] == fixed["scorer"] for x in lines)
+
+
+def test_a_prompt_over_the_context_is_refused_before_generation(tmp_path, tiny_model_dir, runs_root, one_thread):
+    from ftlib.backends.local import LocalGenerator
+
+    rows = ROWS[:36] + [{"prompt": "plus " * 2100, "completion": "0"}] + ROWS[37:]  # test item 0: ~2100 tokens
+    path = write_task(tmp_path / "task", rows=rows)
+    gen = LocalGenerator.from_spec(str(tiny_model_dir))  # a context of 2048 tokens
+    calls = []
+    gen.generate = lambda *a, **k: calls.append(a) or []
+    with pytest.raises(ValueError, match=r"item 0: its prompt is \d+ tokens and its answer may take 8, over the "
+                                         r"model's context of 2048 tokens"):
+        harness.evaluate(gen, str(path), "test", "chat", out_dir=tmp_path / "eval")
+    assert not calls and not (tmp_path / "eval" / "predictions.jsonl").exists()
 
 
 def test_changed_files_are_prepared_again(tmp_path, runs_root):

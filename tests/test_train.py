@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -89,6 +90,29 @@ def test_bad_set_values_are_refused_at_the_door(item, message, capsys):
     assert e.value.code == 2 and message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("item, message", [
+    ("epochs=-1", "epochs=-1.0: expected > 0"), ("epochs=0", "epochs=0.0: expected > 0"),
+    ("n_train=-5", "n_train=-5: expected >= 1, or None"), ("n_train=0", "n_train=0: expected >= 1"),
+    ("max_length=0", "max_length=0: expected >= 16"), ("batch_size=0", "batch_size=0: expected >= 1"),
+    ("lr=-1e-4", "lr=-0.0001: expected > 0"), ("max_steps=0", "max_steps=0: expected > 0, or -1"),
+    ("eval_steps=0", "eval_steps=0: expected >= 1"), ("n_val=0", "n_val=0: expected >= 1"),
+])
+def test_out_of_range_values_are_refused_before_anything_runs(item, message, capsys, runs_root):
+    with pytest.raises(SystemExit) as e:
+        train.main(["--preset", "smoke", "--set", item])
+    assert e.value.code == 2 and message in capsys.readouterr().err
+    assert not runs_root.exists()  # no folder made, so none blocks the name afterwards
+    with pytest.raises(ValueError, match=message.split(":")[0]):
+        train.TrainConfig(**dict([train.parse_setting(item)]))
+
+
+def test_a_max_length_no_example_fits_is_refused_by_name(tiny_model_dir, runs_root):
+    cfg = smoke(tiny_model_dir, max_length=16)
+    with pytest.raises(ValueError, match="no train example of task 'viggo' fits max_length=16"):
+        train.run(cfg)
+    assert not (runs.run_dir("t", cfg.run_name()) / "config.json").exists()  # the name stays free
+
+
 def _collated(tiny_model_dir, runs_root, padding_free):
     cfg = smoke(tiny_model_dir, padding_free=padding_free, n_train=8)
     model, tok = train.load_for_training(cfg, cfg.model)
@@ -148,7 +172,7 @@ def test_run_finishes_learns_and_skips(tiny_model_dir, runs_root, method):
 
 def test_merge_gives_base_plus_adapter(tiny_model_dir, runs_root):
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, PreTrainedModel
 
     folder = train.run(smoke(tiny_model_dir, method="lora", epochs=1))
     ids = torch.tensor([[1, 2, 3, 4, 5, 6]])
@@ -158,6 +182,22 @@ def test_merge_gives_base_plus_adapter(tiny_model_dir, runs_root):
         merged = AutoModelForCausalLM.from_pretrained(train.merge(folder), dtype=torch.float32)
         got = merged.eval()(ids).logits
     assert torch.allclose(got, want, atol=1e-5)
+    # A merge cut short (killed, disk full) leaves no merged/ that a later call would take as whole.
+    shutil.rmtree(folder / "merged")
+    real = PreTrainedModel.save_pretrained
+
+    def cut_short(self, out, *a, **k):
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "config.json").write_text("{}")
+        raise OSError(28, "No space left on device")
+    PreTrainedModel.save_pretrained = cut_short
+    try:
+        with pytest.raises(OSError, match="No space left"):
+            train.merge(folder)
+    finally:
+        PreTrainedModel.save_pretrained = real
+    assert not (folder / "merged").exists() and not list(folder.glob(".merged.tmp-*"))
+    assert (train.merge(folder) / "model.safetensors").exists()
 
 
 class StopAfter:
@@ -279,3 +319,132 @@ def test_a_folder_refuses_another_config_but_not_a_code_update(tmp_path):
         runs.start(folder, {"lr": 1e-4, "optim": "sgd"}, {}, defaults=defaults)
     runs.start(folder, {"lr": 1e-4, "optim": "adamw"}, {}, defaults=defaults)  # gained, dropped: resumes
     assert runs.read_json(folder / "config.json") == {"lr": 1e-4, "optim": "adamw"}
+
+
+# ---- faults: a save cut short, a second process, a finished folder asked for another config -----
+
+def _checkpoint(folder: Path, step: int) -> Path:
+    """A small but complete trainer checkpoint folder (the files `runs.checkpoint_problems` reads)."""
+    from safetensors.torch import save_file
+
+    ckpt = folder / "checkpoints" / f"checkpoint-{step}"
+    ckpt.mkdir(parents=True)
+    save_file({"w": torch.arange(64, dtype=torch.float32)}, ckpt / "model.safetensors")
+    torch.save({"state": {}}, ckpt / "optimizer.pt")
+    torch.save({"last_epoch": step}, ckpt / "scheduler.pt")
+    (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    return ckpt
+
+
+def _cut(path: Path, keep: int) -> None:
+    path.write_bytes(path.read_bytes()[:keep])
+
+
+@pytest.mark.parametrize("damage, named", [
+    (lambda c: (_cut(c / "optimizer.pt", 0), (c / "trainer_state.json").unlink()),
+     "trainer_state.json is missing; optimizer.pt is truncated (0 bytes)"),  # killed mid-save
+    (lambda c: _cut(c / "model.safetensors", 200), "model.safetensors is truncated (200 bytes)"),  # disk full
+    (lambda c: _cut(c / "optimizer.pt", 100), "optimizer.pt is truncated (100 bytes)"),
+    (lambda c: (c / "optimizer.pt").unlink(), "optimizer.pt is missing"),  # removed by hand
+    (lambda c: _cut(c / "trainer_state.json", 5), "trainer_state.json is cut short"),
+])
+def test_resume_takes_the_newest_complete_checkpoint_and_names_what_is_wrong(tmp_path, capsys, damage, named):
+    assert runs.checkpoint_problems(_checkpoint(tmp_path, 8)) == []
+    damage(_checkpoint(tmp_path, 12))
+    assert runs.last_checkpoint(tmp_path) == tmp_path / "checkpoints" / "checkpoint-8"
+    out = capsys.readouterr().out
+    assert f"skipping checkpoints/checkpoint-12: {named}" in out.replace(str(tmp_path) + "/", "")
+    kept = list((tmp_path / "checkpoints-incomplete").iterdir())  # set aside, not deleted
+    assert len(kept) == 1 and kept[0].name.startswith("checkpoint-12-")
+    assert not (tmp_path / "checkpoints" / "checkpoint-12").exists()
+
+
+def test_no_complete_checkpoint_is_refused_with_what_to_do(tmp_path):
+    _cut(_checkpoint(tmp_path, 4) / "model.safetensors", 100)
+    with pytest.raises(RuntimeError, match=r"checkpoint-4: model\.safetensors is truncated \(100 bytes\)\. "
+                                           "Delete the checkpoints folder"):
+        runs.last_checkpoint(tmp_path)
+
+
+def test_a_run_killed_between_the_files_of_a_save_resumes_from_the_one_before(
+        tiny_model_dir, runs_root, monkeypatch, capsys):
+    """The fault lands after the weights and a 0-byte optimizer.pt, before trainer_state.json."""
+    from transformers import Trainer
+
+    kw = dict(eval_steps=2, max_steps=6)
+    straight = train.run(smoke(tiny_model_dir, name="straight", **kw))
+    real = Trainer._save_optimizer_and_scheduler
+
+    def killed_at_step_4(self, output_dir):
+        if self.state.global_step == 4:
+            (Path(output_dir) / "optimizer.pt").write_bytes(b"")
+            raise KeyboardInterrupt("killed while saving checkpoint-4")
+        return real(self, output_dir)
+
+    monkeypatch.setattr(Trainer, "_save_optimizer_and_scheduler", killed_at_step_4)
+    with pytest.raises(KeyboardInterrupt):
+        train.run(smoke(tiny_model_dir, name="broken", **kw))
+    monkeypatch.setattr(Trainer, "_save_optimizer_and_scheduler", real)
+    broken = runs.run_dir("t", "broken")
+    assert not (broken / "checkpoints" / "checkpoint-4" / "trainer_state.json").exists()
+    train.run(smoke(tiny_model_dir, name="broken", **kw))
+    assert "skipping" in capsys.readouterr().out and runs.is_done(broken)
+    assert runs.read_json(broken / "summary.json")["resumed_from"] == "checkpoint-2"
+    loss = [[r["loss"] for r in runs.read_metrics(f) if "loss" in r] for f in (straight, broken)]
+    assert loss[0] == loss[1] and len(loss[0]) == 6
+
+
+def test_a_finished_folder_refuses_another_config(tiny_model_dir, runs_root):
+    cfg = smoke(tiny_model_dir, name="done", max_steps=1, n_train=4, n_val=2)
+    folder = train.run(cfg)
+    with pytest.raises(RuntimeError, match=r"holds a finished run with another config \(lr: 0\.001 there, 0\.002"):
+        train.run(dataclasses.replace(cfg, lr=2e-3))
+    with pytest.raises(RuntimeError, match=r"finished run with another config \(task: 'viggo' there, 'sql' now"):
+        train.run(dataclasses.replace(cfg, task="sql"))
+    assert train.run(cfg) == folder  # the same config: skipped
+
+
+def test_a_second_run_on_a_busy_folder_is_refused_naming_the_holder(tiny_model_dir, runs_root):
+    """Two runs of one folder: the first (here, in a thread) holds it while the second, a real
+    `python -m ftlib.train`, starts; the second exits naming the first's pid, and nothing is doubled."""
+    import threading
+
+    from transformers import TrainerCallback
+
+    inside, release = threading.Event(), threading.Event()
+
+    class Hold(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            inside.set()
+            release.wait(120)
+
+    cfg = smoke(tiny_model_dir, name="busy", max_steps=2, n_train=4, n_val=2, eval_steps=1)
+    first = threading.Thread(target=train.run, args=(cfg,), kwargs={"callbacks": [Hold()]})
+    first.start()
+    try:
+        assert inside.wait(120)
+        cmd = [sys.executable, "-m", "ftlib.train", "--config", json.dumps(dataclasses.asdict(cfg))]
+        env = {**os.environ, "FTLIB_RUNS": str(runs_root), "OMP_NUM_THREADS": "1"}
+        second = subprocess.run(cmd, cwd=paths.ROOT, env=env, capture_output=True, text=True, timeout=300)
+    finally:
+        release.set()
+        first.join(120)
+    assert second.returncode != 0
+    assert f"is in use: training there is held by process {os.getpid()}" in second.stderr
+    folder = runs.run_dir("t", "busy")
+    steps = [r["step"] for r in runs.read_metrics(folder) if "loss" in r]
+    assert runs.is_done(folder) and steps == [1, 2] and not (folder / "LOCK").exists()
+
+
+def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path, capsys):
+    from ftlib import io
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    (tmp_path / "LOCK").write_text(json.dumps({"pid": int(dead.stdout), "host": os.uname().nodename}))
+    with io.folder_lock(tmp_path):
+        assert json.loads((tmp_path / "LOCK").read_text())["pid"] == os.getpid()
+        with pytest.raises(io.FolderBusy, match=f"held by process {os.getpid()}"):
+            with io.folder_lock(tmp_path):
+                pass
+    assert "which is gone: taking it over" in capsys.readouterr().out and not (tmp_path / "LOCK").exists()
