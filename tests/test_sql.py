@@ -154,6 +154,54 @@ def test_budget_stops_a_loop_of_expensive_calls(call):
     assert time.perf_counter() - start < 1.0
 
 
+# One SQLite instruction that runs for seconds without returning to the progress handler: printf
+# and format loop over a huge width even though the length limit turns their result into NULL.
+# Only the worker's wall-clock kill bounds these; each must come back within that bound.
+_ONE_STEP = ["printf('%.*c', 2000000000, 'x')", "format('%.*c', 2000000000, 'x')",
+             "printf('%*d', 2000000000, 1)", "printf('%.*f', 2000000000, 1.5)", "printf('%0*s', 2000000000, 'y')"]
+_BOUND = sandbox.KILL_SECONDS + 1.0  # the kill, plus starting a fresh worker for the next call
+
+
+@pytest.mark.parametrize("call", _ONE_STEP)
+@pytest.mark.parametrize("shape", ["SELECT {c}", "SELECT length({c}) FROM head a, head b",
+                                   "SELECT name FROM head WHERE length({c}) > 0"])
+def test_long_single_steps_are_killed_within_the_bound(call, shape):
+    start = time.perf_counter()
+    result = sandbox.run_query(_image(), shape.format(c=call))
+    assert time.perf_counter() - start < _BOUND
+    assert result.error is not None or all(v in (None, 0) for r in result.rows for v in r)  # NULL when quick
+    start = time.perf_counter()
+    assert evals.sql_error_kind(f"<SQL>{shape.format(c=call)}</SQL>", GOLD, CTX) != "correct"
+    assert time.perf_counter() - start < _BOUND
+    assert sandbox.run_query(_image(), "SELECT COUNT(*) FROM head").rows  # the next call gets a fresh worker
+
+
+def test_the_reported_printf_is_interrupted_not_finished():
+    start = time.perf_counter()
+    assert "interrupted" in sandbox.run_query(_image(), f"SELECT {_ONE_STEP[0]}").error
+    assert time.perf_counter() - start < _BOUND
+
+
+@pytest.mark.parametrize("unit", ["/**/ ", "/* a */", "-- c\n", "/*/**/ ", "/* ", "(", " /**/( "])
+@pytest.mark.parametrize("tail", ["x", "SELECT 1", "DROP TABLE head"])
+def test_statement_check_is_linear_in_repeated_comments(unit, tail):
+    for reps in (28, 10_000):
+        text = unit * reps + tail
+        start = time.perf_counter()
+        evals.sql_error_kind(f"<SQL>{text}</SQL>", GOLD, CTX)
+        sandbox.is_read_start(text)
+        assert time.perf_counter() - start < 0.5, (unit, reps)
+    assert not sandbox.is_read_start(unit * 28 + "DROP TABLE head")
+
+
+def test_statement_check_reads_comments_as_sqlite_does():
+    assert sandbox.is_read_start("-- note\n/* a */ ((SELECT 1))")
+    assert sandbox.is_read_start("  with x as (select 1) select * from x")
+    assert not sandbox.is_read_start("/* SELECT */ DELETE FROM head")
+    assert not sandbox.is_read_start("-- SELECT 1")
+    assert not sandbox.is_read_start("SELECTED")
+
+
 def test_the_longest_value_is_allowed_and_one_byte_more_is_not():
     assert sandbox.run_query(_image(), f"SELECT length(zeroblob({_L}))").rows == [(_L,)]
     assert "too big" in sandbox.run_query(_image(), f"SELECT zeroblob({_L + 1})").error
