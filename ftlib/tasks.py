@@ -143,8 +143,9 @@ GSM8K = Task(
     name="gsm8k", load=_loader("gsm8k"), fields=data.REQUIRED["gsm8k"],
     question=lambda r: f"Problem: {r['question']}",
     reference=lambda r: r["answer"],
-    score=lambda p, r: {"correct": evals.gsm8k_correct(p, r["answer"])},
-    metrics=("correct",), primary="correct",
+    # lm-evaluation-harness's two figures; the headline is strict-match (the first `#### <number>`)
+    score=lambda p, r: evals.gsm8k_lm_eval(p, r["answer"]),
+    metrics=("strict_match", "flexible_extract"), primary="strict_match",
     instruction="Solve this math problem step by step. End with '#### ' followed by the final number.",
     system="You solve grade-school math word problems. Reason step by step, then write the final "
     "answer as a number on its own line after '#### ', for example:\n#### 42",
@@ -153,7 +154,7 @@ GSM8K = Task(
     shot_answer=lambda r: re.sub(r"<<[^>]*>>", "", r["answer"]),
     with_answer=lambda r, p: {**r, "answer": p.strip()},
     error_kind=lambda p, rec: evals.gsm8k_error_kind(p, rec["reference"]),
-    title="GSM8K (final answer)",
+    title="GSM8K (strict-match: the number after ####)",
 )
 
 BUILTIN = (VIGGO, SQL, GSM8K)
