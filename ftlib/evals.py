@@ -6,7 +6,8 @@
   after `#### `) and `flexible_extract` ("flexible-extract": the last number in the text), compared
   as strings after its normalisation; the headline is strict_match, which does not credit an answer
   that never states one and happens to end on the gold number.
-- SQL: execution match on synthetic SQLite databases (`ftlib.sql`).
+- SQL: execution match on databases chosen to tell each gold query from its near-miss mutants, any
+  column order, row order only on the gold's ORDER BY keys (`ftlib.sql`).
 
 Which scorer a task uses, and its metrics, are part of the task's declaration (`ftlib.tasks`);
 `score_row` looks it up. `summarize` turns per-example scores into means with 95% intervals.
@@ -288,11 +289,16 @@ def gsm8k_error_kind(prediction: str, reference: str) -> str:
 
 
 def score_sql(prediction: str, gold: str, context: str) -> dict[str, bool]:
-    """execution_match, valid_sql (a query that runs) and extracted (a query was found at all)."""
+    """execution_match, valid_sql (a query that runs), extracted (a query was found at all) and judged
+    (the gold can judge: it selects something and its databases tell it from its mutants). Where it
+    cannot, execution_match is left out, so the headline's n counts judged items only."""
     kind = compare(prediction, gold, context)
-    return {"execution_match": kind == "correct",
-            "valid_sql": kind in ("correct", "wrong_columns", "wrong_rows"),
-            "extracted": kind != "no_sql"}
+    out = {"execution_match": kind == "correct",
+           "valid_sql": kind in ("correct", "wrong_columns", "wrong_rows"),
+           "extracted": kind != "no_sql", "judged": kind != "unjudgeable"}
+    if kind == "unjudgeable":
+        del out["execution_match"], out["valid_sql"]
+    return out
 
 
 def score_row(task: str, prediction: str, row: dict) -> dict:

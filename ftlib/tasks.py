@@ -126,7 +126,7 @@ SQL = Task(
     question=lambda r: f"Tables: {r['context']}\nQuestion: {r['question']}",
     reference=lambda r: f"<SQL>{r['answer']}</SQL>",
     score=lambda p, r: evals.score_sql(p, r["answer"], r["context"]),
-    metrics=("execution_match", "valid_sql", "extracted"), primary="execution_match",
+    metrics=("execution_match", "valid_sql", "extracted", "judged"), primary="execution_match",
     instruction="Write the SQLite query that answers the question, using these tables. "
     "Put the query inside <SQL>...</SQL>.",
     system="You write SQLite queries. Given CREATE TABLE statements and a question, answer with one "

@@ -86,7 +86,7 @@ def is_read_start(sql: str) -> bool:
 
     A left-to-right scan, linear in the length of `sql` whatever it holds.
 
-    >>> is_read_start("/* a */ -- b\n (SELECT 1)"), is_read_start("/**/ DROP TABLE t")
+    >>> is_read_start("/* a */ -- b\\n (SELECT 1)"), is_read_start("/**/ DROP TABLE t")
     (True, False)
     """
     i, n = 0, len(sql)
@@ -238,6 +238,14 @@ class _Worker:
 
 
 _WORKER = _Worker()
+
+
+def run_trusted(image: bytes, sql: str) -> QueryResult:
+    """Run a query we wrote (a gold query or its mutant) in this process: the step and time budgets
+    hold, but not the kill, so never pass model output here."""
+    if not is_read_start(sql):
+        return QueryResult(error="not a read-only query")
+    return _execute(image, sql, MAX_ROWS, MAX_STEPS, MAX_SECONDS)
 
 
 def run_query(image: bytes, sql: str, *, max_rows: int = MAX_ROWS, max_steps: int = MAX_STEPS,
