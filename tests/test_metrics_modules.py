@@ -33,4 +33,5 @@ def test_metric_modules_load_offline_from_a_local_path(tmp_path):
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got["viggo"] == {"function": 0.5, "attribute_types": 0.5, "attribute_order": 0.0, "exact": 0.0, "n": 2}
     assert got["gsm8k"] == {"strict_match": 0.5, "flexible_extract": 0.5, "n": 2}
-    assert got["sql"] == {"execution_match": 0.5, "valid_sql": 0.5, "extracted": 1.0, "n": 2}
+    assert got["sql"] == {"execution_match": 0.5, "valid_sql": 0.5, "extracted": 1.0, "judged": 1.0,
+                          "n": 2}
