@@ -297,7 +297,7 @@ def score_sql(prediction: str, gold: str, context: str) -> dict[str, bool]:
            "valid_sql": kind in ("correct", "wrong_columns", "wrong_rows"),
            "extracted": kind != "no_sql", "judged": kind != "unjudgeable"}
     if kind == "unjudgeable":
-        del out["execution_match"], out["valid_sql"]
+        del out["execution_match"], out["valid_sql"], out["extracted"]
     return out
 
 

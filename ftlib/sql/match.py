@@ -139,17 +139,17 @@ def compare(prediction: str, gold: str, context: str, *, seed: int = 0) -> str:
     >>> compare("<SQL>SELECT COUNT(*) FROM head</SQL>", "SELECT COUNT(*) FROM head", "CREATE TABLE head (age INTEGER)")
     'correct'
     """
+    judge = suite.build(context, gold, seed)
+    golds = [_judge(context, gold, seed, i) for i in range(len(judge.images))]
+    if any(ref.error is not None for ref, _ in golds):
+        return "gold_error"
+    if not judge.judgeable:  # a property of the gold: the same items are left out of every evaluation
+        return "unjudgeable"
     query = sandbox.extract_sql(prediction)
     if query is None:
         return "no_sql"
-    judge = suite.build(context, gold, seed)
     ordered = suite.top_level_order_by(gold)
-    for i, image in enumerate(judge.images):
-        ref, keys = _judge(context, gold, seed, i)
-        if ref.error is not None:
-            return "gold_error"
-        if not judge.judgeable:
-            return "unjudgeable"
+    for image, (ref, keys) in zip(judge.images, golds):
         pred = sandbox.run_query(image, query)
         if pred.error is not None:
             return _error_kind(pred.error)
