@@ -23,6 +23,7 @@ from ftlib.sql import sandbox, synthetic
 
 CANDIDATES = (6, 18)  # plain and rich candidate databases per gold query
 MAX_DATABASES = 6  # kept per gold query
+_BATCH = 4  # candidates tried between checks for stopping early (at least two batches are tried)
 MIN_DATABASES = 3  # kept even when fewer already separate every mutant (they still test columns, tables)
 _FLIPS = {"=": ("!=", "<", ">"), "!=": ("=",), "<>": ("=",), "<": ("<=", ">", "<>"), ">": (">=", "<", "<>"),
           "<=": ("<", ">="), ">=": (">", "<=")}
@@ -150,21 +151,39 @@ class Suite:
         return self.selects and (self.conditions == 0 or self.conditions_killed > 0)
 
 
-def _candidates(context: str, gold: str, seed: int) -> list[bytes]:
-    plain = [synthetic.database_image(context, gold, seed, i) for i in range(CANDIDATES[0])]
-    return plain + [synthetic.database_image(context, gold, seed, i, rich=True) for i in range(CANDIDATES[1])]
+def _candidates(context: str, gold: str, seed: int):
+    """Candidate databases, plain and rich in turn, built only as far as they are asked for."""
+    for i in range(max(CANDIDATES)):
+        if i < CANDIDATES[0]:
+            yield synthetic.database_image(context, gold, seed, i)
+        if i < CANDIDATES[1]:
+            yield synthetic.database_image(context, gold, seed, i, rich=True)
+
+
+def _evaluate(context: str, gold: str, seed: int, muts: list[str]):
+    """(images, gold rows, kills): each candidate run against the mutants not yet told apart; stops
+    early once every mutant is, or a batch of candidates tells apart nothing new."""
+    images, gold_rows, kills, killed = [], [], [], set()
+    ordered = top_level_order_by(gold)
+    for image in _candidates(context, gold, seed):
+        rows = _result(image, gold)
+        g = _key(rows, ordered)
+        kills.append({j for j, m in enumerate(muts) if j not in killed and g is not None
+                      and _key(_result(image, m), top_level_order_by(m)) != g})
+        images.append(image)
+        gold_rows.append(rows)
+        killed |= kills[-1]
+        done = len(killed) == len(muts) or (len(images) % _BATCH == 0 and not any(kills[-_BATCH:]))
+        if len(images) >= 2 * _BATCH and done:
+            break
+    return images, gold_rows, kills
 
 
 @functools.lru_cache(maxsize=4096)
 def build(context: str, gold: str, seed: int = 0) -> Suite:
     """Choose, greedily, the candidate databases that tell the gold from the most of its mutants."""
-    images, muts = _candidates(context, gold, seed), mutants(gold)
-    gold_rows = [_result(img, gold) for img in images]
-    kills = []
-    for img, rows in zip(images, gold_rows):
-        g = _key(rows, top_level_order_by(gold))
-        kills.append({j for j, m in enumerate(muts)
-                      if g is not None and _key(_result(img, m), top_level_order_by(m)) != g})
+    muts = mutants(gold)
+    images, gold_rows, kills = _evaluate(context, gold, seed, muts)
     chosen, killed = [], set()
     while len(chosen) < MAX_DATABASES:
         order = sorted(range(len(images)),
