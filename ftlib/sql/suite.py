@@ -155,9 +155,9 @@ def _candidates(context: str, gold: str, seed: int):
     """Candidate databases, plain and rich in turn, built only as far as they are asked for."""
     for i in range(max(CANDIDATES)):
         if i < CANDIDATES[0]:
-            yield synthetic.database_image(context, gold, seed, i)
+            yield synthetic.database_image(context, gold, seed, i, keys=True)
         if i < CANDIDATES[1]:
-            yield synthetic.database_image(context, gold, seed, i, rich=True)
+            yield synthetic.database_image(context, gold, seed, i, rich=True, keys=True)
 
 
 def _evaluate(context: str, gold: str, seed: int, muts: list[str]):
