@@ -193,6 +193,9 @@ def build(context: str, gold: str, seed: int = 0) -> Suite:
             break
         chosen.append(best)
         killed |= kills[best]
+    selecting = [i for i in range(len(images)) if _selects_something(gold_rows[i])]
+    if selecting and not any(i in selecting for i in chosen):  # one database where the gold selects rows
+        chosen = chosen[: MAX_DATABASES - 1] + [selecting[0]]
     conditions = {j for j, m in enumerate(muts) if m in set(condition_mutants(gold))}
     return Suite(images=tuple(images[i] for i in chosen), mutants=len(muts), killed=len(killed),
                  conditions=len(conditions), conditions_killed=len(conditions & killed),
