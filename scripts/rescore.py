@@ -5,8 +5,8 @@
 For each file it replaces each record's `scores`, then prints (and writes to results/rescoring.csv)
 the old and the new headline with its 95% interval. It then rewrites, from the new scores, the rows of
 results/*/scores.csv and scores.md and of results/sweep/sweep_*.csv and .md whose evaluation it
-rescored. Tables that need the git-ignored runs/ folders (summary.md, before_after, errors...) are
-left as they are.
+rescored, and the sweep's paired sign tests. Tables that need the git-ignored runs/ folders
+(summary.md, before_after, errors...) and the figures are left as they are.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 from ftlib import evals, paths, plots, tasks
+from ftlib import sweep as sweep_lib
 
 ROOT = Path(paths.ROOT) / "results"
 
@@ -84,6 +85,10 @@ def main() -> None:
             _update_table(ROOT / folder / "scores.csv", found, "label", 4)
         for sweep in (ROOT / folder).glob("sweep_*.csv"):
             _update_table(sweep, found, "arm", None)
+            task = sweep.stem.removeprefix("sweep_")
+            if (ROOT / folder / f"paired_{task}.csv").exists():  # the sign tests against the best arm
+                paired = sweep_lib.paired_rows(task, plots.read_table(sweep), ROOT / folder / "predictions")
+                plots.save_table(paired, f"paired_{task}", ROOT / folder)
 
 
 if __name__ == "__main__":
