@@ -1,8 +1,13 @@
 """Scorers for the three tasks: pure functions that never raise on any model output.
 
-- ViGGO: function, attribute types (as a set), their order, exact values (value lists as sets).
-- GSM8K: the number after the last `####`, else the last number; compared numerically.
-- SQL: execution match on synthetic SQLite databases (`ftlib.sql`).
+- ViGGO: function, attribute types (as a set), their order, exact values (value lists as sets);
+  every level needs a well-formed meaning representation (its parentheses and brackets closed).
+- GSM8K: lm-evaluation-harness's two figures, `strict_match` (its "strict-match": the first number
+  after `#### `) and `flexible_extract` ("flexible-extract": the last number in the text), compared
+  as strings after its normalisation; the headline is strict_match, which does not credit an answer
+  that never states one and happens to end on the gold number.
+- SQL: execution match on databases chosen to tell each gold query from its near-miss mutants, any
+  column order, row order only on the gold's ORDER BY keys (`ftlib.sql`).
 
 Which scorer a task uses, and its metrics, are part of the task's declaration (`ftlib.tasks`);
 `score_row` looks it up. `summarize` turns per-example scores into means with 95% intervals.
@@ -22,7 +27,7 @@ from ftlib.sql.sandbox import extract_sql
 
 __all__ = [
     "VIGGO_ATTRIBUTES", "VIGGO_FUNCTIONS", "audit_gold", "audit_rows", "extract_gsm8k_answer",
-    "extract_sql", "gsm8k_correct", "gsm8k_error_kind", "parse_viggo", "proportion_ci", "score_row",
+    "extract_sql", "gsm8k_correct", "gsm8k_error_kind", "gsm8k_lm_eval", "parse_viggo", "proportion_ci", "score_row",
     "score_viggo", "sql_error_kind", "sql_execution_match", "sql_gold_usable", "summarize",
     "viggo_error_kind",
 ]
@@ -43,25 +48,32 @@ _FUNCTION_PATTERNS = (
 _ATTRIBUTE = re.compile(r"\s*,?\s*(\w+)\s*\[")
 
 
-def _attributes(body: str) -> list[tuple[str, str]]:
-    """`name[value], ...` pairs of an MR body; a value runs to its matching `]` (it may hold anything)."""
+def _attributes(body: str) -> tuple[list[tuple[str, str]], bool]:
+    """`name[value], ...` pairs of an MR body (a value runs to its matching `]` and may hold anything),
+    and whether the MR is well formed: every `[` closed, then the function's `)` or the end of the text
+    (a lone lost `)` is forgiven; a cut or a repeat until the token cap is not)."""
     pairs, pos = [], 0
     while m := _ATTRIBUTE.match(body, pos):
         depth, i = 1, m.end()
         while i < len(body) and depth:
             depth += {"[": 1, "]": -1}.get(body[i], 0)
             i += 1
-        value = body[m.end(): i - 1] if depth == 0 else body[m.end():].rstrip(" )")
-        pairs.append((m.group(1).lower(), value))
+        if depth:
+            return pairs + [(m.group(1).lower(), body[m.end():].rstrip(" )"))], False
+        pairs.append((m.group(1).lower(), body[m.end(): i - 1]))
         pos = i
-    return pairs
+    rest = body[pos:].strip()
+    return pairs, rest == "" or rest.startswith(")")
 
 
 def parse_viggo(text: str) -> tuple[str, list[tuple[str, str]]] | None:
-    """The function and (attribute, value) pairs of a meaning representation, or None.
+    """The function and (attribute, value) pairs of a well-formed meaning representation, or None
+    (also for one that never closes, as a model looping until its token cap writes).
 
     >>> parse_viggo("MR: inform(name[X], esrb[E 10+ (for Everyone 10 and Older)], genres[driving/racing, sport])")
     ('inform', [('name', 'X'), ('esrb', 'E 10+ (for Everyone 10 and Older)'), ('genres', 'driving/racing, sport')])
+    >>> parse_viggo("verify_attribute(player_perspective[], rating[good], player_perspective[") is None
+    True
     """
     if not isinstance(text, str):
         return None
@@ -69,7 +81,8 @@ def parse_viggo(text: str) -> tuple[str, list[tuple[str, str]]] | None:
     if m is None:
         return None
     start = text.index("(", m.start()) + 1
-    return m.group(1).lower(), _attributes(text[start:])
+    pairs, closed = _attributes(text[start:])
+    return (m.group(1).lower(), pairs) if closed else None
 
 
 def _value_set(value: str) -> frozenset[str]:
@@ -132,6 +145,50 @@ def extract_gsm8k_answer(text: str) -> str | None:
     if not numbers:
         return None
     return numbers[0].group(0).replace(",", "").replace("$", "").rstrip(".")
+
+
+# lm-evaluation-harness, tasks/gsm8k/gsm8k.yaml: the two filters and exact_match's normalisation.
+_STRICT = re.compile(r"#### (\-?[0-9\.\,]+)")
+_FLEXIBLE = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
+_IGNORE = (",", r"\$", r"(?s).*#### ", r"\.$")
+
+
+def lm_eval_gsm8k_answer(text: str, mode: str) -> str | None:
+    """The answer lm-evaluation-harness's filter takes: mode "strict" is the first `#### <number>`,
+    "flexible" the last number-like token; None where it finds none (its "[invalid]").
+
+    >>> lm_eval_gsm8k_answer("2 + 3 = 5\\n#### 5.\\n#### 7", "strict"), lm_eval_gsm8k_answer("so $1,018.", "flexible")
+    ('5.', '$1,018.')
+    """
+    if not isinstance(text, str):
+        return None
+    found = (_STRICT if mode == "strict" else _FLEXIBLE).findall(text)
+    if not found:
+        return None
+    pick = found[0] if mode == "strict" else found[-1]
+    if isinstance(pick, tuple):
+        pick = next((g for g in pick if g), "")
+    return pick.strip() or None
+
+
+def _lm_eval_normal(text: str) -> str:
+    """exact_match's normalisation of both sides: drop `,`, `$`, everything up to `#### `, a final `.`."""
+    for pattern in _IGNORE:
+        text = re.sub(pattern, "", text)
+    return text.lower()
+
+
+def gsm8k_lm_eval(prediction: str, reference: str) -> dict[str, bool]:
+    """strict_match and flexible_extract as lm-evaluation-harness scores them (string equality).
+
+    >>> gsm8k_lm_eval("... 18 eggs ... 18 ... 18", "... #### 18")
+    {'strict_match': False, 'flexible_extract': True}
+    """
+    out = {}
+    for key, mode in (("strict_match", "strict"), ("flexible_extract", "flexible")):
+        answer = lm_eval_gsm8k_answer(prediction, mode)
+        out[key] = answer is not None and _lm_eval_normal(answer) == _lm_eval_normal(str(reference))
+    return out
 
 
 def _number(text: str | None) -> Decimal | None:
@@ -217,25 +274,31 @@ def calculator(text: str) -> str | None:
 
 
 def gsm8k_error_kind(prediction: str, reference: str) -> str:
-    """One word: correct, no_answer, arithmetic_slip (a `<<a=b>>` annotation is wrong) or wrong_reasoning.
+    """One word by the headline (strict-match): correct, no_answer (no `#### <number>`),
+    arithmetic_slip (a `<<a=b>>` annotation is wrong) or wrong_reasoning.
 
     >>> gsm8k_error_kind("3 + 4 = <<3+4=8>>8\\n#### 8", "#### 7")
     'arithmetic_slip'
     """
-    if gsm8k_correct(prediction, reference):
+    if gsm8k_lm_eval(prediction, reference)["strict_match"]:
         return "correct"
-    if extract_gsm8k_answer(prediction) is None:
+    if lm_eval_gsm8k_answer(prediction, "strict") is None:
         return "no_answer"
     notes = calculator_notes(prediction)
     return "arithmetic_slip" if any(note_is_wrong(e, r) for e, r in notes) else "wrong_reasoning"
 
 
 def score_sql(prediction: str, gold: str, context: str) -> dict[str, bool]:
-    """execution_match, valid_sql (a query that runs) and extracted (a query was found at all)."""
+    """execution_match, valid_sql (a query that runs), extracted (a query was found at all) and judged
+    (the gold can judge: it selects something and its databases tell it from its mutants). Where it
+    cannot, execution_match is left out, so the headline's n counts judged items only."""
     kind = compare(prediction, gold, context)
-    return {"execution_match": kind == "correct",
-            "valid_sql": kind in ("correct", "wrong_columns", "wrong_rows"),
-            "extracted": kind != "no_sql"}
+    out = {"execution_match": kind == "correct",
+           "valid_sql": kind in ("correct", "wrong_columns", "wrong_rows"),
+           "extracted": kind != "no_sql", "judged": kind != "unjudgeable"}
+    if kind == "unjudgeable":
+        del out["execution_match"], out["valid_sql"], out["extracted"]
+    return out
 
 
 def score_row(task: str, prediction: str, row: dict) -> dict:
@@ -301,8 +364,8 @@ def summarize(scores: list[dict]) -> dict[str, dict]:
 def metric_means(task: str, scores: list[dict]) -> dict:
     """Each metric of a task as its mean over examples (0.0 for none), plus n.
 
-    >>> metric_means("gsm8k", [{"correct": True}, {"correct": False}])
-    {'correct': 0.5, 'n': 2}
+    >>> metric_means("gsm8k", [{"strict_match": True, "flexible_extract": True}, {"strict_match": False}])
+    {'strict_match': 0.5, 'flexible_extract': 1.0, 'n': 2}
     """
     from ftlib import tasks
 

@@ -141,10 +141,13 @@ def paired(before: list[dict], after: list[dict], metric: str) -> dict[str, floa
     ...        [{"id": i, "scores": {"ok": i < 8}} for i in range(9)], "ok")
     {'items': 9, 'both': 2, 'only_before': 0, 'only_after': 6, 'p': 0.03125}
     """
-    b = {r["id"]: bool(r["scores"][metric]) for r in before}
-    a = {r["id"]: bool(r["scores"][metric]) for r in after}
+    b = {r["id"]: r["scores"].get(metric) for r in before}
+    a = {r["id"]: r["scores"].get(metric) for r in after}
     if b.keys() != a.keys():
         raise ValueError(f"paired: the two evaluations cover different items ({len(b)} vs {len(a)} ids)")
+    # an item without the metric (a SQL gold that cannot judge) is left out, as from the headline
+    b = {i: bool(v) for i, v in b.items() if v is not None and a[i] is not None}
+    a = {i: bool(a[i]) for i in b}
     only_b = sum(b[i] and not a[i] for i in b)
     only_a = sum(a[i] and not b[i] for i in a)
     k, n = min(only_a, only_b), only_a + only_b

@@ -128,7 +128,7 @@ SQL = Task(
     question=lambda r: f"Tables: {r['context']}\nQuestion: {r['question']}",
     reference=lambda r: f"<SQL>{r['answer']}</SQL>",
     score=lambda p, r: evals.score_sql(p, r["answer"], r["context"]),
-    metrics=("execution_match", "valid_sql", "extracted"), primary="execution_match",
+    metrics=("execution_match", "valid_sql", "extracted", "judged"), primary="execution_match",
     instruction="Write the SQLite query that answers the question, using these tables. "
     "Put the query inside <SQL>...</SQL>.",
     system="You write SQLite queries. Given CREATE TABLE statements and a question, answer with one "
@@ -145,8 +145,9 @@ GSM8K = Task(
     name="gsm8k", load=_loader("gsm8k"), fields=data.REQUIRED["gsm8k"],
     question=lambda r: f"Problem: {r['question']}",
     reference=lambda r: r["answer"],
-    score=lambda p, r: {"correct": evals.gsm8k_correct(p, r["answer"])},
-    metrics=("correct",), primary="correct",
+    # lm-evaluation-harness's two figures; the headline is strict-match (the first `#### <number>`)
+    score=lambda p, r: evals.gsm8k_lm_eval(p, r["answer"]),
+    metrics=("strict_match", "flexible_extract"), primary="strict_match",
     instruction="Solve this math problem step by step. End with '#### ' followed by the final number.",
     system="You solve grade-school math word problems. Reason step by step, then write the final "
     "answer as a number on its own line after '#### ', for example:\n#### 42",
@@ -155,7 +156,7 @@ GSM8K = Task(
     shot_answer=lambda r: re.sub(r"<<[^>]*>>", "", r["answer"]),
     with_answer=lambda r, p: {**r, "answer": p.strip()},
     error_kind=lambda p, rec: evals.gsm8k_error_kind(p, rec["reference"]),
-    title="GSM8K (final answer)",
+    title="GSM8K (strict-match: the number after ####)",
 )
 
 BUILTIN = (VIGGO, SQL, GSM8K)

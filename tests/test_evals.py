@@ -31,7 +31,12 @@ def test_viggo_hand_checked():
     ("confirm(name[X], rating[good])", "inform(name[X], rating[good])", (0, 0, 0, 0)),
     ("made_up(name[X])", "inform(name[X])", (0, 0, 0, 0)),
     ("inform(name[X], rating[good]", "inform(name[X], rating[good])", (1, 1, 1, 1)),  # lost final ")"
-    ("inform(name[X], rating[goo", "inform(name[X], rating[good])", (1, 1, 1, 0)),  # cut mid-value
+    ("inform(name[X], rating[goo", "inform(name[X], rating[good])", (0, 0, 0, 0)),  # cut mid-value
+    # looping until the token cap: never closes, so not even the function is credited
+    ("verify_attribute(player_perspective[], " * 20 + "player_persp", "verify_attribute(player_perspective[])",
+     (0, 0, 0, 0)),
+    ("verify_attribute(player_perspective[], " * 20 + "player_perspective[",
+     "verify_attribute(player_perspective[], rating[good])", (0, 0, 0, 0)),
     ("I can't help with that.", "inform(name[X])", (0, 0, 0, 0)),
     ("", "inform(name[X])", (0, 0, 0, 0)),
     ("request_attribute(player_perspective[])", "request_attribute(player_perspective[])", (1, 1, 1, 1)),
@@ -75,6 +80,24 @@ def test_extract_gsm8k_answer(text, expected):
     assert evals.extract_gsm8k_answer(text) == expected
 
 
+# Hand-checked against lm-evaluation-harness's gsm8k.yaml: strict-match takes the first `#### <number>`,
+# flexible-extract the last number-like token; both compare strings after dropping `,`, `$`, a final `.`.
+@pytest.mark.parametrize("pred, strict, flexible", [
+    ("9 * 2 = 18\n#### 18", True, True),
+    ("She makes $18.", False, True),  # no `####`: only flexible finds it
+    ("#### 18\n#### 16\n#### 16", True, False),  # loops on: strict keeps the first, flexible the last
+    ("she makes 16 ... 16 ... 18", False, True),  # loops to the cap and ends on the gold number
+    ("#### $18.", False, True),  # strict wants a digit right after "#### "
+    ("#### 1,8", True, True),  # commas dropped whatever their place
+    ("#### 18.0", False, False),  # string equality, not numeric: 18.0 is not 18
+    ("#### 17\nso 18", False, True),
+    ("#### -18", False, False), ("", False, False), ("####18", False, True),  # strict needs the space
+])
+def test_gsm8k_lm_eval_strict_and_flexible(pred, strict, flexible):
+    ref = "Janet sells 16 - 3 - 4 = <<16-3-4=9>>9 duck eggs a day.\nShe makes 9 * 2 = $<<9*2=18>>18.\n#### 18"
+    assert evals.gsm8k_lm_eval(pred, ref) == {"strict_match": strict, "flexible_extract": flexible}
+
+
 @pytest.mark.parametrize("pred, ref, ok", [
     ("#### 18", "#### 18.0", True), ("#### 18.5", "#### 18", False), ("#### 1,000", "#### 1000", True),
     ("", "#### 1", False), ("#### 3", "no number", False),
@@ -104,7 +127,7 @@ def test_score_row_dispatches():
     gsm = data.load_rows("gsm8k", "test")[0]
     assert all(evals.score_row("viggo", viggo["meaning_representation"], viggo).values())
     assert evals.score_row("sql", f"<SQL>{sql['answer']}</SQL>", sql)["extracted"]
-    assert evals.score_row("gsm8k", "#### 18", gsm) == {"correct": True}
+    assert evals.score_row("gsm8k", "#### 18", gsm) == {"strict_match": True, "flexible_extract": True}
     for task in tasks.BUILTIN:
         assert task.primary in task.metrics
         assert set(evals.score_row(task.name, "", {**viggo, **sql, **gsm})) == set(task.metrics)

@@ -1,4 +1,7 @@
-"""Execution match for SQL: run the gold and the predicted query on the same synthetic databases.
+"""Execution match for SQL: run the gold and the predicted query on the databases that judge the gold
+(`suite`: chosen so the gold differs from its near-miss mutants), compared as the test-suite
+evaluation does: any order of the selected columns; row order only where the gold sorts, and then only
+on its ORDER BY keys (rows tied on the keys may come in any order).
 
 Also the audit of the gold queries themselves: the local sql-create-context data has real defects
 (gold queries naming a column their context lacks; tables or columns repeated with another case),
@@ -8,20 +11,23 @@ so training and scoring leave out the rows whose gold query does not execute.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from collections import Counter
 
-from ftlib.sql import sandbox, schema, synthetic
+from ftlib.sql import sandbox, schema, suite, synthetic
 
 _SYNTAX = ("syntax error", "incomplete input", "unrecognized token")
 _FORBIDDEN = ("not authorized", "authorization denied", "not a read-only", "one statement", "nul character")
 _BUDGET = ("interrupted", "more than", "too big", "too long")
+MAX_PERMUTED = 6  # columns up to which every order of the predicted columns is tried (6! = 720)
 # Queries whose row count is not "rows of the FROM table that pass the filter".
 _NOT_SINGLE = re.compile(r"\bJOIN\b|\bGROUP\s+BY\b|\b(?:COUNT|SUM|AVG|MIN|MAX)\s*\(|\bDISTINCT\b|\bLIMIT\b"
                          r"|\bINTERSECT\b|\bUNION\b|\bEXCEPT\b|\bFROM\s+\w+(?:\s+(?:AS\s+)?\w+)?\s*,", re.I)
 
 
 def _images(context: str, gold: str, instances: int, seed: int) -> list[bytes]:
+    """The plain synthetic instances the gold audit runs on."""
     return [synthetic.database_image(context, gold, seed, i) for i in range(max(1, instances))]
 
 
@@ -31,18 +37,88 @@ def _gold_result(context: str, gold: str, seed: int, instance: int) -> sandbox.Q
     return sandbox.run_query(synthetic.database_image(context, gold, seed, instance), gold)
 
 
-def _top_level_order_by(query: str) -> bool:
-    """Whether the outer query sorts (an ORDER BY inside a subquery does not order the result)."""
-    for m in re.finditer(r"\bORDER\s+BY\b", query, re.I):
-        prefix = query[: m.start()]
-        if prefix.count("(") == prefix.count(")"):
+@functools.lru_cache(maxsize=16384)
+def _judge(context: str, gold: str, seed: int, instance: int) -> tuple[sandbox.QueryResult, list | None]:
+    """The gold's result on one judging database, and its ORDER BY key per row (None: compare the
+    whole order); cached, as every prediction for an item reuses it."""
+    image = suite.build(context, gold, seed).images[instance]
+    ref = sandbox.run_trusted(image, gold)
+    if ref.error is not None or not suite.top_level_order_by(gold):
+        return ref, None
+    keys = sandbox.run_trusted(image, _with_keys(gold)) if _with_keys(gold) else None
+    if keys is None or keys.error is not None or len(keys.rows) != len(ref.rows):
+        return ref, None
+    width = len(ref.rows[0]) if ref.rows else 0
+    return ref, [r[width:] for r in keys.rows]
+
+
+def _with_keys(gold: str) -> str | None:
+    """The gold with its ORDER BY keys appended to the select list (`ORDER BY 2` names a column
+    already there), or None where that is not a plain rewrite (a compound query, no top-level FROM)."""
+    if re.search(r"\b(?:UNION|INTERSECT|EXCEPT)\b", gold, re.I):
+        return None
+    order = [m for m in re.finditer(r"\bORDER\s+BY\b", gold, re.I) if _depth(gold, m.start()) == 0]
+    froms = [m for m in re.finditer(r"\bFROM\b", gold, re.I) if _depth(gold, m.start()) == 0]
+    if not order or not froms:
+        return None
+    clause = re.split(r"\bLIMIT\b", gold[order[-1].end():], flags=re.I)[0]
+    keys = [re.sub(r"\s+(?:ASC|DESC)\s*$", "", k.strip(), flags=re.I) for k in _split_top(clause)]
+    if any(k.isdigit() for k in keys):
+        return None
+    at = froms[0].start()
+    return f"{gold[:at].rstrip()}, {', '.join(keys)} {gold[at:]}"
+
+
+def _depth(text: str, pos: int) -> int:
+    prefix = text[:pos]
+    return prefix.count("(") - prefix.count(")")
+
+
+def _split_top(clause: str) -> list[str]:
+    """A comma-separated list split at the commas outside parentheses."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(clause):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            parts.append(clause[start:i])
+            start = i + 1
+    return parts + [clause[start:]]
+
+
+def _runs(keys: list[tuple]) -> list[tuple[int, int]]:
+    """(start, end) of each run of rows with equal ORDER BY keys."""
+    runs, start = [], 0
+    for i in range(1, len(keys) + 1):
+        if i == len(keys) or keys[i] != keys[start]:
+            runs.append((start, i))
+            start = i
+    return runs
+
+
+def same_result(gold_rows: list[tuple], pred_rows: list[tuple], ordered: bool, keys: list | None = None) -> bool:
+    """Equal up to an order of the predicted columns; rows as a multiset unless the gold sorts, then
+    in order between runs of rows tied on the gold's ORDER BY keys (`keys`; None: every row in order).
+
+    >>> same_result([("a", 1), ("b", 2)], [(2, "b"), (1, "a")], ordered=False)
+    True
+    """
+    if len(gold_rows) != len(pred_rows):
+        return False
+    width = len(gold_rows[0]) if gold_rows else 0
+    if any(len(r) != width for r in gold_rows + pred_rows):
+        return False
+    orders = itertools.permutations(range(width)) if width <= MAX_PERMUTED else [tuple(range(width))]
+    for order in orders:
+        rows = [tuple(r[i] for i in order) for r in pred_rows]
+        if not ordered:
+            if Counter(rows) == Counter(gold_rows):
+                return True
+        elif keys is None:
+            if rows == gold_rows:
+                return True
+        elif all(Counter(rows[a:b]) == Counter(gold_rows[a:b]) for a, b in _runs(keys)):
             return True
     return False
-
-
-def _same(gold_rows: list[tuple], pred_rows: list[tuple], ordered: bool) -> bool:
-    """Lists equal when the gold query orders its result, multisets equal otherwise."""
-    return gold_rows == pred_rows if ordered else Counter(gold_rows) == Counter(pred_rows)
 
 
 def _error_kind(error: str) -> str:
@@ -54,39 +130,43 @@ def _error_kind(error: str) -> str:
     return "runtime_error"
 
 
-def compare(prediction: str, gold: str, context: str, *, instances: int = 3, seed: int = 0) -> str:
+def compare(prediction: str, gold: str, context: str, *, seed: int = 0) -> str:
     """One word for the outcome: correct, no_sql (no query found), syntax_error, runtime_error
     (unknown column/table...), forbidden (not one read-only statement), budget (too slow or too many
-    rows), gold_error (the gold query fails: leave the item out), wrong_columns or wrong_rows.
+    rows), gold_error (the gold query fails), unjudgeable (the gold selects nothing, or no database
+    tells it from its mutants: leave the item out), wrong_columns or wrong_rows.
 
     >>> compare("<SQL>SELECT COUNT(*) FROM head</SQL>", "SELECT COUNT(*) FROM head", "CREATE TABLE head (age INTEGER)")
     'correct'
     """
+    judge = suite.build(context, gold, seed)
+    golds = [_judge(context, gold, seed, i) for i in range(len(judge.images))]
+    if any(ref.error is not None for ref, _ in golds):
+        return "gold_error"
+    if not judge.judgeable:  # a property of the gold: the same items are left out of every evaluation
+        return "unjudgeable"
     query = sandbox.extract_sql(prediction)
     if query is None:
         return "no_sql"
-    ordered = _top_level_order_by(gold)
-    for i, image in enumerate(_images(context, gold, instances, seed)):
+    ordered = suite.top_level_order_by(gold)
+    for image, (ref, keys) in zip(judge.images, golds):
         pred = sandbox.run_query(image, query)
         if pred.error is not None:
             return _error_kind(pred.error)
-        ref = _gold_result(context, gold, seed, i)
-        if ref.error is not None:
-            return "gold_error"
-        if not _same(ref.rows, pred.rows, ordered):
+        if not same_result(ref.rows, pred.rows, ordered, keys):
             widths = {len(r) for r in ref.rows} | {len(r) for r in pred.rows}
             return "wrong_columns" if len(widths) > 1 else "wrong_rows"
     return "correct"
 
 
-def sql_execution_match(prediction: str, gold: str, context: str, *, instances: int = 3, seed: int = 0) -> bool:
-    """True when the predicted query returns what the gold query returns on every synthetic instance.
+def sql_execution_match(prediction: str, gold: str, context: str, *, seed: int = 0) -> bool:
+    """True when the predicted query returns what the gold query returns on every judging database.
 
     >>> sql_execution_match("SELECT name FROM t WHERE age > 5", "SELECT name FROM t WHERE 5 < age",
     ...                     "CREATE TABLE t (name VARCHAR, age INTEGER)")
     True
     """
-    return compare(prediction, gold, context, instances=instances, seed=seed) == "correct"
+    return compare(prediction, gold, context, seed=seed) == "correct"
 
 
 def sql_error_kind(prediction: str, gold: str, context: str) -> str:

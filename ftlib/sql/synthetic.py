@@ -89,8 +89,22 @@ def _numeric_value(lits: list, rng: random.Random) -> int | float:
     return value + 0.5 if any(isinstance(v, float) for v in nums) and rng.random() < 0.5 else value
 
 
-def _text_value(lits: list, strings: list[str], rng: random.Random) -> str:
-    """A value from the column's own literals (LIKE patterns filled in), the query's others, or VOCAB."""
+def _near_text(lits: list, strings: list[str], rng: random.Random) -> str | None:
+    """A near-miss of a literal (a word before or after it, a case change) or NULL: values that tell
+    `LIKE 'x%'` from `LIKE '%x%'`, `=` from `LIKE`, and a kept condition from a dropped one."""
+    pool = [str(v).strip("%") for v in lits + strings if isinstance(v, str)]
+    r = rng.random()
+    if r < 0.2 or not pool:
+        return None
+    word, other = rng.choice(pool), rng.choice(VOCAB)
+    return rng.choice((f"{other} {word}", f"{word} {other}", f"{other}{word}{other}", word.upper(), word))
+
+
+def _text_value(lits: list, strings: list[str], rng: random.Random, rich: bool = False) -> str | None:
+    """A value from the column's own literals (LIKE patterns filled in), the query's others, or VOCAB;
+    with `rich`, also near-misses and NULLs."""
+    if rich and rng.random() < 0.3:
+        return _near_text(lits, strings, rng)
     r = rng.random()
     if lits and r < 0.45:
         return _unlike(str(rng.choice(lits)), rng)
@@ -99,30 +113,66 @@ def _text_value(lits: list, strings: list[str], rng: random.Random) -> str:
     return rng.choice(VOCAB)
 
 
-def _fill(conn: sqlite3.Connection, table: Table, lit: Literals, rng: random.Random) -> None:
-    """Create one table (numeric columns with NUMERIC affinity) and insert random rows."""
+def _rich_number(lits: list, rng: random.Random) -> int | float | None:
+    """NULL, or a value equal to a literal or one away from it (ties and non-ties around each bound)."""
+    nums = [v for v in lits if not isinstance(v, str)]
+    if rng.random() < 0.2 or not nums:
+        return None if rng.random() < 0.5 else rng.randint(0, 3)
+    return rng.choice(nums) + rng.choice((-1, 0, 0, 1))
+
+
+def is_key(table: str, column: str) -> bool:
+    """Whether a column looks like its table's own key (`id`, `<table>_id`, `<table>id`): Spider's
+    primary keys are named so, and a duplicated key makes a bare column of a GROUP BY ambiguous.
+
+    >>> is_key("track", "Track_ID"), is_key("race", "track_id"), is_key("tracks", "track_id")
+    (True, False, True)
+    """
+    t, c = table.lower(), column.lower()
+    return c == "id" or c.removesuffix("_id").removesuffix("id") in (t, t.removesuffix("s"))
+
+
+def _key_values(n: int, numeric: bool, rng: random.Random) -> list:
+    """n distinct key values from the same pool the other columns draw from, so joins still meet."""
+    values = list(range(1, n + 1)) if numeric else [w + (str(i // len(VOCAB)) if i >= len(VOCAB) else "")
+                                                    for i, w in zip(range(n), VOCAB * n)]
+    rng.shuffle(values)
+    return values
+
+
+def _fill(conn: sqlite3.Connection, table: Table, lit: Literals, rng: random.Random, rich: bool = False,
+          keys: bool = False) -> None:
+    """Create one table (numeric columns with NUMERIC affinity) and insert random rows; with `keys`,
+    the table's own key column holds distinct values."""
     kinds = [bool(NUMERIC_TYPE.search(t)) or c.lower() in lit.numeric for c, t in table.columns]
     cols = ", ".join(f'"{c}" {"NUMERIC" if k else "TEXT"}' for (c, _), k in zip(table.columns, kinds))
     conn.execute(f'CREATE TABLE "{table.name}" ({cols})')
     rows = []
     for _ in range(rng.randint(*ROWS_PER_TABLE)):
         lits = [lit.by_column.get(c.lower(), []) for c, _ in table.columns]
-        rows.append([_numeric_value(ls, rng) if k else _text_value(ls, lit.strings, rng)
-                     for ls, k in zip(lits, kinds)])
+        rows.append([(_rich_number(ls, rng) if rich and rng.random() < 0.3 else _numeric_value(ls, rng)) if k
+                     else _text_value(ls, lit.strings, rng, rich) for ls, k in zip(lits, kinds)])
+    if keys:
+        for j, (column, _) in enumerate(table.columns):
+            if is_key(table.name, column) and not lit.by_column.get(column.lower()):
+                for row, value in zip(rows, _key_values(len(rows), kinds[j], rng)):
+                    row[j] = value
     marks = ", ".join("?" * len(table.columns))
     conn.executemany(f'INSERT INTO "{table.name}" VALUES ({marks})', rows)
 
 
 @functools.lru_cache(maxsize=4096)
-def database_image(context: str, gold: str, seed: int, instance: int) -> bytes:
-    """The serialized SQLite image of one synthetic instance (cached: contexts repeat across calls)."""
-    rng = random.Random(f"{seed}:{instance}:{context}:{gold}")
+def database_image(context: str, gold: str, seed: int, instance: int, rich: bool = False,
+                   keys: bool = False) -> bytes:
+    """The serialized SQLite image of one synthetic instance (cached: contexts repeat across calls);
+    `rich` adds near-miss values and NULLs, `keys` distinct key values (for `ftlib.sql.suite`)."""
+    rng = random.Random(f"{seed}:{instance}:{context}:{gold}" + (":rich" if rich else "") + (":keys" if keys else ""))
     lit = gold_literals(gold)
     conn = sqlite3.connect(":memory:")
     try:
         for table in parse_context(context).values():
             if table.columns:
-                _fill(conn, table, lit, rng)
+                _fill(conn, table, lit, rng, rich, keys)
         conn.commit()
         return conn.serialize()
     finally:

@@ -2,7 +2,7 @@
 
     evaluate.load("ftlib/metrics/gsm8k")   # a local path: no hub access, works with HF_HUB_OFFLINE=1
 
-It is a thin wrapper: the scoring lives in `ftlib.evals` (gsm8k_correct), so both always agree.
+It is a thin wrapper: the scoring lives in `ftlib.evals` (gsm8k_lm_eval), so both always agree.
 """
 
 import datasets
@@ -11,22 +11,23 @@ import evaluate
 from ftlib import evals
 
 _DESCRIPTION = (
-    "GSM8K accuracy: the number after the last '####' (else the last number in the text), "
-    "commas and '$' removed, compared numerically with the reference's."
+    "GSM8K accuracy as lm-evaluation-harness scores it: strict_match (its 'strict-match', the first "
+    "'#### <number>'; the headline) and flexible_extract (its 'flexible-extract', the last number), "
+    "each compared as a string with the reference's after dropping ',', '$' and a final '.'."
 )
 _KWARGS = """
 Args:
     predictions: list of model outputs (str).
     references: list of gold solutions ending in `#### <number>` (or bare numbers) (str).
 Returns:
-    {"correct", "n": number of examples}:
+    {"strict_match", "flexible_extract", "n": number of examples}:
     each metric is the fraction of examples that pass it.
 Example:
     >>> m = evaluate.load("ftlib/metrics/gsm8k")  # doctest: +SKIP
     >>> m.compute(
     ...     predictions=["9 * 2 = 18\\n#### 18"],
-    ...     references=["#### 18.0"])  # doctest: +SKIP
-    {'correct': 1.0, 'n': 1}
+    ...     references=["#### 18"])  # doctest: +SKIP
+    {'strict_match': 1.0, 'flexible_extract': 1.0, 'n': 1}
 """
 _CITATION = "Cobbe et al., Training Verifiers to Solve Math Word Problems, arXiv:2110.14168, 2021."
 
@@ -47,5 +48,5 @@ class Gsm8k(evaluate.Metric):
         )
 
     def _compute(self, predictions, references) -> dict:
-        scores = [{"correct": evals.gsm8k_correct(p, r)} for p, r in zip(predictions, references)]
+        scores = [evals.gsm8k_lm_eval(p, r) for p, r in zip(predictions, references)]
         return evals.metric_means("gsm8k", scores)

@@ -13,8 +13,9 @@ from ftlib import evals
 _DESCRIPTION = (
     "Text-to-SQL execution match: the predicted query (taken from <SQL> tags, a code fence or "
     "the first SELECT) and the gold query run in a read-only in-memory SQLite sandbox on seeded "
-    "synthetic tables built from the CREATE TABLE context; equal results on every instance is a "
-    "match."
+    "databases built from the CREATE TABLE context and chosen to tell the gold from its near-miss "
+    "mutants; equal results (any column order; row order only on the gold's ORDER BY keys) on "
+    "every database is a match."
 )
 _KWARGS = """
 Args:
@@ -22,7 +23,9 @@ Args:
     references: list of gold SQL queries (str).
     contexts: list of CREATE TABLE contexts (str), one per example.
 Returns:
-    {"execution_match", "valid_sql", "extracted", "n": number of examples}:
+    {"execution_match", "valid_sql", "extracted", "judged", "n": number of examples}:
+    execution_match counts only the judged examples (a gold that selects nothing, or that no database
+    tells from its near-miss mutants, cannot judge).
     each metric is the fraction of examples that pass it.
 Example:
     >>> m = evaluate.load("ftlib/metrics/sql")  # doctest: +SKIP
@@ -30,7 +33,7 @@ Example:
     ...     predictions=["<SQL>SELECT COUNT(*) FROM head</SQL>"],
     ...     references=["SELECT COUNT(*) FROM head"],
     ...     contexts=["CREATE TABLE head (age INTEGER)"])  # doctest: +SKIP
-    {'execution_match': 1.0, 'valid_sql': 1.0, 'extracted': 1.0, 'n': 1}
+    {'execution_match': 1.0, 'valid_sql': 1.0, 'extracted': 1.0, 'judged': 1.0, 'n': 1}
 """
 _CITATION = "Zhong, Yu & Klein, Semantic Evaluation for Text-to-SQL with Distilled Test Suites, EMNLP 2020."
 
