@@ -36,7 +36,9 @@ WORDS = {
     "no_sql": "no SQL", "syntax_error": "does not parse", "runtime_error": "fails when run",
     "forbidden": "refused (sandbox)", "wrong_columns": "wrong columns", "wrong_rows": "wrong rows",
     "no_answer": "no number", "arithmetic_slip": "arithmetic slip", "wrong_reasoning": "wrong reasoning",
-    "rounds": "gold rounds", "scratch": "one run, same rows", "self-training": "verified self-training",
+    "rounds": "gold rounds", "scratch": "one run", "self-training": "verified self-training", "sql": "SQL rounds",
+    "base": "start model", "filter-on": "filter on", "filter-off": "filter off",
+    "all_slots": "all slots realized", "slots": "share of slots realized",
 }
 MODELS = {"smollm2-135m-instruct": "SmolLM2 135M", "gemma3-270m": "Gemma 3 270M",
           "qwen2.5-coder-0.5b": "Qwen2.5-Coder 0.5B", "qwen2.5-coder-1.5b": "Qwen2.5-Coder 1.5B"}
@@ -53,9 +55,10 @@ def words(label: str) -> str:
     label = str(label)
     if label in WORDS:
         return WORDS[label]
-    series = label.split(".", 1)
-    if len(series) == 2 and series[1] in WORDS and not series[0][:1].isdigit():  # "<preset>.<series>"
-        return WORDS[series[1]]
+    preset, dot, series = label.partition(".")
+    name, space, rest = series.partition(" ")
+    if dot and name in WORDS and not preset[:1].isdigit():  # "<preset>.<series>[ note]"
+        return WORDS[name] + space + rest
     for model, name in MODELS.items():
         if label.startswith(model + "-"):
             return f"{name}, {words(label[len(model) + 1:])}"
@@ -209,7 +212,7 @@ def score_bars(results: list[dict], title: str = ""):
     shown = list(dict.fromkeys(r["task"] for r in results))
     fig, axes = plt.subplots(1, len(shown), figsize=(min(WIDTH, 3.4 * len(shown)), 4.6), squeeze=False)
     for ax, task in zip(axes[0], shown):
-        rows = [r for r in results if r["task"] == task]
+        rows = sorted((r for r in results if r["task"] == task), key=_bar_order)
         xs = range(len(rows))
         means = [100 * r["mean"] for r in rows]
         err = [[100 * (r["mean"] - r["ci_low"]) for r in rows], [100 * (r["ci_high"] - r["mean"]) for r in rows]]
@@ -234,6 +237,12 @@ def score_bars(results: list[dict], title: str = ""):
     fig.suptitle(title + ("\n" if title else "") + "red lines: the case study's Llama-2-13B", fontsize=11)
     fig.tight_layout()
     return fig
+
+
+def _bar_order(row: dict) -> int:
+    """Untuned zero-shot, untuned few-shot, other models, fine-tuned: from left to right."""
+    label = row["label"]
+    return 0 if label == "untuned-zero_shot" else 1 if "untuned" in label else 3 if "tuned" in label else 2
 
 
 def grouped_counts(counts: dict[str, dict[str, int]], title: str):
@@ -404,9 +413,10 @@ def response_time(rows: list[dict], title: str = ""):
     lat = [r["latency_s"] for r in rows]
     err = [[r["latency_s"] - r["latency_ci_low"] for r in rows], [r["latency_ci_high"] - r["latency_s"] for r in rows]]
     left.bar(xs, lat, yerr=err, capsize=4, color="tab:orange")
-    left.set_ylabel("seconds per answer (one at a time)")
+    n_lat, n_all = rows[0].get("latency_items") if rows else None, rows[0].get("n") if rows else None
+    left.set_ylabel("seconds per answer\n(one at a time" + (f", n={n_lat})" if n_lat else ")"))
     right.bar(xs, [r["answers_per_s"] for r in rows], color="tab:purple")
-    right.set_ylabel("answers per second (batched)")
+    right.set_ylabel("answers per second\n(batched" + (f", n={n_all})" if n_all else ")"))
     for ax in (left, right):
         ax.set_xticks(list(xs), labels, fontsize=9)
     fig.suptitle(title)
