@@ -186,7 +186,8 @@ def loss_curves(histories: dict[str, list[dict]]):
     fig, axes = plt.subplots(1, len(histories), figsize=(min(WIDTH, 3.3 * len(histories) + 0.5), 3.2),
                              squeeze=False)
     for ax, (name, hist) in zip(axes[0], histories.items()):
-        for key, color, label in (("loss", "tab:blue", "training loss"), ("eval_loss", "tab:orange", "validation loss")):
+        for key, color, label in (("loss", "tab:blue", "training loss"),
+                                  ("eval_loss", "tab:orange", "validation loss")):
             pts = [(h["step"], h[key]) for h in hist if key in h]
             if pts:
                 ax.plot(*zip(*pts), "o-" if key == "eval_loss" and len(pts) > 1 else "o" if key == "eval_loss"
@@ -350,7 +351,8 @@ def sweep(rows: list[dict], title: str = ""):
     `rows`: sweep.row dicts (arm, method, score, ci_low, ci_high, train_minutes), drawn top to bottom in
     their order (`sweep.table_rows`: the grid's, so the arms of one learning rate stand together).
     """
-    fig, (left, right) = plt.subplots(1, 2, figsize=(WIDTH, 0.32 * len(rows) + 1.6), gridspec_kw={"width_ratios": [3, 2]})
+    fig, (left, right) = plt.subplots(1, 2, figsize=(WIDTH, 0.32 * len(rows) + 1.6),
+                                      gridspec_kw={"width_ratios": [3, 2]})
     left.invert_yaxis()  # the first row on top, in both panels
     right.invert_yaxis()
     ys = range(len(rows))
@@ -372,8 +374,8 @@ def sweep(rows: list[dict], title: str = ""):
     devices = sorted({str(r.get("device")) for r in rows if r.get("device")})
     right.set_xlabel("training minutes" + (f" ({', '.join(devices)})" if devices else "")
                      + "\nmachines of one kind differ: compare tokens/s")
-    fig.suptitle((title + "\n" if title else "") + "green: full fine-tuning, purple: LoRA r16; arm: lr, examples × epochs",
-                 fontsize=11)
+    fig.suptitle((title + "\n" if title else "")
+                 + "green: full fine-tuning, purple: LoRA r16; arm: lr, examples × epochs", fontsize=11)
     fig.tight_layout()
     return fig
 

@@ -57,7 +57,8 @@ def rounds_figures(folder: Path) -> list[Path]:
     written = []
     if table := _rows(folder, "rounds_scores"):
         gold = [r for r in table if r["series"].endswith(".rounds")]
-        scratch = [{**r, "series": f"{r['series']} (same rows and steps)"} for r in table if r["series"].endswith(".scratch")]
+        scratch = [{**r, "series": f"{r['series']} (same rows and steps)"} for r in table
+                   if r["series"].endswith(".scratch")]
         selftrain = [r for r in table if r["series"].endswith(".self-training")]
         starts = {str(r["start"]).split("/")[-1] for r in selftrain if "/" in str(r["start"])}
         start = [{**r, "series": selftrain[0]["series"]} for r in gold if selftrain and r["name"] in starts]

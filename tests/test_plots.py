@@ -119,7 +119,7 @@ def test_metric_bars_and_response_time_draw_every_condition():
 
     fig = plots.metric_bars({"untuned few-shot": summary(0.2, 0.5), "fine-tuned": summary(0.9, 0.95)},
                             ("voice", "slots"))
-    assert [a.get_title().split("\n")[0] for a in fig.axes] == ["voice", "slots"]
+    assert [a.get_title().split("\n")[0] for a in fig.axes] == ["voice", "share of slots realized"]
     assert [p.get_height() for p in fig.axes[0].patches] == [20.0, 90.0]
     rows = [{"label": "few-shot", "prompt_tokens": 700, "latency_s": 2.0, "latency_ci_low": 1.5, "latency_ci_high": 2.5,
              "answers_per_s": 3.0}, {"label": "tuned", "prompt_tokens": 75, "latency_s": 0.5, "latency_ci_low": 0.4,
