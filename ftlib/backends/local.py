@@ -10,8 +10,9 @@ Padding sits between the shared prefix and each prompt's own tokens; the attenti
 and position ids come from the mask, so every row sees exactly what it would see alone.
 
 Why our own loop and not transformers' `generate`, static caches, torch.compile or continuous
-batching: it was the fastest of them on a small CPU, and batch 48 keeps bf16 outputs stable
-(the benchmark, the levers tried and the output-identity checks: docs/measurements.md).
+batching: it was the fastest of them on a small CPU. Batch 48, because larger batches, a little
+faster, change more bf16 outputs (the benchmark, the levers tried and the output checks:
+docs/measurements.md).
 In fp32 every batched engine gives exactly what one-prompt-at-a-time greedy decoding gives
 (tests/test_local.py); in bf16 none does, so a bf16 figure depends slightly on the batch size.
 """
