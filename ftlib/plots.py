@@ -166,13 +166,13 @@ def histograms(values: dict[str, list[float]], xlabel: str, title: str, limit: f
     fig, axes = plt.subplots(1, len(values), figsize=(min(WIDTH, 3.2 * len(values)), 3), squeeze=False)
     for ax, (key, vals) in zip(axes[0], values.items()):
         ax.hist(vals, bins=30, color="tab:blue", alpha=0.8)
-        ax.set_title(f"{_task_title(key)} (n={len(vals):,})")
+        ax.set_title(f"{_task_title(key).split(' (')[0]} (n={len(vals):,})")
         ax.set_xlabel(xlabel)
         if limit is not None:
             ax.axvline(limit, color="tab:red", ls="--", lw=1)
             over = sum(v > limit for v in vals)
-            ax.text(limit, ax.get_ylim()[1] * 0.95, f" {limit:g}: {over} over", color="tab:red",
-                    ha="right" if max(vals, default=0) < limit else "left", va="top", fontsize=9)
+            ax.text(limit, ax.get_ylim()[1] * 0.97, f"limit {limit:g}:\n{over} over ", color="tab:red",
+                    ha="right", va="top", fontsize=9)
     axes[0][0].set_ylabel("examples")
     fig.suptitle(title)
     fig.tight_layout()
