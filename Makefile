@@ -50,7 +50,7 @@ lint: setup
 reproduce: setup
 	$(BIN)/python -m ftlib.reproduce --preset $(PRESET) --model $(MODEL)
 
-# Notebook 03 (iterative rounds, quality vs quantity): 100 min on the cpu preset, 2-core AVX-512-BF16 CPU (README, rounds section).
+# Notebook 03 (iterative rounds, quality vs quantity): 100 min on the cpu preset, 2-core AVX-512-BF16 CPU (docs/results.md, rounds section).
 rounds: setup
 	$(BIN)/python -m ftlib.reproduce --preset $(PRESET) --model $(MODEL) --only 01 03
 

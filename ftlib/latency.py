@@ -10,10 +10,8 @@ scores, so a score can sit beside each figure):
 The result is written to `out` (JSON) and a rerun reads it back instead of measuring again.
 
 Each condition is measured in a fresh Python process (`python -m ftlib.latency`), so that what the
-calling process did before cannot decide the figure: in one long-lived process, right after the
-untuned model's batch of ~700-token few-shot prompts, the tuned model's one-at-a-time answers were
-several times slower than in a process of their own (notebook 05 measured 5.9 s against 1.16 s;
-AVX-512-BF16 CPU; the cause inside that process was not found).
+calling process did before cannot decide the figure (a long-lived process was measured several
+times slower: docs/measurements.md).
 
     latency.measure("runs/voice/viggo_voice-full-cpu/model", "data/viggo_voice/task.json", "chat",
                     limit=100, out=Path("runs/voice/latency-tuned.json"))

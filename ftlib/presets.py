@@ -116,7 +116,7 @@ CPU = Preset(
                   "gsm8k": dict(n_train=240, epochs=1, batch_size=8, lr=1e-4, n_val=24),
               }),
     # Sized so that `make rounds` takes <= 2 h on a 2-core AVX-512-BF16 CPU (bf16; measured 99 min 57 s
-    # from scratch, each round in its own process, 2026-11-28) and every
+    # from scratch, each round in its own process; docs/results.md) and every
     # comparison starts where ViGGO's headline is well above zero. Measured facts behind it (ViGGO,
     # lr 2e-4, batch 8, 1 epoch, validation): 800 rows ~54 %, 1,600 ~87 %, 2,400 ~94 %; ~110 tokens a
     # ViGGO example, ~150 a SQL one, ~280 training tokens/s. So: four rounds of 400 new rows (50

@@ -70,6 +70,25 @@ def tidy(path: Path) -> None:
     path.write_text(re.sub(r'"(input|output)_path": "[^"]*"', r'"\1_path": null', text))
 
 
+LAB_KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+
+
+def lab_form(text: str) -> str:
+    """A lesson as JupyterLab saves it: nbformat 4.5 with cell ids, ipykernel's kernel name and the
+    kernel's language info. Opening a lesson in Lab then leaves the file (and `git status`) unchanged."""
+    nb = nbformat.reads(text, as_version=4)
+    nb.nbformat_minor = max(nb.nbformat_minor, 5)
+    for i, cell in enumerate(nb.cells):
+        cell.setdefault("id", f"cell-{i:02d}")
+    version = nb.metadata.get("language_info", {}).get("version") or sys.version.split()[0]
+    nb.metadata.kernelspec = nbformat.NotebookNode(LAB_KERNELSPEC)
+    nb.metadata.language_info = nbformat.NotebookNode({
+        "codemirror_mode": {"name": "ipython", "version": 3}, "file_extension": ".py",
+        "mimetype": "text/x-python", "name": "python", "nbconvert_exporter": "python",
+        "pygments_lexer": "ipython3", "version": version})
+    return nbformat.writes(nb) + "\n"
+
+
 def run_notebook(nb: Path, out_dir: Path, parameters: dict) -> float:
     """Execute one notebook with papermill into out_dir, tidied; return its wall time in seconds."""
     import papermill

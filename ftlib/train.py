@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from ftlib import io, lean, models, paths, prepare, presets, prompts, runs
+from ftlib import io, lean, models, paths, prepare, presets, progress, prompts, runs
 
 
 @dataclass
@@ -254,7 +254,8 @@ def make_trainer(cfg: TrainConfig, run_dir: Path, model, tokenizer, train_ds, ev
     if cfg.padding_free and cfg.packed_attention and models.pick_device().type == "cpu":
         lean.use_varlen(model)
     SFTTrainer = lean.trainer_class(cfg.lean_loss)  # TRL's SFTTrainer, or it with the lean loss
-    return SFTTrainer(
+    progress.quiet_tied_head(model)
+    trainer = SFTTrainer(
         model=model,
         args=args or make_sft_config(cfg, run_dir),
         train_dataset=train_ds,
@@ -263,6 +264,8 @@ def make_trainer(cfg: TrainConfig, run_dir: Path, model, tokenizer, train_ds, ev
         peft_config=make_peft_config(cfg, _new_token_ids(cfg, tokenizer)),
         callbacks=list(callbacks),
     )
+    progress.install(trainer)  # a progress bar and a compact loss table, not one dict per step
+    return trainer
 
 
 def example_length(example: dict, tokenizer) -> int:
@@ -376,6 +379,21 @@ def save_result(trainer, tokenizer, cfg: TrainConfig, folder: Path) -> Path:
     return out
 
 
+def brief(summary: dict) -> str:
+    """The one line a finished run prints.
+
+    >>> brief({"global_step": 300, "wall_seconds": 1062.0, "tokens_per_s": 259.1, "best_eval_loss": 0.01381,
+    ...        "best_checkpoint": "checkpoint-300"})
+    '300 steps in 17.7 min, 259 tokens/s; best validation loss 0.0138 (checkpoint-300)'
+    """
+    text = f"{summary['global_step']} steps in {summary['wall_seconds'] / 60:.1f} min"
+    if summary.get("tokens_per_s"):
+        text += f", {summary['tokens_per_s']:.0f} tokens/s"
+    if summary.get("best_eval_loss") is not None:
+        text += f"; best validation loss {summary['best_eval_loss']:.4f} ({summary.get('best_checkpoint')})"
+    return text
+
+
 def run(cfg: TrainConfig, callbacks=(), args=None) -> Path:
     """Train cfg into runs/<experiment>/<name>/ (resuming or skipping); return the finished folder.
 
@@ -421,19 +439,15 @@ def _train(cfg: TrainConfig, folder: Path, callbacks, args) -> None:
     if runs.is_main_process():
         summary["eval"] = evaluate_run(cfg, folder)
     runs.finish(folder, summary)
-    brief = {k: summary[k] for k in ("wall_seconds", "tokens_per_s", "best_eval_loss")}
-    print(f"[train] {paths.shown(folder)}: {json.dumps(brief)}")
+    print(f"[train] {paths.shown(folder)}: {brief(summary)}")
 
 
 def run_in_fresh_process(cfg: TrainConfig) -> Path:
     """`run(cfg)` in a new Python process, its output streamed here; return the finished folder.
 
     The rounds train this way (`rounds.run_series`): every run starts from the same state and its
-    memory goes when it ends (a notebook kernel that trained every round in itself grew to ~10 GB).
-    Speed, 2-core AVX-512-BF16 CPU: one quality round trained at 179 tokens/s as the 14th run in such
-    a kernel and at 290 alone in a fresh process, but `benchmarks/fresh_process.py --age 4` found
-    only 254 against 269 (1.06x), so the kernel's slowness is not explained by its age alone.
-    Callbacks cannot cross processes: use `run` for them.
+    memory goes when it ends (measured: docs/measurements.md). Its progress shows as text: a bar and
+    a compact loss table (`progress.TextProgress`). Callbacks cannot cross processes: use `run` for them.
     """
     folder = runs.run_dir(cfg.experiment, cfg.run_name())
     if _skip_finished(cfg, folder):

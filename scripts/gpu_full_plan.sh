@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The `full` plan and the recipe sweep on one GPU, in one go (how the GPU figures of the README
+# The `full` plan and the recipe sweep on one GPU, in one go (how the GPU figures of docs/results.md
 # were made). A 135M model leaves a large GPU mostly idle at batch 8, so the three tasks of the plan
 # and the sweep's arms run side by side, one process each. Light results (configs, metrics,
 # summaries, predictions; no weights) are packed into $OUT/runs.tgz every 30 s and at the end, so

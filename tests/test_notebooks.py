@@ -119,3 +119,36 @@ def test_tidy_keeps_an_executed_notebook_fit_to_commit(tmp_path):
     assert [o.output_type for o in outs] == ["stream", "stream"]
     assert outs[0].text == "100%|##| 3/3\n"
     assert len(outs[1].text) < 4100 and outs[1].text.startswith("[...") and outs[1].text.endswith("a")
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_lesson_is_saved_as_jupyterlab_saves_it(nb):
+    """Opening a lesson in JupyterLab must not change it (a clean `git status` for a participant)."""
+    text = nb.read_text()
+    assert reproduce.lab_form(text) == text
+    data = json.loads(text)
+    assert data["nbformat_minor"] >= 5 and all(c.get("id") for c in data["cells"])
+    assert data["metadata"]["kernelspec"]["display_name"] == "Python 3 (ipykernel)"
+    assert data["metadata"]["language_info"]["pygments_lexer"] == "ipython3"
+
+
+def _code(path: Path) -> list[str]:
+    """The code cells of a notebook, without papermill's injected parameters."""
+    cells = json.loads(path.read_text())["cells"]
+    return ["".join(c["source"]) for c in cells if c["cell_type"] == "code"
+            and "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+
+
+EXECUTED = sorted((paths.ROOT / "results").glob("*/notebooks/*.ipynb"))
+
+
+def test_there_are_executed_notebooks():
+    assert EXECUTED
+
+
+@pytest.mark.parametrize("executed", EXECUTED, ids=lambda p: f"{p.parent.parent.name}/{p.name}")
+def test_executed_notebook_comes_from_the_current_lesson(executed):
+    """Every executed copy under results/ has exactly its lesson's code: rerun or remove it otherwise."""
+    lesson = reproduce.NOTEBOOKS / executed.name
+    assert lesson.exists(), f"{executed.name}: no such lesson"
+    assert _code(executed) == _code(lesson), f"{executed} is stale: regenerate it (make reproduce) or remove it"

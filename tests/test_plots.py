@@ -18,7 +18,10 @@ def test_score_bars_draws_one_panel_per_task_with_ci_and_reference_marks(tmp_pat
     ]
     fig = plots.score_bars(rows)
     axes = fig.axes
-    assert [a.get_title() for a in axes] == [tasks.VIGGO.title, tasks.GSM8K.title]
+    assert [a.get_title().split("\n")[0] for a in axes] == [tasks.VIGGO.title, tasks.GSM8K.title]
+    assert "n=100" in axes[0].get_title() and "n=50" in axes[1].get_title()
+    labels = [t.get_text() for t in axes[0].texts]
+    assert labels == ["10%", "90%"] and axes[0].texts[1].get_position()[1] > 94  # above the interval's top
     heights = [p.get_height() for p in axes[0].patches]
     assert heights == [10.0, 90.0]
     marks = sorted(line.get_ydata()[0] for line in axes[0].lines if len(set(line.get_ydata())) == 1)
@@ -31,13 +34,28 @@ def test_loss_curves_plot_train_and_validation():
     hist = [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.5}, {"step": 2, "eval_loss": 1.7}]
     fig = plots.loss_curves({"run": hist})
     labels = [line.get_label() for line in fig.axes[0].lines]
-    assert labels == ["training loss", "validation loss"]
+    assert labels == ["training loss", "validation loss", "best: 1.7 (step 2)"]
+    assert fig.axes[0].get_yscale() == "log"
 
 
 def test_grouped_counts_one_bar_per_kind_and_group():
     fig = plots.grouped_counts({"a": {"x": 1, "y": 2}, "b": {"y": 5}}, "t")
     heights = [p.get_height() for p in fig.axes[0].patches]
     assert heights == [1, 2, 0, 5]
+
+
+def test_labels_are_words_and_lengths_show_n_and_the_limit():
+    fig = plots.grouped_counts({"untuned-few_shot": {"wrong_function": 3, "correct": 1}}, "viggo: outcomes")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["exactly right (values too)", "wrong function"]
+    assert ax.get_legend().get_texts()[0].get_text() == "untuned, few-shot (n=4)"
+    assert ax.get_title() == f"{tasks.VIGGO.title}: outcomes"
+    fig = plots.histograms({"sql": [100, 200, 600]}, "tokens", "t")
+    assert "n=3" in fig.axes[0].get_title() and any("1 over" in t.get_text() for t in fig.axes[0].texts)
+
+
+def test_a_dollar_in_a_table_is_not_maths():
+    assert "tex2jax_ignore" in plots.table([{"answer": "$80,000 and $50,000"}])._repr_html_()
 
 
 def test_table_saves_and_returns_a_frame(tmp_path):
@@ -58,8 +76,8 @@ def test_rounds_figure_draws_the_function_panel_on_whole_round_numbers():
     fig = plots.rounds(rows, "t", metrics=("function", "score"))
     fig.canvas.draw()
     function, score = fig.axes
-    assert function.get_ylabel() == "function" and score.get_ylabel() == "attribute_types"
-    assert list(function.lines[0].get_ydata()) == [0.2, 0.5, 0.8]
+    assert function.get_ylabel() == "function (%)" and score.get_ylabel() == "function + attribute types (%)"
+    assert [round(float(v), 6) for v in function.lines[0].get_ydata()] == [20.0, 50.0, 80.0]  # in %
     ticks = [t for t in function.get_xticks() if -0.5 <= t <= 2.5]
     assert ticks and all(float(t).is_integer() for t in ticks)
 
@@ -73,7 +91,7 @@ def test_rounds_that_share_a_start_fan_out_from_it():
     ax = fig.axes[0]
     segments = [tuple(line.get_ydata()) for line in ax.lines if len(line.get_ydata()) == 2]
     # base -> gold, then gold -> each of the three: never on -> off or off -> verified
-    assert sorted(segments) == sorted([(0.0, 0.4), (0.4, 0.5), (0.4, 0.3), (0.4, 0.45)])
+    assert sorted(segments) == sorted([(0.0, 40.0), (40.0, 50.0), (40.0, 30.0), (40.0, 45.0)])
 
 
 def test_quality_figure_draws_each_seed_and_the_mean_per_level():
@@ -82,7 +100,7 @@ def test_quality_figure_draws_each_seed_and_the_mean_per_level():
             for seed, score in enumerate(scores)]
     fig = plots.quality(rows, "t")
     score = fig.axes[0]
-    assert [t.get_text() for t in score.get_xticklabels()] == ["corrupt-0", "corrupt-50"]
+    assert [t.get_text() for t in score.get_xticklabels()] == ["0 % wrong labels", "50 % wrong labels"]
     assert [round(b.get_height(), 6) for b in score.patches] == [75.0, 20.0]  # the seeds' mean, in %
     dots = sorted(round(float(c.lines[0].get_ydata()[0]), 6) for c in score.containers if hasattr(c, "has_yerr"))
     assert dots == [10.0, 30.0, 70.0, 80.0]  # every seed drawn
@@ -101,7 +119,7 @@ def test_metric_bars_and_response_time_draw_every_condition():
 
     fig = plots.metric_bars({"untuned few-shot": summary(0.2, 0.5), "fine-tuned": summary(0.9, 0.95)},
                             ("voice", "slots"))
-    assert [a.get_title() for a in fig.axes] == ["voice", "slots"]
+    assert [a.get_title().split("\n")[0] for a in fig.axes] == ["voice", "share of slots realized"]
     assert [p.get_height() for p in fig.axes[0].patches] == [20.0, 90.0]
     rows = [{"label": "few-shot", "prompt_tokens": 700, "latency_s": 2.0, "latency_ci_low": 1.5, "latency_ci_high": 2.5,
              "answers_per_s": 3.0}, {"label": "tuned", "prompt_tokens": 75, "latency_s": 0.5, "latency_ci_low": 0.4,

@@ -9,29 +9,12 @@ What makes `LocalGenerator` fast on a small CPU (measured in benchmarks/generati
 Padding sits between the shared prefix and each prompt's own tokens; the attention mask hides it
 and position ids come from the mask, so every row sees exactly what it would see alone.
 
-Why our own loop and not transformers' engines: it is the fastest of them here.
-`benchmarks/generation_speed.py`, AVX-512-BF16 CPU (2 cores, 2 threads, nothing else running,
-2026-11-27), bf16, 256 ViGGO chat prompts, greedy, up to 64 new tokens, generated tokens/s:
-this loop at batch 48 236 (13.9x the naive one-prompt fp32 loop's 16.9); transformers' `generate`
-on the same length-sorted batches 168, with a static cache 158, static cache + torch.compile 94
-(plus 69 s compiling); continuous batching (`generate_batch`, paged cache; on a CPU its SDPA path
-attends over every request's tokens) 79 at up to 48 requests a step, 57 at 96; this loop with its
-forward through torch.compile 221 (plus 248 s compiling); in fp32 135; on 1 thread 169. The
-matmul ceiling is 1,565 tokens/s generating alone and 769 counting the prompt tokens processed, so
-1,000 tokens/s is out of reach of any engine on this machine for these prompts.
-Levers measured and not taken:
-- batch 96 (318 tokens/s) or 192 (305): faster on 2 threads (not on 1: 141 vs 147), but in bf16 it
-  changes 37 of 256 outputs against batch 48 (next paragraph), so the default stays 48;
-- int8 Linear weights (`quantize_dynamic`, 458 tokens/s): changes every checked output;
-- a KV cache with room reserved for the tokens to come instead of DynamicCache's `torch.cat` at
-  every step: ViGGO 236 vs 246 tokens/s, GSM8K few-shot (~440-token prompts, 160 new) 145 vs 142,
-  same outputs: within noise, not kept.
-Identical outputs: in fp32 every batched engine gives exactly what one-prompt-at-a-time greedy
-decoding gives (tests/test_local.py; 16 of 16 prompts x 64 tokens with the embedded model). In bf16
-none does, this loop and transformers' alike: the CPU's bf16 kernels round differently with the
-number of rows (two copies of one prompt in a batch already differ from the prompt alone), so 7 to
-12 of 16 outputs match one-at-a-time bf16 decoding, and batch 96 agrees with batch 48 on 219 of
-256. A figure measured in bf16 therefore depends (slightly) on the batch size it ran with.
+Why our own loop and not transformers' `generate`, static caches, torch.compile or continuous
+batching: it was the fastest of them on a small CPU. Batch 48, because larger batches, a little
+faster, change more bf16 outputs (the benchmark, the levers tried and the output checks:
+docs/measurements.md).
+In fp32 every batched engine gives exactly what one-prompt-at-a-time greedy decoding gives
+(tests/test_local.py); in bf16 none does, so a bf16 figure depends slightly on the batch size.
 """
 
 from __future__ import annotations
