@@ -1,0 +1,224 @@
+"""The case study's comparison across model sizes: the small tuned model beside larger untuned ones.
+
+Every column is read from committed per-item predictions (`results/full/predictions/` for the
+SmolLM2-135M and Gemma 3 270M runs of the `full` plan, `results/size/predictions/` for the Qwen
+models), and every column of a task is scored on the *same* items: the test items that all of them
+have answered (the larger models may have answered only the first n). So the comparison is paired,
+and `n` says how many items it rests on.
+
+    python -m ftlib.size run --limit sql=592 viggo=1083 gsm8k=500   # evaluate the Qwen models (resumes)
+    python -m ftlib.size report                                     # table, figure, paired tests
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ftlib import evals, io, paths, tasks
+
+# Each untuned chat model is asked in one style per task: few-shot where the output has a format to
+# copy (ViGGO's meaning representation, SQL in tags), zero-shot on GSM8K, where an instruction model
+# reasons in its own words (and few-shot prompts cost ~500 more tokens a question).
+STYLE = {"viggo": "few_shot", "sql": "few_shot", "gsm8k": "zero_shot"}
+QWEN = ("qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
+# The score every column of a task is compared on: the task's headline, except on GSM8K. Its headline,
+# strict-match, needs the `#### <number>` line the tuned models learned; an untuned chat model asked for
+# it mostly ends with \boxed{18} or "the answer is 18" instead, so strict-match would measure the format,
+# not the reasoning. lm-evaluation-harness's other GSM8K figure, flexible-extract (the last number in
+# the answer), compares the reasoning of every column alike.
+METRIC = {"viggo": "attribute_types", "sql": "execution_match", "gsm8k": "flexible_extract"}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One model in the comparison: its label, size, whether it was fine-tuned, and its predictions."""
+
+    label: str
+    params: float  # the published parameter count
+    tuned: bool
+    file: str  # predictions file name pattern, `{task}` and `{style}` filled in per task
+    folder: str = "full"  # results/<folder>/predictions/
+
+
+# Published sizes. The Qwen GGUF files carry an untied copy of the embeddings as their output layer,
+# so they convert to 0.63 B and 1.78 B parameters; the models themselves are the 0.49 B and 1.54 B ones.
+COLUMNS = (
+    Column("SmolLM2-135M fine-tuned", 135e6, True, "{task}-fine-tuned.jsonl"),
+    Column("SmolLM2-135M untuned", 135e6, False, "{task}-untuned-{style}.jsonl"),
+    Column("Gemma 3 270M base, untuned", 268e6, False, "{task}-gemma3-270m-few_shot_text.jsonl"),
+    Column("Qwen2.5-Coder-0.5B untuned", 494e6, False, "{task}-qwen2.5-coder-0.5b-{style}.jsonl", "size"),
+    Column("Qwen2.5-Coder-1.5B untuned", 1.54e9, False, "{task}-qwen2.5-coder-1.5b-{style}.jsonl", "size"),
+)
+SMALL_TUNED, LARGE_UNTUNED = COLUMNS[0].label, COLUMNS[-1].label
+CASE_STUDY = {"viggo": (58, 98), "sql": (42, 89), "gsm8k": (28, 47)}  # Llama-2-13B, %, docs/case_study.md
+CASE_STUDY_PARAMS = 13e9
+
+
+def predictions_path(col: Column, task: str, root: Path | None = None) -> Path:
+    """Where a column's per-item predictions of a task are committed."""
+    root = root or paths.results_dir()
+    return root / col.folder / "predictions" / col.file.format(task=task, style=STYLE[task])
+
+
+def read_columns(task: str, root: Path | None = None) -> dict[str, dict]:
+    """{label: {id: record}} for every column whose predictions exist."""
+    out = {}
+    for col in COLUMNS:
+        path = predictions_path(col, task, root)
+        if path.exists():
+            out[col.label] = {r["id"]: r for r in io.iter_jsonl(path)}
+    return out
+
+
+def common_ids(columns: dict[str, dict], metric: str) -> list:
+    """The items every column answered and `metric` judged (a SQL gold that cannot tell right from
+    wrong is judged for no one), in the order of the first column."""
+    if not columns:
+        return []
+    first, *rest = columns.values()
+    return [i for i in first if all(i in c for c in rest)
+            and all(metric in c[i]["scores"] for c in columns.values())]
+
+
+def compare(task: str, root: Path | None = None, metric: str | None = None) -> list[dict]:
+    """One row per column: its score on `metric` (default METRIC[task]) over the common items, 95 % CI, n."""
+    columns = read_columns(task, root)
+    metric = metric or METRIC[task]
+    ids = common_ids(columns, metric)
+    by_label = {c.label: c for c in COLUMNS}
+    rows = []
+    for label, recs in columns.items():
+        s = evals.summarize([{metric: recs[i]["scores"][metric]} for i in ids])[metric] if ids else None
+        col = by_label[label]
+        rows.append({"task": task, "model": label, "params": col.params, "tuned": col.tuned,
+                     "style": "chat (tuned format)" if col.tuned else _style(col, task), "metric": metric,
+                     "score": s and round(s["mean"], 4), "ci_low": s and round(s["ci_low"], 4),
+                     "ci_high": s and round(s["ci_high"], 4), "n": len(ids)})
+    return rows
+
+
+def _style(col: Column, task: str) -> str:
+    return "few_shot_text" if "few_shot_text" in col.file else STYLE[task]
+
+
+def paired(task: str, a: str = LARGE_UNTUNED, b: str = SMALL_TUNED, root: Path | None = None) -> dict | None:
+    """Item by item on the common items: how often only `a` or only `b` is right, and the sign test."""
+    from ftlib import report
+
+    columns = read_columns(task, root)
+    if a not in columns or b not in columns:
+        return None
+    metric = METRIC[task]
+    ids = set(common_ids(columns, metric))
+    pick = {label: [r for i, r in columns[label].items() if i in ids] for label in (a, b)}
+    return {"task": task, "metric": metric, "a": a, "b": b, **report.paired(pick[a], pick[b], metric)}
+
+
+def figure(rows: list[dict]):
+    """Score against parameter count (log scale), one panel per task: untuned circles, tuned stars,
+    95 % intervals, and the case study's Llama-2-13B before/after at 13 B."""
+    import matplotlib.pyplot as plt
+
+    order = [t for t in STYLE if any(r["task"] == t for r in rows)]
+    fig, axes = plt.subplots(1, len(order), figsize=(4.6 * len(order), 4.4), squeeze=False)
+    for ax, task in zip(axes[0], order):
+        mine = [r for r in rows if r["task"] == task and r["score"] is not None]
+        for tuned, marker, color, name in ((False, "o", "tab:gray", "untuned"), (True, "*", "tab:blue", "fine-tuned")):
+            pts = [r for r in mine if r["tuned"] == tuned]
+            if not pts:
+                continue
+            ys = [100 * r["score"] for r in pts]
+            err = [[y - 100 * r["ci_low"] for y, r in zip(ys, pts)], [100 * r["ci_high"] - y for y, r in zip(ys, pts)]]
+            ax.errorbar([r["params"] for r in pts], ys, yerr=err, fmt=marker, color=color, ms=13 if tuned else 8,
+                        capsize=3, label=f"ours, {name}")
+            for r, y in zip(pts, ys):
+                ax.annotate(f"{y:.0f}%", (r["params"], y), textcoords="offset points", xytext=(8, -4), fontsize=10)
+        before, after = CASE_STUDY[task]
+        ax.plot([CASE_STUDY_PARAMS], [before], "o", mfc="none", color="tab:red", ms=8,
+                label="Llama-2-13B untuned (published)")
+        ax.plot([CASE_STUDY_PARAMS], [after], "*", color="tab:red", ms=13,
+                label="Llama-2-13B fine-tuned (published)")
+        ax.axhline(after, color="tab:red", ls="--", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_xlim(8e7, 3e10)
+        ax.set_ylim(-3, 105)
+        n = mine[0]["n"] if mine else 0
+        title = tasks.get(task).title
+        if METRIC[task] == "flexible_extract":
+            title = "GSM8K (flexible-extract: the last number)"
+        ax.set_title(f"{title}\n(n = {n:,} test items)", fontsize=11)
+        ax.set_xlabel("parameters (log scale)", fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("accuracy (%)", fontsize=11)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=10, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
+
+
+def export(runs_root: Path | None = None, out: Path | None = None) -> list[Path]:
+    """Copy the Qwen evaluations' per-item predictions from runs/full/eval/ into results/size/predictions/."""
+    from ftlib import report
+
+    runs_root = runs_root or paths.runs_dir() / "full" / "eval"
+    found = {(task, f"{alias}-{STYLE[task]}"): runs_root / f"{alias}-{STYLE[task]}-{task}"
+             for alias in QWEN for task in STYLE}
+    found = {k: f for k, f in found.items() if (f / "predictions.jsonl").exists()}
+    return report.export_predictions(found, out or paths.results_dir() / "size" / "predictions")
+
+
+def run(limits: dict[str, int], models: tuple[str, ...] = QWEN) -> None:
+    """Evaluate the larger untuned models on the first `limits[task]` test items (resumes), then export."""
+    from ftlib import harness
+
+    for task, limit in limits.items():
+        for alias in models:
+            out = paths.runs_dir() / "full" / "eval" / f"{alias}-{STYLE[task]}-{task}"
+            harness.evaluate(alias, task, "test", STYLE[task], limit=limit, out_dir=out)
+    export()
+
+
+def write_report(out: Path | None = None) -> list[dict]:
+    """results/size/: size.csv and size.md (the table), gsm8k_strict (the same columns on GSM8K's
+    headline), paired.csv, size.png; returns the table."""
+    from ftlib import plots
+
+    out = out or paths.results_dir() / "size"
+    rows = [r for task in STYLE for r in compare(task)]
+    plots.save_table(rows, "size", out)
+    plots.save_table(compare("gsm8k", metric="strict_match"), "gsm8k_strict", out)
+    plots.save_table([p for task in STYLE if (p := paired(task))], "paired", out)
+    plots.save_figure(figure(rows), "size", out)
+    return rows
+
+
+def _limits(items: list[str]) -> dict[str, int]:
+    out = {}
+    for item in items:
+        task, _, n = item.partition("=")
+        if task not in STYLE or not n.isdigit() or int(n) < 1:
+            raise SystemExit(f"--limit wants TASK=N with TASK in {list(STYLE)} and N >= 1, got {item!r}")
+        out[task] = int(n)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m ftlib.size run|export|report`."""
+    ap = argparse.ArgumentParser(prog="python -m ftlib.size", description=__doc__.split("\n")[0])
+    ap.add_argument("command", choices=["run", "export", "report"])
+    ap.add_argument("--limit", nargs="*", default=["viggo=1083", "sql=592", "gsm8k=500"],
+                    help="test items per task, TASK=N (the first N of the prepared split)")
+    args = ap.parse_args(argv)
+    if args.command == "run":
+        run(_limits(args.limit))
+    elif args.command == "export":
+        print("\n".join(paths.shown(p) for p in export()))
+    else:
+        print(json.dumps(write_report(), indent=1))
+
+
+if __name__ == "__main__":
+    main()
