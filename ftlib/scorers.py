@@ -199,12 +199,17 @@ def metric_names(score: Scorer, spec: str, where: str) -> list[str]:
 
 def check_scores(out: object, metrics: tuple[str, ...]) -> str | None:
     """None if a scorer's result is a dict with every metric a bool or a finite number, else what is wrong.
+    `{"judged": False}` alone is a valid result: the item's reference cannot judge any answer (a SQL gold
+    whose test suite cannot tell it from its near-misses), so it counts in no metric.
 
     >>> check_scores({"a": True, "b": 0.5}, ("a", "b")), check_scores({"a": "yes"}, ("a",))
     (None, "metric 'a' is 'yes'; expected a bool or a finite number")
+    >>> check_scores({"judged": False}, ("a", "judged"))
     """
     if not isinstance(out, dict):
         return f"returned {type(out).__name__} {out!r:.80}; expected a dict of metric -> value"
+    if out.get("judged") is False:
+        metrics = tuple(m for m in metrics if m in out)
     missing = [m for m in metrics if m not in out]
     if missing:
         return f"returned no {missing}; expected the metrics {list(metrics)}"

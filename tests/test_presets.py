@@ -83,7 +83,7 @@ def _broken(name: str, **changes) -> dict:
     (_broken("smoke", plan__eval_limit={"viggo": 4, "sql": 4}), "no eval_limit for 'gsm8k'"),
     (_broken("smoke", plan__tasks=("viggo", "mmlu"), plan__eval_limit={"viggo": 4, "mmlu": 4}), "no task 'mmlu'"),
     (_broken("smoke", plan__baseline_styles=("fewshot",)), "no style 'fewshot'"),
-    (_broken("cpu", plan__notebooks=("01", "07")), "no notebook '07'"),
+    (_broken("cpu", plan__notebooks=("01", "09")), "no notebook '09'"),
     (_broken("smoke", rounds__train=dict(max_steps=2.5)), "max_steps=2.5 is not"),
 ])
 def test_the_check_finds_each_inconsistency(table, expected):
