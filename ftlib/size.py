@@ -117,45 +117,56 @@ def paired(task: str, a: str = LARGE_UNTUNED, b: str = SMALL_TUNED, root: Path |
     return {"task": task, "metric": metric, "a": a, "b": b, **report.paired(pick[a], pick[b], metric)}
 
 
+SIZE_TICKS = {135e6: "135M", 268e6: "270M", 494e6: "0.5B", 1.54e9: "1.5B", 13e9: "13B"}
+
+
 def figure(rows: list[dict]):
     """Score against parameter count (log scale), one panel per task: untuned circles, tuned stars,
-    95 % intervals, and the case study's Llama-2-13B before/after at 13 B."""
+    95 % intervals, and the case study's Llama-2-13B before/after at 13 B. Sized to read at the width
+    Jupyter shows it (plots.WIDTH)."""
     import matplotlib.pyplot as plt
 
+    from ftlib import plots
+
     order = [t for t in STYLE if any(r["task"] == t for r in rows)]
-    fig, axes = plt.subplots(1, len(order), figsize=(4.6 * len(order), 4.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(order), figsize=(plots.WIDTH, 4.3), squeeze=False, sharey=True)
     for ax, task in zip(axes[0], order):
         mine = [r for r in rows if r["task"] == task and r["score"] is not None]
-        for tuned, marker, color, name in ((False, "o", "tab:gray", "untuned"), (True, "*", "tab:blue", "fine-tuned")):
+        for tuned, marker, color, name in ((False, "o", "tab:gray", "ours, untuned"),
+                                           (True, "*", "tab:blue", "ours, fine-tuned (135M)")):
             pts = [r for r in mine if r["tuned"] == tuned]
             if not pts:
                 continue
             ys = [100 * r["score"] for r in pts]
             err = [[y - 100 * r["ci_low"] for y, r in zip(ys, pts)], [100 * r["ci_high"] - y for y, r in zip(ys, pts)]]
-            ax.errorbar([r["params"] for r in pts], ys, yerr=err, fmt=marker, color=color, ms=13 if tuned else 8,
-                        capsize=3, label=f"ours, {name}")
+            ax.errorbar([r["params"] for r in pts], ys, yerr=err, fmt=marker, color=color, ms=14 if tuned else 7,
+                        capsize=3, lw=1.2, label=name)
             for r, y in zip(pts, ys):
-                ax.annotate(f"{y:.0f}%", (r["params"], y), textcoords="offset points", xytext=(8, -4), fontsize=10)
+                if tuned or y >= 5:  # the near-zero untuned points would only crowd each other
+                    ax.annotate(f"{y:.0f}%", (r["params"], 100 * r["ci_high"]), textcoords="offset points",
+                                xytext=(0, 4), ha="center", fontsize=9.5, color=color)
         before, after = CASE_STUDY[task]
-        ax.plot([CASE_STUDY_PARAMS], [before], "o", mfc="none", color="tab:red", ms=8,
+        ax.plot([CASE_STUDY_PARAMS], [before], "o", mfc="none", mew=1.5, color="tab:red", ms=8,
                 label="Llama-2-13B untuned (published)")
-        ax.plot([CASE_STUDY_PARAMS], [after], "*", color="tab:red", ms=13,
+        ax.plot([CASE_STUDY_PARAMS], [after], "*", color="tab:red", ms=14,
                 label="Llama-2-13B fine-tuned (published)")
         ax.axhline(after, color="tab:red", ls="--", lw=0.8)
         ax.set_xscale("log")
-        ax.set_xlim(8e7, 3e10)
-        ax.set_ylim(-3, 105)
+        ax.set_xlim(9e7, 2.5e10)
+        ax.set_xticks(list(SIZE_TICKS), list(SIZE_TICKS.values()), fontsize=8.5, rotation=60)
+        ax.minorticks_off()
+        ax.set_ylim(-3, 108)
         n = mine[0]["n"] if mine else 0
-        title = tasks.get(task).title
-        if METRIC[task] == "flexible_extract":
-            title = "GSM8K (flexible-extract: the last number)"
-        ax.set_title(f"{title}\n(n = {n:,} test items)", fontsize=11)
-        ax.set_xlabel("parameters (log scale)", fontsize=10)
+        title = tasks.get(task).title.split(" (")[0]
+        what = {"attribute_types": "function + attribute types", "execution_match": "execution match",
+                "flexible_extract": "last number"}.get(METRIC[task], METRIC[task])
+        ax.set_title(f"{title}: {what}\nn = {n:,} test items", fontsize=10)
+        ax.set_xlabel("parameters (log scale)", fontsize=9.5)
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("accuracy (%)", fontsize=11)
+    axes[0][0].set_ylabel("accuracy (%), 95 % interval", fontsize=10)
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=10, frameon=False)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=9.5, frameon=False)
+    fig.tight_layout(rect=(0, 0.13, 1, 1))
     return fig
 
 
