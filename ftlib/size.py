@@ -171,14 +171,38 @@ def figure(rows: list[dict]):
 
 
 def export(runs_root: Path | None = None, out: Path | None = None) -> list[Path]:
-    """Copy the Qwen evaluations' per-item predictions from runs/full/eval/ into results/size/predictions/."""
+    """Copy the Qwen evaluations' per-item predictions (both prompt styles, where run) from
+    runs/full/eval/ into results/size/predictions/."""
     from ftlib import report
 
     runs_root = runs_root or paths.runs_dir() / "full" / "eval"
-    found = {(task, f"{alias}-{STYLE[task]}"): runs_root / f"{alias}-{STYLE[task]}-{task}"
-             for alias in QWEN for task in STYLE}
+    found = {(task, f"{alias}-{style}"): runs_root / f"{alias}-{style}-{task}"
+             for alias in QWEN for task in STYLE for style in ("zero_shot", "few_shot")}
     found = {k: f for k, f in found.items() if (f / "predictions.jsonl").exists()}
     return report.export_predictions(found, out or paths.results_dir() / "size" / "predictions")
+
+
+def styles(root: Path | None = None) -> list[dict]:
+    """Every Qwen evaluation in either prompt style, each on its own items (the first n of the test
+    split; n differs between rows): does the style the comparison uses matter? Scored on METRIC, and
+    on GSM8K on strict-match too."""
+    root = root or paths.results_dir()
+    rows = []
+    for task in STYLE:
+        metrics = [METRIC[task]] + (["strict_match"] if task == "gsm8k" else [])
+        for alias in QWEN:
+            for style in ("zero_shot", "few_shot"):
+                path = root / "size" / "predictions" / f"{task}-{alias}-{style}.jsonl"
+                if not path.exists():
+                    continue
+                scores = [r["scores"] for r in io.iter_jsonl(path)]
+                summary = evals.summarize(scores)
+                for m in metrics:
+                    s = summary[m]
+                    rows.append({"task": task, "model": alias, "style": style, "metric": m,
+                                 "score": round(s["mean"], 4), "ci_low": round(s["ci_low"], 4),
+                                 "ci_high": round(s["ci_high"], 4), "n": s["n"]})
+    return rows
 
 
 def run(limits: dict[str, int], models: tuple[str, ...] = QWEN) -> None:
@@ -194,13 +218,14 @@ def run(limits: dict[str, int], models: tuple[str, ...] = QWEN) -> None:
 
 def write_report(out: Path | None = None) -> list[dict]:
     """results/size/: size.csv and size.md (the table), gsm8k_strict (the same columns on GSM8K's
-    headline), paired.csv, size.png; returns the table."""
+    headline), styles (each Qwen model in both prompt styles), paired.csv, size.png; returns the table."""
     from ftlib import plots
 
     out = out or paths.results_dir() / "size"
     rows = [r for task in STYLE for r in compare(task)]
     plots.save_table(rows, "size", out)
     plots.save_table(compare("gsm8k", metric="strict_match"), "gsm8k_strict", out)
+    plots.save_table(styles(out.parent), "styles", out)
     plots.save_table([p for task in STYLE if (p := paired(task))], "paired", out)
     plots.save_figure(figure(rows), "size", out)
     return rows

@@ -67,3 +67,15 @@ def test_limits_are_checked_at_the_door():
     for bad in (["sql"], ["sql=-5"], ["math=3"], ["sql=abc"]):
         with pytest.raises(SystemExit, match="TASK=N"):
             size._limits(bad)
+
+
+def test_styles_table_scores_each_evaluation_on_its_own_items(tmp_path):
+    for style, oks in (("few_shot", [True, True, False, False]), ("zero_shot", [True, False])):
+        path = tmp_path / "size" / "predictions" / f"sql-qwen2.5-coder-1.5b-{style}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(json.dumps({"id": i, "scores": {"execution_match": ok}}) + "\n"
+                                for i, ok in enumerate(oks)))
+    rows = {r["style"]: r for r in size.styles(tmp_path)}
+    assert (rows["few_shot"]["n"], rows["few_shot"]["score"]) == (4, 0.5)
+    assert (rows["zero_shot"]["n"], rows["zero_shot"]["score"]) == (2, 0.5)
+    assert {r["model"] for r in rows.values()} == {"qwen2.5-coder-1.5b"}
