@@ -362,7 +362,8 @@ def sweep(rows: list[dict], title: str = ""):
     """Recipe sweep: validation score with its 95% CI per arm (left) and training minutes (right).
 
     `rows`: sweep.row dicts (arm, method, score, ci_low, ci_high, train_minutes), drawn top to bottom in
-    their order (`sweep.table_rows`: the grid's, so the arms of one learning rate stand together).
+    their order (`sweep.table_rows`: the grid's, so the arms of one learning rate stand together). A title
+    starting with a task id gets the task's name.
     """
     fig, (left, right) = plt.subplots(1, 2, figsize=(WIDTH, 0.32 * len(rows) + 1.6),
                                       gridspec_kw={"width_ratios": [3, 2]})
@@ -387,7 +388,8 @@ def sweep(rows: list[dict], title: str = ""):
     devices = sorted({str(r.get("device")) for r in rows if r.get("device")})
     right.set_xlabel("training minutes" + (f" ({', '.join(devices)})" if devices else "")
                      + "\nmachines of one kind differ: compare tokens/s")
-    fig.suptitle((title + "\n" if title else "")
+    head, sep, rest = title.partition(":")  # "sql: ..." (notebook 06) -> the task's name
+    fig.suptitle((f"{_task_title(head)}{sep}{rest}\n" if title else "")
                  + "green: full fine-tuning, purple: LoRA r16; arm: lr, examples × epochs", fontsize=11)
     fig.tight_layout()
     return fig

@@ -119,7 +119,7 @@ def sweeps(folder: Path) -> list[Path]:
     for path in sorted(Path(folder).glob("sweep_*.csv")):
         if rows := plots.read_table(path):
             task = rows[0]["task"]
-            fig = plots.sweep(rows, f"{plots._task_title(task)}: validation score and training time per arm")
+            fig = plots.sweep(rows, f"{task}: validation score and training time per arm")
             written.append(_save(fig, path.stem, folder))
     return written
 
