@@ -75,6 +75,9 @@ def words(label: str) -> str:
     return label.replace("_", " ")
 
 
+LABEL_BOX = {"facecolor": "white", "edgecolor": "none", "pad": 0.5}  # a value label's ground
+
+
 def _task_title(task: str) -> str:
     try:
         return tasks.get(task).title or task
@@ -221,19 +224,21 @@ def score_bars(results: list[dict], title: str = ""):
         colors = ["tab:gray" if "untuned" in r["label"] else "tab:green" if "tuned" in r["label"]
                   else "tab:blue" for r in rows]
         ax.bar(xs, means, yerr=err, capsize=3, color=colors, error_kw={"lw": 1})
-        for x, r, m in zip(xs, rows, means):  # the value above the interval's top, never through it
-            ax.text(x, 100 * r["ci_high"] + 1.5, f"{m:.0f}%", ha="center", va="bottom", fontsize=9.5)
+        for x, r, m in zip(xs, rows, means):  # the value above the interval's top, on white: no line through it
+            ax.text(x, 100 * r["ci_high"] + 1.5, f"{m:.0f}%", ha="center", va="bottom", fontsize=9.5,
+                    bbox=LABEL_BOX, zorder=4)
         if task in CASE_STUDY_13B:
             before, after = CASE_STUDY_13B[task]
             ax.axhline(before, color="tab:red", ls=":", lw=1.2, label=f"13B untuned {before}%")
             ax.axhline(after, color="tab:red", ls="--", lw=1.2, label=f"13B tuned {after}%")
-        ax.set_xticks(list(xs), [words(r["label"]).replace(", ", ",\n", 1) for r in rows], rotation=35,
-                      ha="right", rotation_mode="anchor", fontsize=9)
+        ns = sorted({r["n"] for r in rows})  # one n in the title, or each bar's under its label
+        ax.set_xticks(list(xs), [words(r["label"]).replace(", ", ",\n", 1) + (f"\nn={r['n']:,}" if len(ns) > 1 else "")
+                                 for r in rows], rotation=35, ha="right", rotation_mode="anchor", fontsize=9)
         ax.set_ylim(0, 115)
-        ns = sorted({r["n"] for r in rows})
-        ax.set_title(f"{_task_title(task)}\n(n={', '.join(f'{n:,}' for n in ns)} test items)", fontsize=10.5)
+        ax.set_title(f"{_task_title(task)}\n({f'n={ns[0]:,}' if len(ns) == 1 else 'n under each bar:'} test items)",
+                     fontsize=10.5)
         if task in CASE_STUDY_13B:
-            ax.legend(fontsize=8.5, loc="upper left")
+            ax.legend(fontsize=8.5, loc="upper left", framealpha=1)
     axes[0][0].set_ylabel("accuracy (%), 95 % interval")
     fig.suptitle(title + ("\n" if title else "") + "red lines: the case study's Llama-2-13B", fontsize=11)
     fig.tight_layout()
@@ -248,9 +253,10 @@ def _bar_order(row: dict) -> int:
 
 def grouped_counts(counts: dict[str, dict[str, int]], title: str):
     """Side-by-side bars of category counts per group (e.g. error kinds per model), labels in words,
-    each group's n in the legend. ViGGO's "correct" outcome means every value right too (stricter than
-    its headline), so it is labelled "exactly right"; a title starting with a task id gets its name."""
-    kinds = sorted({k for c in counts.values() for k in c})
+    each group's n in the legend, "correct" first. ViGGO's "correct" outcome means every value right too
+    (stricter than its headline), so it is labelled "exactly right"; a title starting with a task id
+    gets its name."""
+    kinds = sorted({k for c in counts.values() for k in c}, key=lambda k: (k != "correct", k))  # correct first
     viggo = bool({"wrong_value", "wrong_order", "wrong_function"} & set(kinds))
     names = [("exactly right (values too)" if viggo else "correct") if k == "correct" else words(k) for k in kinds]
     fig, ax = plt.subplots(figsize=(min(WIDTH, max(5.5, 1.15 * len(kinds) + 1)), 3.4))
@@ -275,7 +281,8 @@ def rounds(rows: list[dict], title: str = "", x: str = "round", metrics: tuple[s
     `rows` are `rounds.table` rows; metric "score" is the task's headline, "function" ViGGO's function
     alone (it moves long before the headline does). Round numbers are whole numbers on the axis.
     Where rows say which round they started from (`start`), a line joins each round to its start
-    (rounds that start from the same model fan out from it); otherwise a series is one line.
+    (rounds that start from the same model fan out from it); otherwise a series is one line. One legend
+    for all panels, under them: inside, it would cover some round's point.
     """
     fig, axes = plt.subplots(1, len(metrics), figsize=(min(WIDTH, 4.7 * len(metrics)), 3.6), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
@@ -299,9 +306,15 @@ def rounds(rows: list[dict], title: str = "", x: str = "round", metrics: tuple[s
         ax.set_xlabel(xlabel or ("round (0 = start model)" if x == "round" else "" if x == "name" else x))
         ax.set_ylabel(f"{words(rows[0]['metric'] if metric == 'score' and rows else metric)} (%)")
         ax.set_ylim(-2, 102)
-        ax.legend(fontsize=8.5)
+    series = {}  # label -> handle, over every panel
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            series.setdefault(label, handle)
     fig.suptitle(title)
     fig.tight_layout()
+    fig.legend(list(series.values()), list(series), loc="upper center", bbox_to_anchor=(0.5, 0.0), frameon=False,
+               ncol=min(len(series), len(metrics) + 1), fontsize=8.5, title="error bars: 95 % intervals",
+               title_fontsize=8.5)
     return fig
 
 
@@ -349,7 +362,8 @@ def sweep(rows: list[dict], title: str = ""):
     """Recipe sweep: validation score with its 95% CI per arm (left) and training minutes (right).
 
     `rows`: sweep.row dicts (arm, method, score, ci_low, ci_high, train_minutes), drawn top to bottom in
-    their order (`sweep.table_rows`: the grid's, so the arms of one learning rate stand together).
+    their order (`sweep.table_rows`: the grid's, so the arms of one learning rate stand together). A title
+    starting with a task id gets the task's name.
     """
     fig, (left, right) = plt.subplots(1, 2, figsize=(WIDTH, 0.32 * len(rows) + 1.6),
                                       gridspec_kw={"width_ratios": [3, 2]})
@@ -364,17 +378,18 @@ def sweep(rows: list[dict], title: str = ""):
     left.set_yticks(list(ys), [words(r["arm"]) for r in rows], fontsize=9)
     n = sorted({r["n"] for r in rows if r.get("n")})
     left.set_xlabel((f"{words(rows[0]['metric'])} on validation (%)" if rows else "score (%)")
-                    + (f", n={n[0]}" if len(n) == 1 else ""))
+                    + (f", n={n[0]}" if len(n) == 1 else "") + "\nlines: 95 % intervals")
     right.barh(list(ys), [r["train_minutes"] for r in rows], color=colors)
     right.set_yticks(list(ys), [""] * len(rows))
     for y, r in zip(ys, rows):  # tokens/s beside each bar: arms that ran on faster machines show it
         if r.get("tokens_per_s"):
-            right.text(r["train_minutes"], y, f" {r['tokens_per_s']:.0f} tok/s", va="center", fontsize=8)
+            right.text(r["train_minutes"], y, f" {r['tokens_per_s']:.0f} tok/s", va="center", fontsize=9)
     right.set_xlim(0, 1.35 * max((r["train_minutes"] for r in rows), default=1))
     devices = sorted({str(r.get("device")) for r in rows if r.get("device")})
     right.set_xlabel("training minutes" + (f" ({', '.join(devices)})" if devices else "")
                      + "\nmachines of one kind differ: compare tokens/s")
-    fig.suptitle((title + "\n" if title else "")
+    head, sep, rest = title.partition(":")  # "sql: ..." (notebook 06) -> the task's name
+    fig.suptitle((f"{_task_title(head)}{sep}{rest}\n" if title else "")
                  + "green: full fine-tuning, purple: LoRA r16; arm: lr, examples × epochs", fontsize=11)
     fig.tight_layout()
     return fig

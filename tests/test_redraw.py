@@ -17,3 +17,14 @@ def test_redraw_draws_scores_and_errors_from_the_tables(tmp_path):
 
 def test_nothing_to_draw_without_tables(tmp_path):
     assert redraw.redraw(tmp_path) == []
+
+
+def test_redraw_draws_a_sweep_and_names_the_run_in_the_titles(tmp_path):
+    folder = tmp_path / "full-h200"
+    plots.save_table([{"task": "sql", "arm": "full-0.0002-allx2", "method": "full", "train_minutes": 50.0,
+                       "tokens_per_s": 260.0, "metric": "execution_match", "score": 0.6, "ci_low": 0.55,
+                       "ci_high": 0.65, "n": 294, "device": "AVX-512-BF16"}], "sweep_sql", folder)
+    plots.save_table([{"task": "sql", "model": "fine-tuned", "counts": "correct=3, wrong_rows=2"}], "errors", folder)
+    assert redraw.run_name(folder) == "full preset, H200 run"
+    written = redraw.redraw(folder)
+    assert sorted(p.name for p in written) == ["errors_sql.png", "sweep_sql.png"]
