@@ -144,7 +144,8 @@ def figure(rows: list[dict]):
             for r, y in zip(pts, ys):
                 if tuned or y >= 5:  # the near-zero untuned points would only crowd each other
                     ax.annotate(f"{y:.0f}%", (r["params"], 100 * r["ci_high"]), textcoords="offset points",
-                                xytext=(0, 4), ha="center", fontsize=9.5, color=color)
+                                xytext=(0, 4), ha="center", fontsize=9.5, color=color,
+                                bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5})
         before, after = CASE_STUDY[task]
         ax.plot([CASE_STUDY_PARAMS], [before], "o", mfc="none", mew=1.5, color="tab:red", ms=8,
                 label="Llama-2-13B untuned (published)")
@@ -155,7 +156,7 @@ def figure(rows: list[dict]):
         ax.set_xlim(9e7, 2.5e10)
         ax.set_xticks(list(SIZE_TICKS), list(SIZE_TICKS.values()), fontsize=8.5, rotation=60)
         ax.minorticks_off()
-        ax.set_ylim(-3, 108)
+        ax.set_ylim(-3, 110)
         n = mine[0]["n"] if mine else 0
         title = tasks.get(task).title.split(" (")[0]
         what = {"attribute_types": "function + attribute types", "execution_match": "execution match",
