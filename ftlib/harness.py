@@ -5,7 +5,9 @@ Writes into `out_dir`:
 - `predictions.jsonl`: one line per example (idx, input, reference, prediction, scores), appended
   per batch, so an interrupted run continues where it stopped (a truncated last line is dropped);
 - `summary.json`, written atomically at the end: every metric of the task with its 95%
-  confidence interval and n, timing and tokens/s. A folder with a summary is finished and skipped.
+  confidence interval and n, timing and tokens/s. A folder with a summary is finished and skipped,
+  unless the task's scorer changed since (its code, `Task.scorer_id`): then the stored predictions
+  are rescored, not generated again.
 
 The items are the first `limit` rows of the prepared split (`prepare.items`), the same rows training
 reads: SQL rows whose gold query does not execute on its own context are not among them (the summary

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from ftlib import data, harness, io, prompts
+from ftlib import data, harness, io, prompts, scorers, tasks
 
 
 class FakeGenerator:
@@ -60,6 +60,24 @@ def test_finished_run_is_skipped(tmp_path, small_chunks):
     harness.evaluate(FakeGenerator(), "viggo", "test", "zero_shot", limit=6, out_dir=tmp_path)
     gen = FakeGenerator(fail_after=0)  # would raise if asked to generate
     assert harness.evaluate(gen, "viggo", "test", "zero_shot", limit=6, out_dir=tmp_path)["n"] == 6
+
+
+def test_an_edited_builtin_scorer_rescores_the_stored_predictions(tmp_path, small_chunks, monkeypatch):
+    """Predictions scored by an earlier version of a built-in task's scoring code (here: one that
+    fails everything) are rescored by the current one, without generating again."""
+    import dataclasses
+
+    def earlier(prediction, row):
+        return dict.fromkeys(tasks.VIGGO.metrics, False)
+    monkeypatch.setitem(tasks._REGISTRY, "viggo", dataclasses.replace(
+        tasks.VIGGO, score=earlier, scorer_id=scorers.code_id(earlier, tasks.SCORING_CODE)))
+    before = harness.evaluate(FakeGenerator(), "viggo", "test", "zero_shot", limit=6, out_dir=tmp_path)
+    assert before["metrics"]["exact"]["mean"] == 0.0
+    monkeypatch.setitem(tasks._REGISTRY, "viggo", tasks.VIGGO)  # the code as it is now
+    after = harness.evaluate(FakeGenerator(fail_after=0), "viggo", "test", "zero_shot", limit=6, out_dir=tmp_path)
+    assert after["scorer"] == tasks.VIGGO.scorer_id != before["scorer"]
+    assert after["metrics"]["exact"]["mean"] == 0.5  # every other answer is the gold one
+    assert {r["scorer"] for r in lines(tmp_path / "predictions.jsonl")} == {tasks.VIGGO.scorer_id}
 
 
 def test_other_evaluation_in_folder_is_refused(tmp_path, small_chunks):
