@@ -134,41 +134,71 @@ def _holder(lock: Path) -> dict | None:
         return None
 
 
-def _take(lock: Path) -> bool:
-    """Create the lock file with this process's pid, only if none exists (O_EXCL: one winner)."""
-    try:
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileExistsError:
-        return False
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump({"pid": os.getpid(), "host": socket.gethostname(),
-                   "since": time.strftime("%Y-%m-%dT%H:%M:%S")}, f)
-    return True
+_HELD: set[int] = set()  # this process's lock descriptors (`folder_lock`)
+
+
+def _close_held() -> None:
+    """In a forked child (a scorer worker, a data loader): close its copies of the lock descriptors,
+    so that one left behind by a killed parent keeps no lock alive (this does not unlock the parent's)."""
+    for fd in _HELD:
+        os.close(fd)
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_held)
+
+
+def _open_locked(lock: Path) -> int | None:
+    """A descriptor of `lock` holding its exclusive flock, or None while another process holds it.
+    The kernel drops a flock when its holder ends, however it ends (kill -9 included): a lock left
+    by a dead process is free, and of two processes taking it over, exactly one gets it."""
+    import fcntl  # POSIX; imported here so that the rest of ftlib imports without it
+
+    while True:
+        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        try:
+            if os.path.samestat(os.fstat(fd), os.stat(lock)):
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # its holder removed this file after we opened it: lock the one there now
 
 
 @contextlib.contextmanager
 def folder_lock(folder: str | Path, what: str = "a run") -> Iterator[Path]:
     """Hold `folder/LOCK` while the block runs: one process per folder.
 
-    A second process gets FolderBusy naming the holder's pid; a lock whose process is gone (killed,
-    on this machine) is stale and taken over, with a note.
+    The lock is an flock on that file, which names its holder (pid, host, since). A second process
+    gets FolderBusy naming the holder's pid; a LOCK file left by a killed process is taken over,
+    with a note.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     lock = folder / "LOCK"
-    while not _take(lock):
+    deadline = time.monotonic() + 5
+    while (fd := _open_locked(lock)) is None:
         held = _holder(lock)
-        if held is None and time.time() - lock.stat().st_mtime < 5:
-            time.sleep(0.1)  # being written by its holder right now
-            continue
-        if held and (held.get("host") != socket.gethostname() or _alive(held["pid"])):
-            raise FolderBusy(f"{folder} is in use: {what} there is held by process {held['pid']} on "
-                             f"{held.get('host')} since {held.get('since')} ({lock}); wait for it to end, "
-                             "or delete the LOCK file if that process is gone")
-        print(f"note: {lock} was left by process {held and held['pid']}, which is gone: taking it over")
-        lock.unlink(missing_ok=True)
+        if held and (held.get("host") != socket.gethostname() or _alive(held["pid"])) \
+                or time.monotonic() > deadline:
+            who = "another process" if not held else f"process {held['pid']} on {held.get('host')} since " \
+                f"{held.get('since')}" + ("" if _alive(held["pid"]) else " (gone: a process it started holds it)")
+            raise FolderBusy(f"{folder} is in use: {what} there is held by {who} ({lock}); wait for it to end")
+        time.sleep(0.1)  # its new holder is writing its pid right now
+    _HELD.add(fd)
     try:
+        if left := _holder(lock):
+            print(f"note: {lock} was left by process {left['pid']}, which is gone: taking it over")
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                 "since": time.strftime("%Y-%m-%dT%H:%M:%S")}).encode())
         yield lock
     finally:
-        if (_holder(lock) or {}).get("pid") == os.getpid():
-            lock.unlink(missing_ok=True)
+        lock.unlink(missing_ok=True)  # still holding it: a process waiting on this file then retries
+        _HELD.discard(fd)
+        os.close(fd)
