@@ -162,6 +162,10 @@ def _open_locked(lock: Path) -> int | None:
         except BlockingIOError:
             os.close(fd)
             return None
+        except OSError as e:  # ENOLCK, EOPNOTSUPP: a file system without locks
+            os.close(fd)
+            raise OSError(e.errno, f"cannot lock {lock} ({e.strerror}): its file system does not support "
+                          "file locks; put the runs folder on a local disk (FTLIB_RUNS)") from None
         try:
             if os.path.samestat(os.fstat(fd), os.stat(lock)):
                 return fd

@@ -79,3 +79,17 @@ def test_a_child_left_behind_by_a_killed_holder_keeps_no_lock(tmp_path, capsys):
     finally:
         os.kill(child, signal.SIGKILL)
     assert f"left by process {pid}, which is gone: taking it over" in capsys.readouterr().out
+
+
+def test_a_file_system_without_locks_is_named(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+
+    import pytest
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with pytest.raises(OSError, match=r"cannot lock .*LOCK \(No locks available\): its file system does not "):
+        with io.folder_lock(tmp_path):
+            pass
