@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import shutil
 import socket
 import tempfile
 import time
@@ -17,18 +19,76 @@ class DataFormatError(ValueError):
     """A data file is malformed: the message names the file, the line and what was expected."""
 
 
+class WriteError(OSError):
+    """A file could not be written (a full or read-only disk): the message names it and what to do."""
+
+
+_WRITE_PROBLEMS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+                   errno.EROFS: "the disk is read-only", errno.EACCES: "no permission to write there",
+                   errno.EPERM: "no permission to write there"}
+AGAIN = ("Free space (or make the folder writable), then run the same command again: what was written "
+         "whole is kept and the work goes on from there")
+
+
+def _disk_error(e: BaseException | None) -> tuple[str, BaseException] | None:
+    """(what stopped a write, the error that says so) when `e`, or an error it was raised in (as
+    torch.save does), says the disk is full or cannot be written; None: not that."""
+    if isinstance(e, WriteError):
+        return None  # already said
+    while e is not None:
+        if isinstance(e, OSError) and e.errno in _WRITE_PROBLEMS:
+            return _WRITE_PROBLEMS[e.errno], e
+        if isinstance(e, RuntimeError) and ("iostream error" in str(e) or "write failed" in str(e)):
+            return "a write failed (a full disk, or no permission)", e  # torch.save's words for both
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def write_problem(e: BaseException) -> str | None:
+    """What stopped a write, when `e` is a full or read-only disk (None: another error)."""
+    found = _disk_error(e)
+    return found and found[0]
+
+
+def cannot_write(path: str | Path, e: BaseException, then: str = AGAIN) -> WriteError:
+    """The WriteError for `e` (a `write_problem`) while writing `path`."""
+    problem, cause = _disk_error(e)
+    where = Path(path)
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    try:
+        free = f"{shutil.disk_usage(where).free / 1e6:,.0f} MB free there"
+    except OSError:
+        free = "free space unknown"
+    error = WriteError(f"cannot write {path}: {problem} ({cause}; {free}). {then}")
+    error.errno = getattr(cause, "errno", None)
+    return error
+
+
+@contextlib.contextmanager
+def writing(path: str | Path, then: str = AGAIN) -> Iterator[None]:
+    """Turn a full or read-only disk met in the block into a WriteError naming `path` and what to do."""
+    try:
+        yield
+    except (OSError, RuntimeError) as e:
+        if write_problem(e) is None:
+            raise
+        raise cannot_write(path, e, then) from e
+
+
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write `text` to `path` so a reader never sees a half-written file (temp file + rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def write_json(path: str | Path, obj: Any) -> None:
@@ -102,12 +162,13 @@ def rows_hash(rows: Iterable[dict]) -> str:
 def append_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
     """Append rows to a JSONL file and flush, so an interrupted run keeps what it wrote."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
 
 
 class FolderBusy(RuntimeError):
@@ -156,7 +217,8 @@ def _open_locked(lock: Path) -> int | None:
     import fcntl  # POSIX; imported here so that the rest of ftlib imports without it
 
     while True:
-        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+        with writing(lock):
+            fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -183,8 +245,9 @@ def folder_lock(folder: str | Path, what: str = "a run") -> Iterator[Path]:
     with a note.
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     lock = folder / "LOCK"
+    with writing(lock):
+        folder.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + 5
     while (fd := _open_locked(lock)) is None:
         held = _holder(lock)
@@ -198,9 +261,10 @@ def folder_lock(folder: str | Path, what: str = "a run") -> Iterator[Path]:
     try:
         if left := _holder(lock):
             print(f"note: {lock} was left by process {left['pid']}, which is gone: taking it over")
-        os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                 "since": time.strftime("%Y-%m-%dT%H:%M:%S")}).encode())
+        with writing(lock):
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                     "since": time.strftime("%Y-%m-%dT%H:%M:%S")}).encode())
         yield lock
     finally:
         lock.unlink(missing_ok=True)  # still holding it: a process waiting on this file then retries

@@ -4,7 +4,10 @@ import multiprocessing
 import os
 import signal
 import sys
+import tempfile
 import time
+
+import pytest
 
 from ftlib import io
 
@@ -85,11 +88,43 @@ def test_a_file_system_without_locks_is_named(tmp_path, monkeypatch):
     import errno
     import fcntl
 
-    import pytest
-
     def no_locks(fd, op):
         raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
     monkeypatch.setattr(fcntl, "flock", no_locks)
     with pytest.raises(OSError, match=r"cannot lock .*LOCK \(No locks available\): its file system does not "):
         with io.folder_lock(tmp_path):
             pass
+
+
+FULL = os.path.exists("/dev/full")  # writes there fail with ENOSPC, as on a full disk
+AS_ROOT = os.geteuid() == 0  # root writes into a read-only folder all the same
+
+
+@pytest.mark.skipif(not FULL, reason="no /dev/full")
+def test_a_full_disk_names_the_file_and_what_to_do(tmp_path, monkeypatch):
+    real = tempfile.mkstemp
+
+    def into_dev_full(**kw):  # write_text_atomic's temporary file: its bytes go to /dev/full
+        fd, name = real(**kw)
+        os.close(fd)
+        return os.open("/dev/full", os.O_WRONLY), name
+    monkeypatch.setattr(tempfile, "mkstemp", into_dev_full)
+    with pytest.raises(io.WriteError, match=r"cannot write \S+summary\.json: the disk is full \(.*MB free there\)\. "
+                                            r"Free space .* then run the same command again"):
+        io.write_json(tmp_path / "summary.json", {"n": 1})
+    assert list(tmp_path.iterdir()) == []  # nothing half-written left behind
+
+
+@pytest.mark.skipif(AS_ROOT, reason="root writes into a read-only folder")
+def test_a_read_only_folder_names_the_file_and_what_to_do(tmp_path):
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval").chmod(0o555)
+    try:
+        with pytest.raises(io.WriteError, match=r"cannot write \S+eval/predictions\.jsonl: no permission to "
+                                                r"write there .* make the folder writable"):
+            io.append_jsonl(tmp_path / "eval" / "predictions.jsonl", [{"idx": 0}])
+        with pytest.raises(io.WriteError, match=r"cannot write \S+eval/LOCK: no permission"):
+            with io.folder_lock(tmp_path / "eval"):
+                pass
+    finally:
+        (tmp_path / "eval").chmod(0o755)
