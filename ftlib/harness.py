@@ -5,7 +5,9 @@ Writes into `out_dir`:
 - `predictions.jsonl`: one line per example (idx, input, reference, prediction, scores), appended
   per batch, so an interrupted run continues where it stopped (a truncated last line is dropped);
 - `summary.json`, written atomically at the end: every metric of the task with its 95%
-  confidence interval and n, timing and tokens/s. A folder with a summary is finished and skipped.
+  confidence interval and n, timing and tokens/s. A folder with a summary is finished and skipped,
+  unless the task's scorer changed since (its code, `Task.scorer_id`): then the stored predictions
+  are rescored, not generated again.
 
 The items are the first `limit` rows of the prepared split (`prepare.items`), the same rows training
 reads: SQL rows whose gold query does not execute on its own context are not among them (the summary
@@ -244,7 +246,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.limit is not None and args.limit < 1:
         ap.error(f"--limit {args.limit}: expected an integer >= 1 (leave it out for every item)")
     kw = {"batch_size": args.batch_size} if args.batch_size else {}
-    s = evaluate(args.model, args.task, args.split, args.style, args.limit, args.out, tool=args.tool, **kw)
+    try:
+        s = evaluate(args.model, args.task, args.split, args.style, args.limit, args.out, tool=args.tool, **kw)
+    except (io.FolderBusy, io.WriteError) as e:  # another process holds the folder, or a full disk:
+        raise SystemExit(f"error: {e}") from None  # what and what to do, without a traceback
     for m, v in s["metrics"].items():
         print(f"{m:18s} {v['mean']:.3f}  [{v['ci_low']:.3f}, {v['ci_high']:.3f}]  n={v['n']}")
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import shutil
 import socket
 import tempfile
 import time
@@ -17,18 +19,76 @@ class DataFormatError(ValueError):
     """A data file is malformed: the message names the file, the line and what was expected."""
 
 
+class WriteError(OSError):
+    """A file could not be written (a full or read-only disk): the message names it and what to do."""
+
+
+_WRITE_PROBLEMS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+                   errno.EROFS: "the disk is read-only", errno.EACCES: "no permission to write there",
+                   errno.EPERM: "no permission to write there"}
+AGAIN = ("Free space (or make the folder writable), then run the same command again: what was written "
+         "whole is kept and the work goes on from there")
+
+
+def _disk_error(e: BaseException | None) -> tuple[str, BaseException] | None:
+    """(what stopped a write, the error that says so) when `e`, or an error it was raised in (as
+    torch.save does), says the disk is full or cannot be written; None: not that."""
+    if isinstance(e, WriteError):
+        return None  # already said
+    while e is not None:
+        if isinstance(e, OSError) and e.errno in _WRITE_PROBLEMS:
+            return _WRITE_PROBLEMS[e.errno], e
+        if isinstance(e, RuntimeError) and ("iostream error" in str(e) or "write failed" in str(e)):
+            return "a write failed (a full disk, or no permission)", e  # torch.save's words for both
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def write_problem(e: BaseException) -> str | None:
+    """What stopped a write, when `e` is a full or read-only disk (None: another error)."""
+    found = _disk_error(e)
+    return found and found[0]
+
+
+def cannot_write(path: str | Path, e: BaseException, then: str = AGAIN) -> WriteError:
+    """The WriteError for `e` (a `write_problem`) while writing `path`."""
+    problem, cause = _disk_error(e)
+    where = Path(path)
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    try:
+        free = f"{shutil.disk_usage(where).free / 1e6:,.0f} MB free there"
+    except OSError:
+        free = "free space unknown"
+    error = WriteError(f"cannot write {path}: {problem} ({cause}; {free}). {then}")
+    error.errno = getattr(cause, "errno", None)
+    return error
+
+
+@contextlib.contextmanager
+def writing(path: str | Path, then: str = AGAIN) -> Iterator[None]:
+    """Turn a full or read-only disk met in the block into a WriteError naming `path` and what to do."""
+    try:
+        yield
+    except (OSError, RuntimeError) as e:
+        if write_problem(e) is None:
+            raise
+        raise cannot_write(path, e, then) from e
+
+
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write `text` to `path` so a reader never sees a half-written file (temp file + rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def write_json(path: str | Path, obj: Any) -> None:
@@ -102,12 +162,13 @@ def rows_hash(rows: Iterable[dict]) -> str:
 def append_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
     """Append rows to a JSONL file and flush, so an interrupted run keeps what it wrote."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
 
 
 class FolderBusy(RuntimeError):
@@ -134,41 +195,78 @@ def _holder(lock: Path) -> dict | None:
         return None
 
 
-def _take(lock: Path) -> bool:
-    """Create the lock file with this process's pid, only if none exists (O_EXCL: one winner)."""
-    try:
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileExistsError:
-        return False
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump({"pid": os.getpid(), "host": socket.gethostname(),
-                   "since": time.strftime("%Y-%m-%dT%H:%M:%S")}, f)
-    return True
+_HELD: set[int] = set()  # this process's lock descriptors (`folder_lock`)
+
+
+def _close_held() -> None:
+    """In a forked child (a scorer worker, a data loader): close its copies of the lock descriptors,
+    so that one left behind by a killed parent keeps no lock alive (this does not unlock the parent's)."""
+    for fd in _HELD:
+        os.close(fd)
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_held)
+
+
+def _open_locked(lock: Path) -> int | None:
+    """A descriptor of `lock` holding its exclusive flock, or None while another process holds it.
+    The kernel drops a flock when its holder ends, however it ends (kill -9 included): a lock left
+    by a dead process is free, and of two processes taking it over, exactly one gets it."""
+    import fcntl  # POSIX; imported here so that the rest of ftlib imports without it
+
+    while True:
+        with writing(lock):
+            fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except OSError as e:  # ENOLCK, EOPNOTSUPP: a file system without locks
+            os.close(fd)
+            raise OSError(e.errno, f"cannot lock {lock} ({e.strerror}): its file system does not support "
+                          "file locks; put the runs folder on a local disk (FTLIB_RUNS)") from None
+        try:
+            if os.path.samestat(os.fstat(fd), os.stat(lock)):
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # its holder removed this file after we opened it: lock the one there now
 
 
 @contextlib.contextmanager
 def folder_lock(folder: str | Path, what: str = "a run") -> Iterator[Path]:
     """Hold `folder/LOCK` while the block runs: one process per folder.
 
-    A second process gets FolderBusy naming the holder's pid; a lock whose process is gone (killed,
-    on this machine) is stale and taken over, with a note.
+    The lock is an flock on that file, which names its holder (pid, host, since). A second process
+    gets FolderBusy naming the holder's pid; a LOCK file left by a killed process is taken over,
+    with a note.
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     lock = folder / "LOCK"
-    while not _take(lock):
+    with writing(lock):
+        folder.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + 5
+    while (fd := _open_locked(lock)) is None:
         held = _holder(lock)
-        if held is None and time.time() - lock.stat().st_mtime < 5:
-            time.sleep(0.1)  # being written by its holder right now
-            continue
-        if held and (held.get("host") != socket.gethostname() or _alive(held["pid"])):
-            raise FolderBusy(f"{folder} is in use: {what} there is held by process {held['pid']} on "
-                             f"{held.get('host')} since {held.get('since')} ({lock}); wait for it to end, "
-                             "or delete the LOCK file if that process is gone")
-        print(f"note: {lock} was left by process {held and held['pid']}, which is gone: taking it over")
-        lock.unlink(missing_ok=True)
+        if held and (held.get("host") != socket.gethostname() or _alive(held["pid"])) \
+                or time.monotonic() > deadline:
+            who = "another process" if not held else f"process {held['pid']} on {held.get('host')} since " \
+                f"{held.get('since')}" + ("" if _alive(held["pid"]) else " (gone: a process it started holds it)")
+            raise FolderBusy(f"{folder} is in use: {what} there is held by {who} ({lock}); wait for it to end")
+        time.sleep(0.1)  # its new holder is writing its pid right now
+    _HELD.add(fd)
     try:
+        if left := _holder(lock):
+            print(f"note: {lock} was left by process {left['pid']}, which is gone: taking it over")
+        with writing(lock):
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                     "since": time.strftime("%Y-%m-%dT%H:%M:%S")}).encode())
         yield lock
     finally:
-        if (_holder(lock) or {}).get("pid") == os.getpid():
-            lock.unlink(missing_ok=True)
+        lock.unlink(missing_ok=True)  # still holding it: a process waiting on this file then retries
+        _HELD.discard(fd)
+        os.close(fd)

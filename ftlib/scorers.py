@@ -28,7 +28,7 @@ import math
 import multiprocessing
 import re
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -224,13 +224,25 @@ def check_scores(out: object, metrics: tuple[str, ...]) -> str | None:
     return None
 
 
+SOURCE = Path(__file__)  # the built-in scorers' code, part of their identity (`file_hash`)
+
+
 def file_hash(spec: str, args: dict, base: Path) -> str:
-    """What identifies a scorer's behaviour: its spec and args, and its file's bytes for your own:
-    stored scores are reused only while this is the same."""
+    """What identifies a scorer's behaviour: its spec and args, and the bytes of its code (your own
+    file, or this module for a built-in one): stored scores are reused only while this is the same."""
     h = hashlib.sha256(json.dumps([spec, args], sort_keys=True, default=str).encode())
-    file = spec.rpartition(":")[0] if spec not in BUILT_IN else ""
-    if file and (base / file).is_file():
-        h.update((base / file).read_bytes())
+    file = SOURCE if spec in BUILT_IN else base / spec.rpartition(":")[0] if ":" in spec else None
+    if file and file.is_file():
+        h.update(file.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def code_id(score: Callable, files: Iterable[Path]) -> str:
+    """What identifies a built-in task's scorer: its score function's source and the bytes of the
+    files that do the scoring (`tasks.SCORING_CODE`); an edit to any of them rescores stored predictions."""
+    h = hashlib.sha256(inspect.getsource(score).encode())
+    for f in files:
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
     return h.hexdigest()[:16]
 
 

@@ -62,7 +62,8 @@ class Task:
     row_id: Callable[[dict], object] | None = None  # a stable id for predictions files
     title: str = ""  # figure titles
     source: str | None = None  # the task file a user's task came from
-    scorer_id: str = ""  # a user's scorer (spec, args, file bytes): stored scores count while it is the same
+    scorer_id: str = ""  # the scorer's identity (a user's: spec, args, file bytes; built-in: its code's
+    #                      hash, `_builtin`): stored scores count while it is the same
 
     def __post_init__(self):
         if self.primary not in self.metrics:
@@ -106,10 +107,19 @@ def sql_row(record: dict) -> dict:
     return _sql_rows()[record["id"]]
 
 
+# The built-in tasks' scoring code: an edit to any of it rescores stored predictions (`Task.scorer_id`).
+SCORING_CODE = (Path(evals.__file__), *sorted((Path(evals.__file__).parent / "sql").glob("*.py")))
+
+
+def _builtin(**kw) -> Task:
+    """A built-in task; its scorer_id hashes its score function's source and SCORING_CODE."""
+    return Task(**kw, scorer_id=scorers.code_id(kw["score"], SCORING_CODE))
+
+
 # Gold answers' token lengths on the test sets (99th pct / max): viggo 73/80, sql 127/179 (plus the
 # <SQL> tags), gsm8k 287/415. The caps leave room for the 99th percentile and then some; longer
 # outputs are almost always a model that never stops.
-VIGGO = Task(
+VIGGO = _builtin(
     name="viggo", load=_loader("viggo"), fields=data.REQUIRED["viggo"],
     splits=SPLITS + tuple(data.VIGGO_CHALLENGE),
     question=lambda r: f"Sentence: {r['target']}",
@@ -123,7 +133,7 @@ VIGGO = Task(
     row_id=lambda r: r.get("gem_id"), title="ViGGO (function + attribute types)",
 )
 
-SQL = Task(
+SQL = _builtin(
     name="sql", load=_loader("sql"), fields=data.REQUIRED["sql"],
     question=lambda r: f"Tables: {r['context']}\nQuestion: {r['question']}",
     reference=lambda r: f"<SQL>{r['answer']}</SQL>",
@@ -141,7 +151,7 @@ SQL = Task(
     row_id=lambda r: r.get("row_index"), title="SQL (execution match)",
 )
 
-GSM8K = Task(
+GSM8K = _builtin(
     name="gsm8k", load=_loader("gsm8k"), fields=data.REQUIRED["gsm8k"],
     question=lambda r: f"Problem: {r['question']}",
     reference=lambda r: r["answer"],

@@ -431,15 +431,36 @@ def _train(cfg: TrainConfig, folder: Path, callbacks, args) -> None:
     logger = runs.RunLogger(folder)
     trainer = make_trainer(cfg, folder, model, tok, train_ds, val_ds, callbacks=[logger, *callbacks], args=args)
     t0 = time.perf_counter()
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    try:
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    except (OSError, RuntimeError) as e:  # a full or read-only disk while saving a checkpoint: say so
+        if not _while_saving_a_checkpoint(e) or io.write_problem(e) is None:
+            raise
+        ckpt = folder / "checkpoints" / f"checkpoint-{trainer.state.global_step}"  # the Trainer's naming
+        raise io.cannot_write(paths.shown(ckpt), e, RESUME_AFTER_WRITE_ERROR) from e
     wall = time.perf_counter() - t0
-    save_result(trainer, tok, cfg, folder)
+    with io.writing(paths.shown(folder / ("adapter" if cfg.method == "lora" else "model"))):
+        save_result(trainer, tok, cfg, folder)
     summary = _summary(trainer, logger, wall, resume)
     del trainer, model
     if runs.is_main_process():
         summary["eval"] = evaluate_run(cfg, folder)
     runs.finish(folder, summary)
     print(f"[train] {paths.shown(folder)}: {brief(summary)}")
+
+
+RESUME_AFTER_WRITE_ERROR = ("Free space (or make the folder writable), then run the same command again: it "
+                            "resumes from the newest complete checkpoint and sets this one aside")
+
+
+def _while_saving_a_checkpoint(e: BaseException) -> bool:
+    """Whether `e` was raised inside the Trainer's checkpoint save (its `_save_checkpoint`)."""
+    tb = e.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name == "_save_checkpoint":
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def run_in_fresh_process(cfg: TrainConfig) -> Path:
@@ -549,8 +570,8 @@ def main(argv: list[str] | None = None) -> None:
         ap.error(str(e))
     try:
         print(run(cfg))
-    except io.FolderBusy as e:  # another process trains this folder: say who, without a traceback
-        raise SystemExit(f"error: {e}") from None
+    except (io.FolderBusy, io.WriteError) as e:  # another process holds the folder, or a full disk:
+        raise SystemExit(f"error: {e}") from None  # what and what to do, without a traceback
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
 """The evaluation entry point: files, resumption, skipping, the summary's CIs."""
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 
-from ftlib import data, harness, io, prompts
+from ftlib import data, harness, io, prompts, scorers, tasks
 
 
 class FakeGenerator:
@@ -60,6 +62,49 @@ def test_finished_run_is_skipped(tmp_path, small_chunks):
     harness.evaluate(FakeGenerator(), "viggo", "test", "zero_shot", limit=6, out_dir=tmp_path)
     gen = FakeGenerator(fail_after=0)  # would raise if asked to generate
     assert harness.evaluate(gen, "viggo", "test", "zero_shot", limit=6, out_dir=tmp_path)["n"] == 6
+
+
+def test_an_edited_builtin_scorer_rescores_the_stored_predictions(tmp_path, small_chunks, monkeypatch):
+    """Predictions scored by an earlier version of a built-in task's scoring code (here: one that
+    fails everything) are rescored by the current one, without generating again."""
+    import dataclasses
+
+    def earlier(prediction, row):
+        return dict.fromkeys(tasks.VIGGO.metrics, False)
+    monkeypatch.setitem(tasks._REGISTRY, "viggo", dataclasses.replace(
+        tasks.VIGGO, score=earlier, scorer_id=scorers.code_id(earlier, tasks.SCORING_CODE)))
+    before = harness.evaluate(FakeGenerator(), "viggo", "test", "zero_shot", limit=6, out_dir=tmp_path)
+    assert before["metrics"]["exact"]["mean"] == 0.0
+    monkeypatch.setitem(tasks._REGISTRY, "viggo", tasks.VIGGO)  # the code as it is now
+    after = harness.evaluate(FakeGenerator(fail_after=0), "viggo", "test", "zero_shot", limit=6, out_dir=tmp_path)
+    assert after["scorer"] == tasks.VIGGO.scorer_id != before["scorer"]
+    assert after["metrics"]["exact"]["mean"] == 0.5  # every other answer is the gold one
+    assert {r["scorer"] for r in lines(tmp_path / "predictions.jsonl")} == {tasks.VIGGO.scorer_id}
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+def test_a_full_disk_while_writing_predictions_names_the_file_and_keeps_what_was_written(
+        tmp_path, small_chunks, monkeypatch):
+    """The second chunk's lines go to /dev/full (ENOSPC, as on a full disk): the error names
+    predictions.jsonl and what to do; once there is space, the same command finishes the rest."""
+    real, appends = Path.open, []
+
+    def open_(path, mode="r", *a, **k):
+        if path.name == "predictions.jsonl" and mode == "a":
+            appends.append(path)
+            if len(appends) == 2:
+                return real(Path("/dev/full"), mode, *a, **k)
+        return real(path, mode, *a, **k)
+    monkeypatch.setattr(Path, "open", open_)
+    with pytest.raises(io.WriteError, match=rf"cannot write {tmp_path}/predictions\.jsonl: the disk is full .*"
+                                            "then run the same command again"):
+        harness.evaluate(FakeGenerator(), "viggo", "test", "zero_shot", limit=10, out_dir=tmp_path)
+    monkeypatch.setattr(Path, "open", real)
+    assert [r["idx"] for r in lines(tmp_path / "predictions.jsonl")] == [0, 1, 2, 3]
+    gen = FakeGenerator()
+    s = harness.evaluate(gen, "viggo", "test", "zero_shot", limit=10, out_dir=tmp_path)
+    assert s["n"] == 10 and gen.calls == 2  # the 6 items not written: two chunks
+    assert sorted(r["idx"] for r in lines(tmp_path / "predictions.jsonl")) == list(range(10))
 
 
 def test_other_evaluation_in_folder_is_refused(tmp_path, small_chunks):

@@ -50,6 +50,29 @@ def test_builtin_tasks_are_declared_once_each():
         tasks.get("nope")
 
 
+def test_a_builtin_task_scorer_is_identified_by_its_code(tmp_path):
+    """scorer_id hashes the score function and the scoring code (evals.py, ftlib/sql): an edit to
+    that code changes it, and so rescores stored predictions (`harness.score_records`)."""
+    ids = {t.name: t.scorer_id for t in tasks.BUILTIN}
+    assert all(ids.values()) and len(set(ids.values())) == 3
+    assert {"evals.py", "match.py", "suite.py"} <= {f.name for f in tasks.SCORING_CODE}
+    copies = []
+    for f in tasks.SCORING_CODE:
+        copies.append(tmp_path / f.name)
+        copies[-1].write_bytes(f.read_bytes())
+    assert scorers.code_id(tasks.SQL.score, copies) == ids["sql"]
+    copies[-1].write_text(copies[-1].read_text() + "\n# an edit\n")
+    assert scorers.code_id(tasks.SQL.score, copies) != ids["sql"]
+
+
+def test_a_builtin_scorer_of_a_task_file_is_identified_by_its_code(tmp_path, monkeypatch):
+    before = scorers.file_hash("normalized", {}, tmp_path)
+    edited = tmp_path / "scorers.py"
+    edited.write_text(scorers.SOURCE.read_text() + "\n# an edit\n")
+    monkeypatch.setattr(scorers, "SOURCE", edited)
+    assert scorers.file_hash("normalized", {}, tmp_path) != before
+
+
 def test_a_user_task_loads_renders_and_scores_with_its_own_function(tmp_path, runs_root):
     path = write_task(tmp_path / "task")
     t = tasks.get(str(path))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ftlib import models, paths, runs, train
+from ftlib import io, models, paths, runs, train
 
 
 def smoke(tiny_model_dir, **kw):
@@ -392,6 +392,52 @@ def test_a_run_killed_between_the_files_of_a_save_resumes_from_the_one_before(
     assert runs.read_json(broken / "summary.json")["resumed_from"] == "checkpoint-2"
     loss = [[r["loss"] for r in runs.read_metrics(f) if "loss" in r] for f in (straight, broken)]
     assert loss[0] == loss[1] and len(loss[0]) == 6
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+def test_a_full_disk_during_a_checkpoint_save_names_it_and_the_rerun_resumes(
+        tiny_model_dir, runs_root, monkeypatch, capsys):
+    """checkpoint-4's optimizer.pt meets a full disk (torch.save into /dev/full: its own error, which
+    names no file): the error names the checkpoint and what to do; with space again, the same
+    command resumes from checkpoint-2."""
+    from transformers import Trainer
+
+    real = Trainer._save_optimizer_and_scheduler
+
+    def full_at_step_4(self, output_dir):
+        if self.state.global_step == 4:
+            (Path(output_dir) / "optimizer.pt").write_bytes(b"")  # what a full disk leaves
+            torch.save(self.optimizer.state_dict(), "/dev/full")
+        return real(self, output_dir)
+
+    monkeypatch.setattr(Trainer, "_save_optimizer_and_scheduler", full_at_step_4)
+    cfg = smoke(tiny_model_dir, name="full", eval_steps=2, max_steps=6)
+    with pytest.raises(SystemExit, match=r"error: cannot write \S*checkpoint-4: a write failed \(a full disk, or "
+                                         r"no permission\) \(.*MB free there\)\. Free space .* it resumes from "
+                                         "the newest complete checkpoint"):
+        train.main(["--config", json.dumps(dataclasses.asdict(cfg))])
+    monkeypatch.setattr(Trainer, "_save_optimizer_and_scheduler", real)
+    train.run(cfg)
+    folder = runs.run_dir("t", "full")
+    assert "skipping" in capsys.readouterr().out and runs.is_done(folder)
+    assert runs.read_json(folder / "summary.json")["resumed_from"] == "checkpoint-2"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder")
+def test_a_read_only_checkpoints_folder_is_named_with_what_to_do(tiny_model_dir, runs_root):
+    from transformers import TrainerCallback
+
+    class ReadOnlyAfterStep2(TrainerCallback):
+        def on_save(self, args, state, control, **kw):
+            (Path(args.output_dir)).chmod(0o555)
+
+    cfg = smoke(tiny_model_dir, name="read-only", eval_steps=2, max_steps=4)
+    try:
+        with pytest.raises(io.WriteError, match=r"cannot write \S*checkpoint-4: no permission to write there .* "
+                                                "make the folder writable"):
+            train.run(cfg, callbacks=[ReadOnlyAfterStep2()])
+    finally:
+        (runs.run_dir("t", "read-only") / "checkpoints").chmod(0o755)
 
 
 def test_a_finished_folder_refuses_another_config(tiny_model_dir, runs_root):
