@@ -17,11 +17,8 @@ for minutes past its context), and max_tokens is cut to what the context leaves.
 away stops its generation: `transformers serve` cancels a streaming generation whose connection
 closes, and runs a non-streaming one to its end (blocking every later request meanwhile), so the
 guard asks the engine for a stream and answers the client whole (`join_stream`), closing the
-engine's connection as soon as the client's is gone. The engine's cancellation is not certain: on
-a shared 2-core machine, 2 of 7 pytest runs met an abandoned request that still ran to its end,
-while in a plain script 8 of 8 stopped at once (not traced; likely the disconnect reaching
-Starlette's stream between two tokens, where only a later close of the stream cancels it). The engine runs
-as a child process that SIGTERM or Ctrl-C stops within seconds (`stop`).
+engine's connection as soon as the client's is gone. The engine runs as a child process that
+SIGTERM or Ctrl-C stops within seconds (`stop`).
 
 In Python (tests, notebooks), `running(spec)` starts it, waits until it answers, and stops it.
 """
