@@ -13,12 +13,8 @@ options pass through: `python -m ftlib.backends.serve SPEC -- --continuous-batch
 
 Clients talk to a guard (`Guard`) in front of the engine: a malformed request or a prompt of the
 model's context or more gets a 400 saying what is wrong (the engine answered a bare 500, or generated
-for minutes past its context), and max_tokens is cut to what the context leaves. A client that goes
-away stops its generation: `transformers serve` cancels a streaming generation whose connection
-closes, and runs a non-streaming one to its end (blocking every later request meanwhile), so the
-guard asks the engine for a stream and answers the client whole (`join_stream`), closing the
-engine's connection as soon as the client's is gone. The engine runs as a child process that
-SIGTERM or Ctrl-C stops within seconds (`stop`).
+for minutes past its context), and max_tokens is cut to what the context leaves. The engine runs as
+a child process that SIGTERM or Ctrl-C stops within seconds (`stop`).
 
 In Python (tests, notebooks), `running(spec)` starts it, waits until it answers, and stops it.
 """
@@ -30,7 +26,6 @@ import collections
 import http.client
 import json
 import re
-import select
 import socket
 import subprocess
 import sys
@@ -115,35 +110,6 @@ def _prompt_tokens(req: dict, chat: bool, tokenizer) -> tuple[str | None, int]:
     return None, len(ids)
 
 
-STREAM_KEEPS_OUT = {"n", "logprobs", "top_logprobs", "tools"}  # requests passed on as they are (`join_stream`)
-
-
-def join_stream(chunks: list[dict], chat: bool) -> dict:
-    """The non-streaming answer a stream of chunks adds up to: the text (chat: content, and
-    reasoning_content when there is any), the last finish_reason, the usage; {"error": ...} when the
-    engine reported one. Tool calls, logprobs and n > 1 are not joined (STREAM_KEEPS_OUT)."""
-    text, reasoning, finish, usage = [], [], None, None
-    for c in chunks:
-        if "error" in c:
-            return {"error": {"message": str(c["error"]), "type": "server_error"}}
-        for choice in c.get("choices") or []:
-            part = choice.get("delta", {}) if chat else choice
-            text.append(part.get("content" if chat else "text") or "")
-            reasoning.append(part.get("reasoning_content") or "")
-            finish = choice.get("finish_reason") or finish
-        usage = c.get("usage") or usage
-    first = chunks[0] if chunks else {}
-    if chat:
-        message = {"role": "assistant", "content": "".join(text),
-                   **({"reasoning_content": "".join(reasoning)} if any(reasoning) else {})}
-        choice = {"index": 0, "message": message, "finish_reason": finish}
-    else:
-        choice = {"index": 0, "text": "".join(text), "finish_reason": finish}
-    return {"id": first.get("id", ""), "object": "chat.completion" if chat else "text_completion",
-            "created": first.get("created", 0), "model": first.get("model", ""), "choices": [choice],
-            **({"usage": usage} if usage else {})}
-
-
 class Guard(ThreadingHTTPServer):
     """An HTTP server on HOST:port that checks each request (`check_request`: 400 with the reason)
     and passes the rest to the engine at `upstream` (its port), streaming the answer back."""
@@ -172,59 +138,14 @@ class _GuardHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         error, body = check_request(self.path, body, self.server.tokenizer, self.server.context)
         if error:
-            self._answer(400, {"error": {"message": error, "type": "invalid_request_error"}})
+            data = json.dumps({"error": {"message": error, "type": "invalid_request_error"}}).encode()
+            self.send_response(400)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
             return
-        req = json.loads(body) if self.path.rstrip("/").endswith("completions") else None
-        if isinstance(req, dict) and not req.get("stream") and not STREAM_KEEPS_OUT & req.keys():
-            self._forward_streamed(req)
-        else:
-            self._forward(body)
-
-    def _answer(self, status: int, obj: dict) -> None:
-        data = json.dumps(obj).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _client_gone(self) -> bool:
-        """Whether the client closed its connection (readable, with nothing left to read)."""
-        readable, _, _ = select.select([self.connection], [], [], 0)
-        try:
-            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
-        except OSError:
-            return True
-
-    def _forward_streamed(self, req: dict) -> None:
-        """A non-streaming request, asked of the engine as a streaming one and answered whole: the
-        engine cancels a streaming generation whose connection closes, and only that one, so the
-        engine's connection is closed as soon as the client's is (`join_stream`)."""
-        conn = http.client.HTTPConnection(HOST, self.server.upstream)
-        try:
-            headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "authorization")}
-            conn.request("POST", self.path, body=json.dumps({**req, "stream": True}).encode(), headers=headers)
-            resp = conn.getresponse()
-            if resp.status != 200 or not resp.getheader("Content-Type", "").startswith("text/event-stream"):
-                data = resp.read()  # an error, or an engine that answered whole: passed on as it is
-                self.send_response(resp.status)
-                self.send_header("Content-Type", resp.getheader("Content-Type", "application/json"))
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-                return
-            chunks = []
-            for line in resp:
-                if self._client_gone():
-                    return  # closing the engine's connection (finally) cancels its generation
-                if line.startswith(b"data: ") and line.strip() != b"data: [DONE]":
-                    chunks.append(json.loads(line[6:]))
-            answer = join_stream(chunks, self.path.rstrip("/").endswith("chat/completions"))
-            self._answer(500 if "error" in answer else 200, answer)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client went away
-        finally:
-            conn.close()
+        self._forward(body)
 
     def _forward(self, body: bytes | None) -> None:
         """Send the request on; stream the answer back; drop the engine's connection if the client goes."""
