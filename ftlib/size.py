@@ -171,13 +171,17 @@ def figure(rows: list[dict]):
     return fig
 
 
+def eval_dir(alias: str, style: str, task: str, runs_root: Path | None = None) -> Path:
+    """The evaluation folder of a Qwen model, beside the `full` plan's: runs/full/eval/<alias>-<style>-<task>."""
+    return (runs_root or paths.runs_dir() / "full" / "eval") / f"{alias}-{style}-{task}"
+
+
 def export(runs_root: Path | None = None, out: Path | None = None) -> list[Path]:
     """Copy the Qwen evaluations' per-item predictions (both prompt styles, where run) from
     runs/full/eval/ into results/size/predictions/."""
     from ftlib import report
 
-    runs_root = runs_root or paths.runs_dir() / "full" / "eval"
-    found = {(task, f"{alias}-{style}"): runs_root / f"{alias}-{style}-{task}"
+    found = {(task, f"{alias}-{style}"): eval_dir(alias, style, task, runs_root)
              for alias in QWEN for task in STYLE for style in ("zero_shot", "few_shot")}
     found = {k: f for k, f in found.items() if (f / "predictions.jsonl").exists()}
     return report.export_predictions(found, out or paths.results_dir() / "size" / "predictions")
@@ -212,8 +216,7 @@ def run(limits: dict[str, int], models: tuple[str, ...] = QWEN) -> None:
 
     for task, limit in limits.items():
         for alias in models:
-            out = paths.runs_dir() / "full" / "eval" / f"{alias}-{STYLE[task]}-{task}"
-            harness.evaluate(alias, task, "test", STYLE[task], limit=limit, out_dir=out)
+            harness.evaluate(alias, task, "test", STYLE[task], limit=limit, out_dir=eval_dir(alias, STYLE[task], task))
     export()
 
 
