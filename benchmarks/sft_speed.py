@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
-from ftlib import models, train
+from ftlib import models, runs, train
 
 
 class StepTimer(TrainerCallback):
@@ -44,16 +44,6 @@ class StepTimer(TrainerCallback):
     def on_step_end(self, args, state, control, **kw):
         self.sync()
         self.steps.append((time.perf_counter() - self._t0, state.num_input_tokens_seen - self._tok0))
-
-
-def matmul_gflops(dtype: torch.dtype, n: int = 2048, reps: int = 5) -> float:
-    """Achieved GFLOP/s of an n^3 matmul in dtype (the machine's ceiling for training)."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    a @ b
-    t = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    return 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
 
 
 def measure(cfg: train.TrainConfig) -> tuple[float, list[float], int]:
@@ -110,9 +100,9 @@ def main() -> None:
     ap.add_argument("--ladder", action="store_true", help="also time each lever on its own")
     args = ap.parse_args()
     print(cpu_description())
-    peak = {"fp32": matmul_gflops(torch.float32)}
+    peak = {"fp32": runs.matmul_gflops(torch.float32)}
     if models.cpu_has_fast_bf16():  # without native bf16 (AVX2 only) a bf16 matmul takes minutes
-        peak["bf16"] = matmul_gflops(torch.bfloat16)
+        peak["bf16"] = runs.matmul_gflops(torch.bfloat16)
     print(f"threads {torch.get_num_threads()}  matmul 2048^3: "
           + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peak.items()))
     result = {}

@@ -164,16 +164,39 @@ def environment() -> dict:
         "torch_threads": torch.get_num_threads(),
         "cuda_devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
         "cpu_kind": cpu_kind(),
+        # The CPU's measured ceiling beside every speed figure (machines of one kind differ 2x):
+        # a 2048^3 matmul in the dtype training computes in, measured when the run starts.
+        **({} if torch.cuda.is_available() else cpu_matmul()),
     }
 
 
-def cpu_kind() -> str:
-    """'AVX-512-BF16' or 'AVX2' (or 'other'): the CPU kind every speed figure must name."""
+def cpu_matmul() -> dict:
+    """{matmul_dtype, matmul_gflops}: the dtype a CPU trains in and its measured 2048^3 matmul rate."""
     from ftlib import models
 
-    if models.cpu_has_fast_bf16():
-        return "AVX-512-BF16"
+    dtype = "bfloat16" if models.cpu_has_fast_bf16() else "float32"
+    return {"matmul_dtype": dtype, "matmul_gflops": round(matmul_gflops(getattr(torch, dtype)))}
+
+
+def matmul_gflops(dtype: torch.dtype, n: int = 2048, reps: int = 5) -> float:
+    """Achieved GFLOP/s of an n^3 matmul in dtype (the machine's ceiling for training), now."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
+
+
+def cpu_kind() -> str:
+    """'AMX', 'AVX-512-BF16' or 'AVX2' (or 'other'): the CPU kind every speed figure must name.
+
+    AMX CPUs (`amx_bf16`) also have AVX-512-BF16; their bf16 matmul is the fastest of the three."""
+    from ftlib import models
+
     flags = models.cpu_flags()
+    if models.cpu_has_fast_bf16():
+        return "AMX" if "amx_bf16" in flags else "AVX-512-BF16"
     return "AVX2" if "avx2" in flags else "other"
 
 

@@ -7,6 +7,8 @@ have answered (the larger models may have answered only the first n). So the com
 and `n` says how many items it rests on.
 
     python -m ftlib.size run --limit sql=592 viggo=1083 gsm8k=500   # evaluate the Qwen models (resumes)
+    python -m ftlib.size lr-check   # the fine-tuned 0.5B model's learning rate, on validation (resumes)
+    python -m ftlib.size train      # fine-tune it on each task, score it on the test items (resumes)
     python -m ftlib.size report                                     # table, figure, paired tests
 """
 
@@ -17,7 +19,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ftlib import evals, io, paths, tasks
+from ftlib import evals, io, paths, presets, tasks
 
 # Each untuned chat model is asked in one style per task: few-shot where the output has a format to
 # copy (ViGGO's meaning representation, SQL in tags), zero-shot on GSM8K, where an instruction model
@@ -51,8 +53,9 @@ COLUMNS = (
     Column("Gemma 3 270M base, untuned", 268e6, False, "{task}-gemma3-270m-few_shot_text.jsonl"),
     Column("Qwen2.5-Coder-0.5B untuned", 494e6, False, "{task}-qwen2.5-coder-0.5b-{style}.jsonl", "size"),
     Column("Qwen2.5-Coder-1.5B untuned", 1.54e9, False, "{task}-qwen2.5-coder-1.5b-{style}.jsonl", "size"),
+    Column("Qwen2.5-Coder-0.5B fine-tuned", 494e6, True, "{task}-qwen2.5-coder-0.5b-fine-tuned.jsonl", "size"),
 )
-SMALL_TUNED, LARGE_UNTUNED = COLUMNS[0].label, COLUMNS[-1].label
+SMALL_TUNED, LARGE_UNTUNED, LARGER_TUNED = COLUMNS[0].label, COLUMNS[4].label, COLUMNS[5].label
 CASE_STUDY = {"viggo": (58, 98), "sql": (42, 89), "gsm8k": (28, 47)}  # Llama-2-13B, %, docs/case_study.md
 CASE_STUDY_PARAMS = 13e9
 
@@ -133,7 +136,7 @@ def figure(rows: list[dict]):
     for ax, task in zip(axes[0], order):
         mine = [r for r in rows if r["task"] == task and r["score"] is not None]
         for tuned, marker, color, name in ((False, "o", "tab:gray", "ours, untuned"),
-                                           (True, "*", "tab:blue", "ours, fine-tuned (135M)")):
+                                           (True, "*", "tab:blue", "ours, fine-tuned")):
             pts = [r for r in mine if r["tuned"] == tuned]
             if not pts:
                 continue
@@ -173,16 +176,22 @@ def figure(rows: list[dict]):
 
 def eval_dir(alias: str, style: str, task: str, runs_root: Path | None = None) -> Path:
     """The evaluation folder of a Qwen model, beside the `full` plan's: runs/full/eval/<alias>-<style>-<task>."""
-    return (runs_root or paths.runs_dir() / "full" / "eval") / f"{alias}-{style}-{task}"
+    return (runs_root or paths.runs_dir()) / "full" / "eval" / f"{alias}-{style}-{task}"
+
+
+def tuned_dir(task: str, runs_root: Path | None = None) -> Path:
+    """The fine-tuned larger model's run folder of a task: runs/size/<alias>-<task>."""
+    return (runs_root or paths.runs_dir()) / "size" / f"{presets.SIZE_TUNED_MODEL}-{task}"
 
 
 def export(runs_root: Path | None = None, out: Path | None = None) -> list[Path]:
-    """Copy the Qwen evaluations' per-item predictions (both prompt styles, where run) from
-    runs/full/eval/ into results/size/predictions/."""
+    """Copy the Qwen evaluations' per-item predictions (both prompt styles, where run; the fine-tuned
+    model's test evaluation) into results/size/predictions/."""
     from ftlib import report
 
     found = {(task, f"{alias}-{style}"): eval_dir(alias, style, task, runs_root)
              for alias in QWEN for task in STYLE for style in ("zero_shot", "few_shot")}
+    found |= {(task, f"{presets.SIZE_TUNED_MODEL}-fine-tuned"): tuned_dir(task, runs_root) / "eval" for task in STYLE}
     found = {k: f for k, f in found.items() if (f / "predictions.jsonl").exists()}
     return report.export_predictions(found, out or paths.results_dir() / "size" / "predictions")
 
@@ -220,6 +229,87 @@ def run(limits: dict[str, int], models: tuple[str, ...] = QWEN) -> None:
     export()
 
 
+def train(names: tuple[str, ...] = tuple(presets.SIZE_TUNED)) -> None:
+    """Fine-tune the larger model on each task (presets.SIZE_TUNED; a finished run is skipped, an
+    interrupted one resumes), score it on the comparison's test items, then export."""
+    from ftlib import train as training
+
+    for task in names:
+        cfg = training.preset("cpu", task=task, model=presets.SIZE_TUNED_MODEL, method="full", experiment="size",
+                              name=tuned_dir(task).name, eval_split="test", **presets.SIZE_TUNED[task])
+        training.run(cfg)
+    export()
+    keep_measured(training_rows(), "training", ("task",))
+
+
+def keep_measured(rows: list[dict], name: str, keys: tuple[str, ...], out: Path | None = None) -> Path:
+    """Save rows as results/size/<name>.csv/.md on top of the committed table: a row measured here
+    replaces the committed row with the same `keys`, every other committed row is kept (run folders
+    are not committed, so a clone that runs one task must not erase the others)."""
+    from ftlib import plots
+
+    out = out or paths.results_dir() / "size"
+    path = out / f"{name}.csv"
+    merged = {tuple(r[k] for k in keys): r for r in (plots.read_table(path) if path.exists() else [])}
+    merged.update((tuple(r[k] for k in keys), r) for r in rows)
+    return plots.save_table(list(merged.values()), name, out)
+
+
+def lr_name(task: str, lr: float) -> str:
+    """A learning-rate arm's run name, e.g. viggo-0.5b-full-2e-5-320x1."""
+    c = presets.SIZE_LR_CHECK
+    return f"{task}-0.5b-full-{lr:.0e}-{c['n_train']}x{c['epochs']}".replace("e-0", "e-")
+
+
+def lr_check(runs_root: Path | None = None) -> list[dict]:
+    """Train the learning-rate arms of presets.SIZE_LRS (skipping finished ones) and tabulate them."""
+    from ftlib import train as training
+
+    for task, lrs in presets.SIZE_LRS.items():
+        for lr in lrs:
+            training.run(training.preset("cpu", task=task, model=presets.SIZE_TUNED_MODEL, method="full", lr=lr,
+                                         experiment="size-lr", name=lr_name(task, lr), **presets.SIZE_LR_CHECK))
+    rows = lr_rows(runs_root)
+    keep_measured(rows, "lr_check", ("task", "lr"))
+    return rows
+
+
+def lr_rows(runs_root: Path | None = None) -> list[dict]:
+    """One row per finished learning-rate arm: validation loss and validation score with its interval."""
+    rows = []
+    for task, lrs in presets.SIZE_LRS.items():
+        for lr in lrs:
+            folder = (runs_root or paths.runs_dir()) / "size-lr" / lr_name(task, lr)
+            if not (folder / "eval" / "summary.json").exists():
+                continue
+            ev, s = io.read_json(folder / "eval" / "summary.json"), io.read_json(folder / "summary.json")
+            m = ev["metrics"][ev["primary"]]
+            rows.append({"task": task, "lr": lr, "rows": presets.SIZE_LR_CHECK["n_train"],
+                         "best_eval_loss": round(s["best_eval_loss"], 4), "metric": ev["primary"],
+                         "score": round(m["mean"], 4), "ci_low": round(m["ci_low"], 4),
+                         "ci_high": round(m["ci_high"], 4), "n": m["n"], "tokens_per_s": s["tokens_per_s"]})
+    return rows
+
+
+def training_rows(runs_root: Path | None = None) -> list[dict]:
+    """What each fine-tuning of the larger model cost: rows, tokens, tokens/s, minutes, peak memory, CPU."""
+    rows = []
+    for task in STYLE:
+        folder = tuned_dir(task, runs_root)
+        if not (folder / "summary.json").exists():
+            continue
+        s, c = io.read_json(folder / "summary.json"), io.read_json(folder / "config.json")
+        env = io.read_json(folder / "env.json")
+        rows.append({"task": task, "model": c["model"], "method": c["method"], "rows": c["n_train"],
+                     "epochs": c["epochs"], "lr": c["lr"], "steps": s["global_step"], "tokens": s["tokens"],
+                     "tokens_per_s": s["tokens_per_s"],
+                     "train_minutes": round(s["train_wall_seconds_all_sessions"] / 60, 1),
+                     "peak_rss_gib": s.get("peak_rss_gib"), "sessions": s["sessions"],
+                     "cpu_kind": env.get("cpu_kind"),
+                     "matmul_gflops": env.get("matmul_gflops"), "best_eval_loss": round(s["best_eval_loss"], 4)})
+    return rows
+
+
 def write_report(out: Path | None = None) -> list[dict]:
     """results/size/: size.csv and size.md (the table), gsm8k_strict (the same columns on GSM8K's
     headline), styles (each Qwen model in both prompt styles), paired.csv, size.png; returns the table."""
@@ -248,12 +338,16 @@ def _limits(items: list[str]) -> dict[str, int]:
 def main(argv: list[str] | None = None) -> None:
     """`python -m ftlib.size run|export|report`."""
     ap = argparse.ArgumentParser(prog="python -m ftlib.size", description=__doc__.split("\n")[0])
-    ap.add_argument("command", choices=["run", "export", "report"])
+    ap.add_argument("command", choices=["run", "lr-check", "train", "export", "report"])
     ap.add_argument("--limit", nargs="*", default=["viggo=1083", "sql=592", "gsm8k=500"],
                     help="test items per task, TASK=N (the first N of the prepared split)")
     args = ap.parse_args(argv)
     if args.command == "run":
         run(_limits(args.limit))
+    elif args.command == "lr-check":
+        print(json.dumps(lr_check(), indent=1))
+    elif args.command == "train":
+        train()
     elif args.command == "export":
         print("\n".join(paths.shown(p) for p in export()))
     else:

@@ -355,7 +355,17 @@ def _summary(trainer, logger: "runs.RunLogger", wall: float, resumed_from: Path 
         "best_checkpoint": Path(state.best_model_checkpoint).name if state.best_model_checkpoint else None,
         "resumed_from": resumed_from.name if resumed_from else None,
         "total_input_tokens": state.num_input_tokens_seen,
+        "peak_rss_gib": peak_rss_gib(),
     }
+
+
+def peak_rss_gib() -> float:
+    """This process's peak resident memory so far, in GiB (Linux reports KiB, macOS bytes)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (2**30 if sys.platform == "darwin" else 2**20), 2)
 
 
 def evaluate_run(cfg: TrainConfig, folder: Path) -> dict | None:

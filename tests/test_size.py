@@ -4,7 +4,9 @@ import json
 
 import pytest
 
-from ftlib import size
+from ftlib import presets, size
+
+BIG = next(c for c in size.COLUMNS if c.label == size.LARGE_UNTUNED)
 
 
 def write(root, col, task, oks):
@@ -17,7 +19,7 @@ def write(root, col, task, oks):
 
 
 def test_columns_are_scored_on_the_items_all_of_them_answered(tmp_path):
-    tuned, untuned_big = size.COLUMNS[0], size.COLUMNS[-1]
+    tuned, untuned_big = size.COLUMNS[0], BIG
     write(tmp_path, tuned, "sql", [True] * 8 + [False] * 2)  # every item: 8 of 10
     write(tmp_path, untuned_big, "sql", [False, True, True, True])  # only the first 4
     rows = {r["model"]: r for r in size.compare("sql", tmp_path)}
@@ -31,7 +33,7 @@ def test_columns_are_scored_on_the_items_all_of_them_answered(tmp_path):
 
 def test_an_item_the_metric_cannot_judge_counts_for_no_column(tmp_path):
     """A SQL gold that cannot tell right from wrong carries no execution_match: left out of every column."""
-    tuned, untuned_big = size.COLUMNS[0], size.COLUMNS[-1]
+    tuned, untuned_big = size.COLUMNS[0], BIG
     write(tmp_path, tuned, "sql", [True, True, False])
     write(tmp_path, untuned_big, "sql", [False, True, True])
     path = size.predictions_path(untuned_big, "sql", tmp_path)
@@ -46,7 +48,7 @@ def test_an_item_the_metric_cannot_judge_counts_for_no_column(tmp_path):
 
 def test_paired_counts_items_only_one_model_gets(tmp_path):
     write(tmp_path, size.COLUMNS[0], "viggo", [True, True, True, False, True])
-    write(tmp_path, size.COLUMNS[-1], "viggo", [False, False, True, True])
+    write(tmp_path, BIG, "viggo", [False, False, True, True])
     p = size.paired("viggo", root=tmp_path)
     assert (p["items"], p["only_before"], p["only_after"], p["both"]) == (4, 1, 2, 1)
     assert size.paired("gsm8k", root=tmp_path) is None  # nothing to compare
@@ -55,7 +57,7 @@ def test_paired_counts_items_only_one_model_gets(tmp_path):
 def test_figure_has_a_panel_per_task_on_a_log_axis(tmp_path):
     for task in ("viggo", "sql"):
         write(tmp_path, size.COLUMNS[0], task, [True, False, True])
-        write(tmp_path, size.COLUMNS[-1], task, [False, False, True])
+        write(tmp_path, BIG, task, [False, False, True])
     rows = size.compare("viggo", tmp_path) + size.compare("sql", tmp_path)
     fig = size.figure(rows)
     assert [ax.get_xscale() for ax in fig.axes] == ["log", "log"]
@@ -79,3 +81,56 @@ def test_styles_table_scores_each_evaluation_on_its_own_items(tmp_path):
     assert (rows["few_shot"]["n"], rows["few_shot"]["score"]) == (4, 0.5)
     assert (rows["zero_shot"]["n"], rows["zero_shot"]["score"]) == (2, 0.5)
     assert {r["model"] for r in rows.values()} == {"qwen2.5-coder-1.5b"}
+
+
+def fake_run(folder, summary, config, eval_summary=None, env=None):
+    """A finished-looking run folder with the files the size tables read."""
+    folder.mkdir(parents=True)
+    (folder / "summary.json").write_text(json.dumps(summary))
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "env.json").write_text(json.dumps(env or {"cpu_kind": "AMX", "matmul_gflops": 1800}))
+    if eval_summary:
+        (folder / "eval").mkdir()
+        (folder / "eval" / "summary.json").write_text(json.dumps(eval_summary))
+
+
+def test_lr_rows_read_each_finished_arm_and_skip_missing_ones(tmp_path):
+    lr = presets.SIZE_LRS["viggo"][0]
+    metric = {"mean": 0.5, "ci_low": 0.4, "ci_high": 0.6, "n": 100}
+    fake_run(tmp_path / "size-lr" / size.lr_name("viggo", lr), {"best_eval_loss": 0.10071, "tokens_per_s": 117.9},
+             {}, {"primary": "attribute_types", "metrics": {"attribute_types": metric}})
+    (row,) = size.lr_rows(tmp_path)  # the other arms have no folder: left out
+    assert (row["task"], row["lr"], row["score"], row["n"], row["best_eval_loss"]) == ("viggo", lr, 0.5, 100, 0.1007)
+    assert size.lr_name("viggo", 2e-5) == f"viggo-0.5b-full-2e-5-{presets.SIZE_LR_CHECK['n_train']}x1"
+
+
+def test_training_rows_report_cost_with_the_cpu_kind_and_its_matmul_rate(tmp_path):
+    summary = {"global_step": 300, "tokens": 280000, "tokens_per_s": 150.2, "train_wall_seconds_all_sessions": 1860,
+               "peak_rss_gib": 13.1, "sessions": 2, "best_eval_loss": 0.0512}
+    config = {"model": presets.SIZE_TUNED_MODEL, "method": "full", "n_train": 2400, "epochs": 1, "lr": 2e-5}
+    fake_run(size.tuned_dir("viggo", tmp_path), summary, config)
+    (row,) = size.training_rows(tmp_path)
+    assert (row["task"], row["train_minutes"], row["peak_rss_gib"], row["sessions"]) == ("viggo", 31.0, 13.1, 2)
+    assert (row["cpu_kind"], row["matmul_gflops"]) == ("AMX", 1800)
+
+
+def test_export_takes_the_tuned_models_test_predictions(tmp_path):
+    ev = size.tuned_dir("sql", tmp_path / "runs") / "eval"
+    ev.mkdir(parents=True)
+    (ev / "predictions.jsonl").write_text(json.dumps({"id": 3, "prediction": "SELECT 1", "reference": "SELECT 1",
+                                                      "scores": {"execution_match": True}, "seconds": 0.5}) + "\n")
+    (written,) = size.export(tmp_path / "runs", tmp_path / "out")
+    assert written.name == f"sql-{presets.SIZE_TUNED_MODEL}-fine-tuned.jsonl"
+    tuned = next(c for c in size.COLUMNS if c.label == size.LARGER_TUNED)
+    assert size.predictions_path(tuned, "sql", tmp_path).name == written.name  # the column reads what export wrote
+    assert json.loads(written.read_text())["scores"] == {"execution_match": True}
+
+
+def test_a_partial_measurement_keeps_the_committed_rows(tmp_path):
+    size.keep_measured([{"task": "viggo", "lr": 2e-5, "score": 0.5}, {"task": "sql", "lr": 2e-5, "score": 0.7}],
+                       "lr_check", ("task", "lr"), tmp_path)
+    size.keep_measured([{"task": "sql", "lr": 2e-5, "score": 0.8}], "lr_check", ("task", "lr"), tmp_path)
+    from ftlib import plots
+
+    rows = {(r["task"], r["lr"]): r["score"] for r in plots.read_table(tmp_path / "lr_check.csv")}
+    assert rows == {("viggo", 2e-5): 0.5, ("sql", 2e-5): 0.8}

@@ -150,7 +150,8 @@ def test_run_records_the_precision_it_chose(tiny_model_dir, runs_root):
     assert runs.read_json(folder / "config.json")["bf16"] is None  # asked: auto
     env = runs.read_json(folder / "env.json")
     assert env["bf16"] is train.use_bf16(cfg)  # resolved, for this machine
-    assert env["cpu_kind"] in ("AVX-512-BF16", "AVX2", "other")
+    assert env["cpu_kind"] in ("AMX", "AVX-512-BF16", "AVX2", "other")
+    assert env["matmul_gflops"] > 0 and env["matmul_dtype"] in ("bfloat16", "float32")  # measured here
 
 
 @pytest.mark.parametrize("method", ["full", "lora"])
@@ -165,6 +166,7 @@ def test_run_finishes_learns_and_skips(tiny_model_dir, runs_root, method):
     assert summary["eval_losses"][-1] < summary["eval_losses"][0]
     assert summary["last_train_loss"] < summary["first_train_loss"]
     assert summary["tokens_per_s"] > 0
+    assert 0.05 < summary["peak_rss_gib"] < 64  # a torch process holds at least ~50 MiB
     assert len(runs.read_json(folder / "data.json")["train_sha256"]) == 64
     mtime = (folder / "DONE").stat().st_mtime
     assert train.run(cfg) == folder and (folder / "DONE").stat().st_mtime == mtime  # skipped
