@@ -5,13 +5,14 @@
 #   make own-task    notebook 05 on its example task (ViGGO's voice): personalization and response time
 #   make lab         open JupyterLab on notebooks/
 #   make size        the size comparison: untuned Qwen models beside the tuned one (after make setup-qwen)
+#   make size-tuned  fine-tune Qwen2.5-Coder-0.5B for it: learning-rate check, then each task (hours on a CPU)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PRESET ?= cpu
 MODEL  ?= smollm2-135m-instruct
 
-.PHONY: setup setup-gemma setup-qwen size test test-fast lint reproduce rounds own-task lab clean-runs
+.PHONY: setup setup-gemma setup-qwen size size-tuned test test-fast lint reproduce rounds own-task lab clean-runs
 
 setup: $(VENV)/.installed
 
@@ -44,6 +45,14 @@ setup-qwen: setup
 SIZE_LIMITS ?= viggo=1083 sql=592 gsm8k=500
 size: setup
 	$(BIN)/python -m ftlib.size run --limit $(SIZE_LIMITS)
+	$(BIN)/python -m ftlib.size report > /dev/null
+
+# The fine-tuned larger model of the size comparison (presets.SIZE_TUNED): the learning-rate arms on
+# validation, then one process per task (resumes; a finished task is skipped), then the report.
+SIZE_TASKS ?= viggo sql gsm8k
+size-tuned: setup
+	$(BIN)/python -m ftlib.size lr-check > /dev/null
+	for t in $(SIZE_TASKS); do $(BIN)/python -m ftlib.size train --tasks $$t || exit 1; done
 	$(BIN)/python -m ftlib.size report > /dev/null
 
 test: setup

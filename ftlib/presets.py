@@ -199,7 +199,7 @@ GPU = Preset(
 SIZE_TUNED_MODEL = "qwen2.5-coder-0.5b"
 SIZE_LR_CHECK = dict(n_train=320, n_val=32, epochs=1, batch_size=8, warmup_steps=5, eval_split="validation",
                      eval_limit=100)
-SIZE_LRS = {"viggo": (7e-6, 2e-5, 6e-5, 2e-4), "sql": (2e-5, 6e-5)}
+SIZE_LRS = {"viggo": (7e-6, 2e-5, 6e-5, 2e-4)}
 SIZE_TUNED = {
     "viggo": dict(n_train=2400, epochs=1, batch_size=8, lr=2e-5, n_val=100, eval_steps=60, eval_limit=1083),
     "sql": dict(n_train=2000, epochs=1, batch_size=8, lr=2e-5, n_val=100, eval_steps=60, eval_limit=592),

@@ -341,13 +341,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("command", choices=["run", "lr-check", "train", "export", "report"])
     ap.add_argument("--limit", nargs="*", default=["viggo=1083", "sql=592", "gsm8k=500"],
                     help="test items per task, TASK=N (the first N of the prepared split)")
+    ap.add_argument("--tasks", nargs="*", choices=list(presets.SIZE_TUNED), default=list(presets.SIZE_TUNED),
+                    help="train: the tasks to fine-tune on (each best in its own process: peak memory is per process)")
     args = ap.parse_args(argv)
     if args.command == "run":
         run(_limits(args.limit))
     elif args.command == "lr-check":
         print(json.dumps(lr_check(), indent=1))
     elif args.command == "train":
-        train()
+        train(tuple(args.tasks))
     elif args.command == "export":
         print("\n".join(paths.shown(p) for p in export()))
     else:
