@@ -120,6 +120,12 @@ def paired(task: str, a: str = LARGE_UNTUNED, b: str = SMALL_TUNED, root: Path |
     return {"task": task, "metric": metric, "a": a, "b": b, **report.paired(pick[a], pick[b], metric)}
 
 
+def pairs(root: Path | None = None) -> list[dict]:
+    """The paired tests the comparison asks for, per task: the untuned 1.5B model against the tuned
+    135M model, and against the tuned 0.5B model (where its predictions exist)."""
+    return [p for b in (SMALL_TUNED, LARGER_TUNED) for task in STYLE if (p := paired(task, LARGE_UNTUNED, b, root))]
+
+
 SIZE_TICKS = {135e6: "135M", 268e6: "270M", 494e6: "0.5B", 1.54e9: "1.5B", 13e9: "13B"}
 
 
@@ -271,7 +277,19 @@ def lr_check(runs_root: Path | None = None) -> list[dict]:
                                          experiment="size-lr", name=lr_name(task, lr), **presets.SIZE_LR_CHECK))
     rows = lr_rows(runs_root)
     keep_measured(rows, "lr_check", ("task", "lr"))
+    export_lr_predictions(runs_root)
     return rows
+
+
+def export_lr_predictions(runs_root: Path | None = None, out: Path | None = None) -> list[Path]:
+    """The learning-rate arms' per-item validation predictions, as results/size/lr_check/<task>-<arm>.jsonl."""
+    from ftlib import report
+
+    root = (runs_root or paths.runs_dir()) / "size-lr"
+    found = {(task, lr_name(task, lr).removeprefix(f"{task}-")): root / lr_name(task, lr) / "eval"
+             for task, lrs in presets.SIZE_LRS.items() for lr in lrs}
+    found = {k: f for k, f in found.items() if (f / "predictions.jsonl").exists()}
+    return report.export_predictions(found, out or paths.results_dir() / "size" / "lr_check")
 
 
 def lr_rows(runs_root: Path | None = None) -> list[dict]:
@@ -287,7 +305,7 @@ def lr_rows(runs_root: Path | None = None) -> list[dict]:
             rows.append({"task": task, "lr": lr, "rows": presets.SIZE_LR_CHECK["n_train"],
                          "best_eval_loss": round(s["best_eval_loss"], 4), "metric": ev["primary"],
                          "score": round(m["mean"], 4), "ci_low": round(m["ci_low"], 4),
-                         "ci_high": round(m["ci_high"], 4), "n": m["n"], "tokens_per_s": s["tokens_per_s"]})
+                         "ci_high": round(m["ci_high"], 4), "n": m["n"]})
     return rows
 
 
@@ -320,7 +338,7 @@ def write_report(out: Path | None = None) -> list[dict]:
     plots.save_table(rows, "size", out)
     plots.save_table(compare("gsm8k", metric="strict_match"), "gsm8k_strict", out)
     plots.save_table(styles(out.parent), "styles", out)
-    plots.save_table([p for task in STYLE if (p := paired(task))], "paired", out)
+    plots.save_table(pairs(), "paired", out)
     plots.save_figure(figure(rows), "size", out)
     return rows
 

@@ -97,7 +97,7 @@ def fake_run(folder, summary, config, eval_summary=None, env=None):
 def test_lr_rows_read_each_finished_arm_and_skip_missing_ones(tmp_path):
     lr = presets.SIZE_LRS["viggo"][0]
     metric = {"mean": 0.5, "ci_low": 0.4, "ci_high": 0.6, "n": 100}
-    fake_run(tmp_path / "size-lr" / size.lr_name("viggo", lr), {"best_eval_loss": 0.10071, "tokens_per_s": 117.9},
+    fake_run(tmp_path / "size-lr" / size.lr_name("viggo", lr), {"best_eval_loss": 0.10071},
              {}, {"primary": "attribute_types", "metrics": {"attribute_types": metric}})
     (row,) = size.lr_rows(tmp_path)  # the other arms have no folder: left out
     assert (row["task"], row["lr"], row["score"], row["n"], row["best_eval_loss"]) == ("viggo", lr, 0.5, 100, 0.1007)
