@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -284,6 +285,7 @@ class RunLogger(TrainerCallback):
         self.tokens_at_start: int | None = None
         self.tokens_end = 0
         self.steps_timed = 0
+        self.step_rates: list[float] = []  # tokens/s of each optimizer step, this session
         self.segment: dict | None = None
 
     def on_train_begin(self, args, state, control, **kwargs):
@@ -319,8 +321,12 @@ class RunLogger(TrainerCallback):
         self._t0 = time.perf_counter()
 
     def on_step_end(self, args, state, control, **kwargs):
-        self.step_seconds += time.perf_counter() - self._t0
+        seconds = time.perf_counter() - self._t0
+        self.step_seconds += seconds
         self.steps_timed += 1
+        if seconds > 0:
+            self.step_rates.append((state.num_input_tokens_seen - max(self.tokens_end, self.tokens_at_start or 0))
+                                   / seconds)
         self.tokens_end = state.num_input_tokens_seen
 
     def on_save(self, args, state, control, **kwargs):
@@ -341,6 +347,9 @@ class RunLogger(TrainerCallback):
         return {"train_step_seconds": round(self.step_seconds, 2), "steps_timed": self.steps_timed,
                 "tokens": int(tokens),
                 "tokens_per_s": round(tokens / self.step_seconds, 1) if self.step_seconds else None,
+                # the median step's rate: what the machine does when nothing else holds it up (a step
+                # that waited on another process, or a paused job, moves the mean, not the median)
+                "median_step_tokens_per_s": round(statistics.median(self.step_rates), 1) if self.step_rates else None,
                 "sessions": len(segments),
                 "train_step_seconds_all_sessions": round(sum(s["step_seconds"] for s in segments), 2),
                 "train_wall_seconds_all_sessions": round(sum(s["wall_seconds"] for s in segments), 1),

@@ -320,7 +320,7 @@ def training_rows(runs_root: Path | None = None) -> list[dict]:
         env = io.read_json(folder / "env.json")
         rows.append({"task": task, "model": c["model"], "method": c["method"], "rows": c["n_train"],
                      "epochs": c["epochs"], "lr": c["lr"], "steps": s["global_step"], "tokens": s["tokens"],
-                     "tokens_per_s": s["tokens_per_s"],
+                     "tokens_per_s": s["tokens_per_s"], "median_step_tokens_per_s": s.get("median_step_tokens_per_s"),
                      "train_minutes": round(s["train_wall_seconds_all_sessions"] / 60, 1),
                      "peak_rss_gib": s.get("peak_rss_gib"), "sessions": s["sessions"],
                      "cpu_kind": env.get("cpu_kind"),

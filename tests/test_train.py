@@ -165,7 +165,7 @@ def test_run_finishes_learns_and_skips(tiny_model_dir, runs_root, method):
     summary = runs.read_json(folder / "summary.json")
     assert summary["eval_losses"][-1] < summary["eval_losses"][0]
     assert summary["last_train_loss"] < summary["first_train_loss"]
-    assert summary["tokens_per_s"] > 0
+    assert summary["tokens_per_s"] > 0 and summary["median_step_tokens_per_s"] > 0
     assert 0.05 < summary["peak_rss_gib"] < 64  # a torch process holds at least ~50 MiB
     assert len(runs.read_json(folder / "data.json")["train_sha256"]) == 64
     mtime = (folder / "DONE").stat().st_mtime
@@ -496,3 +496,21 @@ def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path, capsys):
             with io.folder_lock(tmp_path):
                 pass
     assert "which is gone: taking it over" in capsys.readouterr().out and not (tmp_path / "LOCK").exists()
+
+
+def test_the_median_step_rate_ignores_a_step_that_waited(tmp_path, monkeypatch):
+    """A step held up by another process (or a paused job) drags the mean rate, not the median one."""
+    import types
+
+    clock = iter([0.0, 1.0, 1.0, 31.0, 31.0, 32.0])  # three steps of 100 tokens: 1 s, 30 s, 1 s
+    monkeypatch.setattr(runs.time, "perf_counter", lambda: next(clock, 32.0))
+    logger = runs.RunLogger(tmp_path)
+    state = types.SimpleNamespace(is_world_process_zero=True, global_step=0, num_input_tokens_seen=0)
+    for _ in range(3):
+        logger.on_step_begin(None, state, None)
+        state.num_input_tokens_seen += 100
+        state.global_step += 1
+        logger.on_step_end(None, state, None)
+    speed = logger.speed()
+    assert speed["median_step_tokens_per_s"] == 100.0
+    assert speed["tokens_per_s"] == round(300 / 32, 1)
