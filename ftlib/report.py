@@ -11,10 +11,8 @@ import math
 from collections import Counter
 from pathlib import Path
 
-from ftlib import evals, io, tasks
+from ftlib import io, tasks
 from ftlib import plan as plans
-
-UNTUNED_PREFIX = "untuned-"
 
 
 def summary_row(summary: dict, label: str) -> dict:
@@ -66,23 +64,7 @@ def predictions(folder: Path) -> list[dict]:
     return list(io.iter_jsonl(Path(folder) / "predictions.jsonl"))
 
 
-def viggo_by_function(records: list[dict]) -> dict[str, tuple[int, int]]:
-    """ViGGO: per gold function, (correct function + attribute types, items)."""
-    out: dict[str, list[int]] = {}
-    for r in records:
-        parsed = evals.parse_viggo(r["reference"])
-        fn = parsed[0] if parsed else "?"
-        hit, n = out.setdefault(fn, [0, 0])
-        out[fn] = [hit + bool(r["scores"]["attribute_types"]), n + 1]
-    return {fn: (h, n) for fn, (h, n) in sorted(out.items())}
-
-
-def sql_row(record: dict) -> dict:
-    """The SQL data row (question, context, gold query) of a predictions.jsonl record."""
-    return tasks.sql_row(record)
-
-
-def error_kinds(task: str, records: list[dict]) -> Counter:
+def error_kinds(task: str | tasks.Task, records: list[dict]) -> Counter:
     """How each prediction failed (or 'correct'), with the task's own error classifier (or, for a task
     that declares none, 'correct' / 'wrong' by its headline metric)."""
     t = tasks.get(task)
@@ -109,26 +91,6 @@ def export_predictions(found: dict[tuple[str, str], Path], out_dir: Path) -> lis
         io.write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
         written.append(path)
     return written
-
-
-def gsm8k_failures(records: list[dict]) -> dict[str, int]:
-    """Why GSM8K answers fail: no `####` line at all, the same line written 3+ times, and
-    calculator notes `<<a=b>>` whose result is wrong (what a calculator would have fixed).
-
-    >>> gsm8k_failures([{"prediction": "2*3=<<2*3=7>>7\\n#### 7"}])["wrong_notes"]
-    1
-    """
-    out = Counter(items=len(records))
-    for r in records:
-        text = r["prediction"]
-        lines = Counter(line.strip() for line in text.splitlines() if line.strip())
-        notes = evals.calculator_notes(text)
-        out["no_answer_line"] += "####" not in text
-        out["repeats_a_line_3x"] += max(lines.values(), default=0) >= 3
-        out["notes"] += len(notes)
-        out["wrong_notes"] += sum(evals.note_is_wrong(e, v) for e, v in notes)
-        out["answers_with_a_wrong_note"] += any(evals.note_is_wrong(e, v) for e, v in notes)
-    return dict(out)
 
 
 def paired(before: list[dict], after: list[dict], metric: str) -> dict[str, float]:

@@ -239,7 +239,7 @@ def file_hash(spec: str, args: dict, base: Path) -> str:
 
 def code_id(score: Callable, files: Iterable[Path]) -> str:
     """What identifies a built-in task's scorer: its score function's source and the bytes of the
-    files that do the scoring (`tasks.SCORING_CODE`); an edit to any of them rescores stored predictions."""
+    files that do the scoring (`Task.code`); an edit to any of them rescores stored predictions."""
     h = hashlib.sha256(inspect.getsource(score).encode())
     for f in files:
         h.update(f.name.encode() + b"\0" + f.read_bytes())

@@ -194,7 +194,7 @@ def styles(root: Path | None = None) -> list[dict]:
     root = root or paths.results_dir()
     rows = []
     for task in STYLE:
-        metrics = [METRIC[task]] + (["strict_match"] if task == "gsm8k" else [])
+        metrics = list(dict.fromkeys([METRIC[task], tasks.get(task).primary]))  # GSM8K: its headline too
         for alias in QWEN:
             for style in ("zero_shot", "few_shot"):
                 path = root / "size" / "predictions" / f"{task}-{alias}-{style}.jsonl"

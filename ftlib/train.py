@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from ftlib import io, lean, models, paths, prepare, presets, progress, prompts, runs
+from ftlib import io, lean, models, paths, prepare, presets, progress, prompts, runs, tasks
 
 
 @dataclass
@@ -86,8 +86,6 @@ class TrainConfig:
 
     def run_name(self) -> str:
         """The run folder's name: explicit, or task-method-preset."""
-        from ftlib import tasks
-
         return self.name or f"{tasks.name(self.task)}-{self.method}-{self.preset}"
 
 
@@ -291,7 +289,8 @@ def build_examples(cfg: TrainConfig, split: str, n: int | None, tokenizer) -> li
     if split == "train" and cfg.train_file:
         examples = read_examples(cfg.train_file)
     else:
-        examples = (prompts.sft_example(cfg.task, row, cfg.fmt) for row in prepare.load_split(cfg.task, split))
+        task = tasks.get(cfg.task)  # the config's spec, resolved here
+        examples = (prompts.sft_example(task, row, cfg.fmt) for row in prepare.load_split(task, split))
     out = []
     for ex in examples:
         if example_length(ex, tokenizer) <= cfg.max_length:

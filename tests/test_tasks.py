@@ -51,13 +51,14 @@ def test_builtin_tasks_are_declared_once_each():
 
 
 def test_a_builtin_task_scorer_is_identified_by_its_code(tmp_path):
-    """scorer_id hashes the score function and the scoring code (evals.py, ftlib/sql): an edit to
+    """scorer_id hashes the score function and the scoring code (its module, ftlib/tasks/sql): an edit to
     that code changes it, and so rescores stored predictions (`harness.score_records`)."""
     ids = {t.name: t.scorer_id for t in tasks.BUILTIN}
     assert all(ids.values()) and len(set(ids.values())) == 3
-    assert {"evals.py", "match.py", "suite.py"} <= {f.name for f in tasks.SCORING_CODE}
+    assert {"task.py", "match.py", "suite.py"} <= {f.name for f in tasks.SQL.code}
+    assert [f.name for f in tasks.VIGGO.code] == ["viggo.py"] and [f.name for f in tasks.GSM8K.code] == ["gsm8k.py"]
     copies = []
-    for f in tasks.SCORING_CODE:
+    for f in tasks.SQL.code:
         copies.append(tmp_path / f.name)
         copies[-1].write_bytes(f.read_bytes())
     assert scorers.code_id(tasks.SQL.score, copies) == ids["sql"]
@@ -311,7 +312,7 @@ def test_viggo_voice_files_are_what_the_script_makes_and_gold_passes_its_scorer(
     shipped = [json.loads(x) for x in (paths.ROOT / "data/viggo_voice/train.jsonl").read_text().splitlines()]
     assert made == shipped
     acts = [r["prompt"].split("(")[0] for r in shipped[:9]]
-    assert acts == list(evals.VIGGO_FUNCTIONS)  # the few-shot prompt shows every dialogue act once
+    assert acts == list(tasks.viggo.VIGGO_FUNCTIONS)  # the few-shot prompt shows every dialogue act once
     t = tasks.get("data/viggo_voice/task.json")
     gold = evals.summarize([t.score(r["completion"], r) for r in prepare.load_split(t, "validation")])
     assert gold["voice"]["mean"] > 0.98 and gold["all_slots"]["mean"] > 0.97  # the scorer's docstring
@@ -348,3 +349,4 @@ def test_a_plan_runs_and_reports_a_user_task(tmp_path, tiny_model_dir, runs_root
     rows = report.numeric_rows(report.score_rows(found))
     assert {r["metric"] for r in rows} == {"same"} and all(r["n"] == 2 for r in rows)
     assert report.error_kinds(path, report.predictions(found[(path, "fine-tuned")])).total() == 2
+
