@@ -21,7 +21,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from ftlib import io, paths, plots, report, runs, tasks, train
+from ftlib import io, paths, plots, presets, report, runs, tasks, train
 
 EXPERIMENT = "sweep"
 
@@ -56,13 +56,14 @@ def grid(task: str) -> list[Arm]:
 
 
 def config(task: str, arm: Arm, model: str, val_limit: int, **overrides) -> train.TrainConfig:
-    """The TrainConfig of one arm: the cpu preset, scored on the validation split."""
+    """The TrainConfig of one arm: the sweep's preset and sizes (`presets.SWEEP`), scored on the
+    validation split."""
+    sizes = presets.SWEEP
     values = dict(task=task, model=model, method=arm.method, lr=arm.lr, n_train=arm.n_train,
-                  epochs=arm.epochs, batch_size=8, n_val=100, experiment=EXPERIMENT,
-                  name=f"{task}-{arm.name}", eval_split="validation", eval_limit=val_limit)
-    if arm.method == "lora":
-        values["lora_r"] = 16
-    return train.preset("cpu", **{**values, **overrides})
+                  epochs=arm.epochs, **sizes.train, experiment=EXPERIMENT,
+                  name=f"{task}-{arm.name}", eval_split="validation", eval_limit=val_limit,
+                  **(sizes.lora if arm.method == "lora" else {}))
+    return train.preset(sizes.train_preset, **{**values, **overrides})
 
 
 def row(task: str, arm: Arm, folder: Path) -> dict:

@@ -128,21 +128,18 @@ def check_ranges(cfg: "TrainConfig") -> None:
             raise ValueError(f"{key}={value!r}: expected {expected}")
 
 
-LORA_LR = 1e-4  # the case study's LoRA lr; used when method=lora and lr is not set explicitly
-
-
 def preset(preset_name: str, /, **overrides) -> TrainConfig:
     """A TrainConfig from a named preset's training defaults (ftlib/presets.py) plus overrides,
     e.g. `preset("cpu", task="sql")`."""
     name = preset_name  # positional-only: `name` is also a TrainConfig field (the run's name)
-    defaults = presets.get(name).train  # a ValueError naming the choices for an unknown name
+    p = presets.get(name)  # a ValueError naming the choices for an unknown name
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = set(overrides) - fields
     if unknown:
         raise ValueError(f"unknown TrainConfig field(s) {sorted(unknown)}")
-    values = {**defaults, "preset": name, **overrides}
-    if values.get("method") == "lora" and "lr" not in overrides and name != "smoke":
-        values["lr"] = LORA_LR
+    values = {**p.train, "preset": name, **overrides}
+    if values.get("method") == "lora" and "lr" not in overrides and p.lora_lr is not None:
+        values["lr"] = p.lora_lr
     return TrainConfig(**values)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ftlib import io, models, paths, runs, train
+from ftlib import io, models, paths, presets, runs, train
 
 
 def smoke(tiny_model_dir, **kw):
@@ -22,7 +22,8 @@ def smoke(tiny_model_dir, **kw):
 def test_presets_and_overrides():
     cfg = train.preset("cpu", task="sql", epochs=1)
     assert (cfg.task, cfg.epochs, cfg.method) == ("sql", 1, "full")
-    assert train.preset("gpu", method="lora").lr == train.LORA_LR
+    assert train.preset("gpu", method="lora").lr == presets.GPU.lora_lr == 1e-4
+    assert train.preset("smoke", method="lora").lr == presets.SMOKE.train["lr"]  # smoke keeps its own lr
     with pytest.raises(ValueError):
         train.preset("cpu", no_such_field=1)
     with pytest.raises(ValueError):
