@@ -350,3 +350,48 @@ def test_a_plan_runs_and_reports_a_user_task(tmp_path, tiny_model_dir, runs_root
     assert {r["metric"] for r in rows} == {"same"} and all(r["n"] == 2 for r in rows)
     assert report.error_kinds(path, report.predictions(found[(path, "fine-tuned")])).total() == 2
 
+
+def _docs_example_task(tmp_path):
+    """The module docs/tasks.md shows as a new built-in task, imported from where the test wrote it."""
+    import importlib.util
+    import re
+
+    from ftlib import paths
+
+    code = re.search(r"```python\n(.*?)```", (paths.ROOT / "docs" / "tasks.md").read_text(), re.S).group(1)
+    (tmp_path / "reverse.py").write_text(code)
+    spec = importlib.util.spec_from_file_location("reverse_task", tmp_path / "reverse.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class Reverser:
+    """A generator that reverses the word of each prompt: right on every item."""
+
+    wants_messages = True
+
+    def generate(self, prompts_: list, max_new_tokens: int, stop=()) -> list[str]:
+        return [m[-1]["content"].split("Word: ")[-1][::-1] for m in prompts_]
+
+
+def test_a_new_builtin_task_is_one_module_and_one_registry_line(tmp_path, runs_root, monkeypatch):
+    """docs/tasks.md's worked example: its module, registered (the registry line), goes through the
+    generic pipeline (prompts, prepared splits, harness, report, rescoring) and no stage names it."""
+    from ftlib import report, sweep
+
+    module = _docs_example_task(tmp_path)
+    monkeypatch.setattr(tasks, "_REGISTRY", dict(tasks._REGISTRY))  # this test's registry only
+    t = tasks.register(module.TASK)
+    assert tasks.get("reverse") is t and "reverse" in tasks.names() and t.scorer_id
+    msgs = prompts.messages("reverse", t.load("test")[0], "few_shot")
+    assert [m["content"] for m in msgs[1:5]] == ["Word: lora", "arol", "Word: token", "nekot"]
+    assert msgs[-1]["content"] == "Word: model"
+    assert prepare.load_split(t, "test") == t.load("test") and prepare.read_stats(t)["test"]["kept"] == 2
+    summary = harness.evaluate(Reverser(), "reverse", "test", "chat", out_dir=tmp_path / "eval")
+    assert summary["primary"] == "exact" and summary["metrics"]["exact"]["mean"] == 1.0 and summary["n"] == 2
+    records = report.predictions(tmp_path / "eval")
+    assert report.error_kinds(t, records) == {"correct": 2}
+    assert [t.score(r["prediction"], t.record_row(r)) for r in records] == [r["scores"] for r in records]
+    with pytest.raises(ValueError, match="no sweep grid"):
+        sweep.grid("reverse")
