@@ -109,7 +109,7 @@ def _tracked(fn: ast.FunctionDef, param: str) -> set[str]:
     return names
 
 
-def _callee(call: ast.Call, mod: str, imports: dict, funcs: dict) -> tuple[str, str] | None:
+def _callee(call: ast.Call, mod: str, imports: dict, funcs: dict, imports_of: dict) -> tuple[str, str] | None:
     f = call.func
     if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id in imports:
         target = imports[f.value.id]
@@ -120,6 +120,8 @@ def _callee(call: ast.Call, mod: str, imports: dict, funcs: dict) -> tuple[str, 
         key = imports[f.id]
     else:
         return None
+    if key not in funcs and key[1] in imports_of.get(key[0], {}):  # a name the module re-exports
+        key = imports_of[key[0]][key[1]]
     return key if key in funcs else None
 
 
@@ -142,7 +144,7 @@ def walk(start: tuple[str, str], param: str) -> list[tuple[str, str, str, str]]:
         fn, names = funcs[key], _tracked(funcs[key], p)
         calls = sorted((n for n in ast.walk(fn) if isinstance(n, ast.Call)), key=lambda c: (c.lineno, c.col_offset))
         for call in calls:
-            callee = _callee(call, key[0], imports[key[0]], funcs)
+            callee = _callee(call, key[0], imports[key[0]], funcs, imports)
             if callee is None or callee == key:
                 continue
             for q in _param_of(call, funcs[callee], names):
