@@ -36,7 +36,7 @@ from ftlib.io import DataFormatError
 
 Scorer = Callable[[str, str], dict]
 _PUNCT = str.maketrans("", "", string.punctuation)
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
+NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")  # a number as people write it: 1,250.50, -3, .5
 
 
 def normalize(text: str) -> str:
@@ -72,9 +72,14 @@ def last_number(text: str) -> Decimal | None:
     >>> last_number("from 3 to 1,250.50 apples"), last_number("none")
     (Decimal('1250.50'), None)
     """
-    found = _NUMBER.findall(text)
+    found = NUMBER.findall(text)
+    return as_number(found[-1]) if found else None
+
+
+def as_number(token: str) -> Decimal | None:
+    """A number token of NUMBER as a Decimal (commas removed), None if it is not one."""
     try:
-        return Decimal(found[-1].replace(",", "")) if found else None
+        return Decimal(token.replace(",", ""))
     except InvalidOperation:
         return None
 

@@ -15,16 +15,22 @@ import math
 import operator
 import re
 from collections import Counter
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 
+from ftlib import scorers
 from ftlib.tasks.base import SPLITS, builtin, check_split, hub_rows, read_vendored
 
 FIELDS = ("question", "answer")
 VALIDATION_ROWS = 500
 HUB_ID = "openai/gsm8k"
 
-_NUMBER = re.compile(r"-?\$?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
+def _final_number(text: str) -> Decimal | None:
+    """The first number after the last `####`, else the last number (`scorers.last_number`)."""
+    if not isinstance(text, str):
+        return None
+    m = scorers.NUMBER.search(text.rsplit("####", 1)[1]) if "####" in text else None
+    return scorers.as_number(m.group(0)) if m else scorers.last_number(text)
 
 
 def extract_gsm8k_answer(text: str) -> str | None:
@@ -35,14 +41,8 @@ def extract_gsm8k_answer(text: str) -> str | None:
     >>> extract_gsm8k_answer("about -3.5 apples") , extract_gsm8k_answer("none") is None
     ('-3.5', True)
     """
-    if not isinstance(text, str):
-        return None
-    tail = text.rsplit("####", 1)[1] if "####" in text else ""
-    m = _NUMBER.search(tail)
-    numbers = [m] if m else list(_NUMBER.finditer(text))[-1:]
-    if not numbers:
-        return None
-    return numbers[0].group(0).replace(",", "").replace("$", "").rstrip(".")
+    value = _final_number(text)
+    return None if value is None else str(value)
 
 
 # lm-evaluation-harness, tasks/gsm8k/gsm8k.yaml: the two filters and exact_match's normalisation.
@@ -89,20 +89,13 @@ def gsm8k_lm_eval(prediction: str, reference: str) -> dict[str, bool]:
     return out
 
 
-def _number(text: str | None) -> Decimal | None:
-    try:
-        return Decimal(text) if text is not None else None
-    except InvalidOperation:
-        return None
-
-
 def gsm8k_correct(prediction: str, reference: str) -> bool:
     """Whether the prediction's final number equals the reference's, numerically (18 == 18.0).
 
     >>> gsm8k_correct("so the answer is 18.0", "... #### 18")
     True
     """
-    pred, ref = _number(extract_gsm8k_answer(prediction)), _number(extract_gsm8k_answer(reference))
+    pred, ref = _final_number(prediction), _final_number(reference)
     return pred is not None and ref is not None and pred == ref
 
 
