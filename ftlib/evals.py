@@ -1,4 +1,5 @@
-"""Scores with their intervals: per-example scores -> means with 95% intervals (`summarize`).
+"""Scores with their intervals: per-example scores -> means with 95% intervals (`summarize`), and
+`Score`, one such figure, as report, sweep, rounds and plots pass it around and print it.
 
 The scorers themselves belong to their tasks (`ftlib.tasks.viggo`, `.gsm8k`, `.sql`, a user's task
 file): `Task.score` gives one example's scores, this module summarizes them.
@@ -7,6 +8,57 @@ file): `Task.score` gives one example's scores, this module summarizes them.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Score:
+    """A score with its 95% interval and the items it counts (value and interval as fractions; None:
+    not measured). Tables keep their own columns: `row()` for score/ci_low/ci_high/n, `named(m)` for
+    m/m_ci_low/m_ci_high."""
+
+    value: float | None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n: int | None = None
+
+    @classmethod
+    def of(cls, metric: dict | None) -> Score:
+        """One metric of a summary, as `summarize` writes it ({mean, ci_low, ci_high, n}); None: not measured.
+
+        >>> Score.of({"mean": 0.5, "ci_low": 0.2, "ci_high": 0.8, "n": 10}).row()
+        {'score': 0.5, 'ci_low': 0.2, 'ci_high': 0.8, 'n': 10}
+        """
+        m = metric or {}
+        return cls(m.get("mean"), m.get("ci_low"), m.get("ci_high"), m.get("n"))
+
+    @classmethod
+    def from_row(cls, row: dict) -> Score:
+        """A table row's score (columns score, ci_low, ci_high, n)."""
+        return cls(row.get("score"), row.get("ci_low"), row.get("ci_high"), row.get("n"))
+
+    def text(self) -> str:
+        """As the README writes it, in %: `96.8 [95.5, 97.7] (n=1,083)`; "not run" without a value.
+
+        >>> Score(0.96768, 0.9549, 0.97702, 1083).text()
+        '96.8 [95.5, 97.7] (n=1,083)'
+        """
+        if self.value is None:
+            return "not run"
+        return f"{100 * self.value:.1f} [{100 * self.ci_low:.1f}, {100 * self.ci_high:.1f}] (n={self.n:,})"
+
+    def rounded(self, digits: int = 4) -> Score:
+        """Value and interval rounded (as the committed tables hold them)."""
+        r = [None if v is None else round(v, digits) for v in (self.value, self.ci_low, self.ci_high)]
+        return Score(*r, self.n)
+
+    def row(self) -> dict:
+        """The columns score, ci_low, ci_high, n."""
+        return {"score": self.value, "ci_low": self.ci_low, "ci_high": self.ci_high, "n": self.n}
+
+    def named(self, name: str) -> dict:
+        """The columns <name>, <name>_ci_low, <name>_ci_high (several scores in one row)."""
+        return {name: self.value, f"{name}_ci_low": self.ci_low, f"{name}_ci_high": self.ci_high}
 
 
 def proportion_ci(k: int, n: int, z: float = 1.96) -> tuple[float, float]:

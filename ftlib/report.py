@@ -11,22 +11,19 @@ import math
 from collections import Counter
 from pathlib import Path
 
-from ftlib import io, tasks
+from ftlib import evals, io, tasks
 from ftlib import plan as plans
 
 
 def summary_row(summary: dict, label: str) -> dict:
-    """One bar of the figure: the primary metric of a summary.json, with its CI and n."""
-    m = summary["metrics"][summary["primary"]]
-    return {"task": summary["task"], "label": label, "metric": summary["primary"],
-            "mean": m["mean"], "ci_low": m["ci_low"], "ci_high": m["ci_high"], "n": m["n"]}
+    """One bar of the figure: the primary metric of a summary.json, with its CI and n (`evals.Score`)."""
+    score = evals.Score.of(summary["metrics"][summary["primary"]])
+    return {"task": summary["task"], "label": label, "metric": summary["primary"], **score.row()}
 
 
 def score_text(row: dict | None) -> str:
     """A summary_row as the README writes it: `96.8 [95.5, 97.7] (n=1,083)`, in %; "not run" for None."""
-    if row is None:
-        return "not run"
-    return f"{100 * row['mean']:.1f} [{100 * row['ci_low']:.1f}, {100 * row['ci_high']:.1f}] (n={row['n']:,})"
+    return evals.Score.from_row(row or {}).text()
 
 
 def tuned_eval_dir(plan: plans.Plan, task: str, model: str) -> Path:
@@ -75,8 +72,8 @@ def error_kinds(task: str | tasks.Task, records: list[dict]) -> Counter:
 
 def numeric_rows(rows: list[dict]) -> list[dict]:
     """score_rows as plain numbers (score, ci_low, ci_high in [0, 1]; n), for scores.csv."""
-    return [{"task": r["task"], "label": r["label"], "metric": r["metric"], "score": round(r["mean"], 4),
-             "ci_low": round(r["ci_low"], 4), "ci_high": round(r["ci_high"], 4), "n": r["n"]} for r in rows]
+    return [{"task": r["task"], "label": r["label"], "metric": r["metric"],
+             **evals.Score.from_row(r).rounded(4).row()} for r in rows]
 
 
 def export_predictions(found: dict[tuple[str, str], Path], out_dir: Path) -> list[Path]:

@@ -25,7 +25,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ftlib import io, paths, prepare, prompts, runs, tasks, train
+from ftlib import evals, io, paths, prepare, prompts, runs, tasks, train
 from ftlib.tasks import Task
 
 
@@ -218,13 +218,11 @@ def base_score(task: str, base: train.TrainConfig, experiment: str) -> dict | No
 def _score_row(series: str, index: int, name: str, summary: dict | None, task: Task) -> dict:
     """The headline with its interval, and the metrics the task shows beside it (`Task.rounds_metrics`)."""
     metrics = (summary or {}).get("metrics", {})
-    m = metrics.get(task.primary, {})
-    row = {"series": series, "round": index, "name": name, "metric": task.primary,
-           "score": m.get("mean"), "score_ci_low": m.get("ci_low"), "score_ci_high": m.get("ci_high"),
-           "n": m.get("n")}
+    score = evals.Score.of(metrics.get(task.primary))
+    row = {"series": series, "round": index, "name": name, "metric": task.primary, **score.named("score"),
+           "n": score.n}
     for extra in task.rounds_metrics:
-        f = metrics.get(extra, {})
-        row.update({extra: f.get("mean"), f"{extra}_ci_low": f.get("ci_low"), f"{extra}_ci_high": f.get("ci_high")})
+        row.update(evals.Score.of(metrics.get(extra)).named(extra))
     return row
 
 

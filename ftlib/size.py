@@ -95,8 +95,7 @@ def compare(task: str, root: Path | None = None, metric: str | None = None) -> l
         col = by_label[label]
         rows.append({"task": task, "model": label, "params": col.params, "tuned": col.tuned,
                      "style": "chat (tuned format)" if col.tuned else _style(col, task), "metric": metric,
-                     "score": s and round(s["mean"], 4), "ci_low": s and round(s["ci_low"], 4),
-                     "ci_high": s and round(s["ci_high"], 4), "n": len(ids)})
+                     **evals.Score.of(s).rounded(4).row(), "n": len(ids)})
     return rows
 
 
@@ -203,10 +202,8 @@ def styles(root: Path | None = None) -> list[dict]:
                 scores = [r["scores"] for r in io.iter_jsonl(path)]
                 summary = evals.summarize(scores)
                 for m in metrics:
-                    s = summary[m]
                     rows.append({"task": task, "model": alias, "style": style, "metric": m,
-                                 "score": round(s["mean"], 4), "ci_low": round(s["ci_low"], 4),
-                                 "ci_high": round(s["ci_high"], 4), "n": s["n"]})
+                                 **evals.Score.of(summary[m]).rounded(4).row()})
     return rows
 
 

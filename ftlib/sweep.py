@@ -21,7 +21,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from ftlib import io, paths, plots, presets, report, runs, tasks, train
+from ftlib import evals, io, paths, plots, presets, report, runs, tasks, train
 
 EXPERIMENT = "sweep"
 
@@ -70,13 +70,13 @@ def row(task: str, arm: Arm, folder: Path) -> dict:
     """One table row of a finished arm: its recipe, training time and validation score."""
     s = io.read_json(folder / "summary.json")
     ev = s.get("eval") or {}
-    m = ev.get("metrics", {}).get(ev.get("primary"), {})
+    score = evals.Score.of(ev.get("metrics", {}).get(ev.get("primary")))
     env = io.read_json(folder / "env.json")
     return {"task": task, "arm": arm.name, "method": arm.method, "lr": arm.lr,
             "n_train": io.read_json(folder / "data.json")["n_train"], "epochs": arm.epochs,
             "train_minutes": round(runs.training_seconds(s) / 60, 2), "tokens_per_s": s["tokens_per_s"],
             "best_val_loss": s["best_eval_loss"], "metric": ev.get("primary"),
-            "score": m.get("mean"), "ci_low": m.get("ci_low"), "ci_high": m.get("ci_high"), "n": m.get("n"),
+            **score.row(),
             "device": (env.get("cuda_devices") or [env.get("cpu_kind")])[0]}
 
 

@@ -24,7 +24,7 @@ ROOT = Path(paths.ROOT) / "results"
 def _headline(task: tasks.Task, scores: list[dict], metric: str) -> dict:
     s = evals.summarize(scores).get(metric, {"mean": float("nan"), "ci_low": float("nan"),
                                              "ci_high": float("nan"), "n": 0})
-    return {"metric": metric, "score": s["mean"], "ci_low": s["ci_low"], "ci_high": s["ci_high"], "n": s["n"]}
+    return {"metric": metric, **evals.Score.of(s).row()}
 
 
 def rescore_file(path: Path) -> dict:

@@ -29,7 +29,7 @@ def test_exported_predictions_rescore_the_headline(tmp_path):
 
 
 def test_score_text_writes_thousands_and_one_decimal():
-    row = {"mean": 0.96768, "ci_low": 0.9549, "ci_high": 0.97702, "n": 1083}
+    row = {"score": 0.96768, "ci_low": 0.9549, "ci_high": 0.97702, "n": 1083}
     assert report.score_text(row) == "96.8 [95.5, 97.7] (n=1,083)"
     assert report.score_text(None) == "not run"
 
