@@ -395,3 +395,32 @@ def test_a_new_builtin_task_is_one_module_and_one_registry_line(tmp_path, runs_r
     assert [t.score(r["prediction"], t.record_row(r)) for r in records] == [r["scores"] for r in records]
     with pytest.raises(ValueError, match="no sweep grid"):
         sweep.grid("reverse")
+
+
+def test_the_pipeline_calls_a_tasks_hooks_and_names_no_task(tmp_path, runs_root, monkeypatch):
+    """prepare's audit and filter, the rounds' corruption and extra metrics come from the Task's hooks:
+    the toy task of docs/tasks.md with hooks of its own gets them, without a stage knowing its name."""
+    import dataclasses
+
+    from ftlib import rounds
+
+    t = dataclasses.replace(
+        _docs_example_task(tmp_path).TASK, name="reverse_hooked",
+        audit=lambda rows: {"rows": len(rows)}, flagged=lambda r: r["word"] == "model",
+        corrupt=lambda rows, fraction, seed: [{**r, "reversed": "x", "corrupted": True} for r in rows],
+        rounds_metrics=("exact",))
+    monkeypatch.setattr(tasks, "_REGISTRY", dict(tasks._REGISTRY))
+    tasks.register(t)
+    prepare.prepare(t, sql_filter_varchar_numbers=True)
+    stats = prepare.read_stats(t)
+    assert stats["test"]["audit"] == {"rows": 2} and stats["test"]["kept"] == 1  # "model" flagged and dropped
+    rows, info = rounds.source_rows(rounds.Source("reverse_hooked", split="train", corrupt=0.5))
+    assert info["corrupted"] == 4 and {r["reversed"] for r in rows} == {"x"}
+    rows, _ = rounds.source_rows(rounds.Source("reverse_hooked", split="validation", flagged_only=True))
+    assert rows == []  # nothing flagged in validation
+    summary = {"metrics": {"exact": {"mean": 0.5, "ci_low": 0.2, "ci_high": 0.8, "n": 4}}}
+    row = rounds._score_row("s", 1, "r", summary, t)
+    assert (row["score"], row["score_ci_low"], row["exact"], row["exact_ci_high"], row["n"]) == (0.5, 0.2, 0.5, 0.8, 4)
+    tasks.register(dataclasses.replace(t, name="reverse_plain", corrupt=None))
+    with pytest.raises(ValueError, match="corrupt"):  # a task without the hook: the stage says so
+        rounds.source_rows(rounds.Source("reverse_plain", corrupt=0.5))
