@@ -33,7 +33,6 @@ from ftlib import backends, evals, io, paths, prepare, prompts, scorers, tasks
 from ftlib.backends import Generator
 from ftlib.tasks import Task, gsm8k
 
-STYLE_ALIASES = {"finetuned": "chat"}  # train.py asks for "finetuned": the SFT prompt format
 CHUNK = 96  # examples per generate call: the unit of resumption (and of length sorting) ...
 
 
@@ -168,7 +167,7 @@ def evaluate(model: str | Generator, task: str | Task, split: str = "test", styl
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError(f"limit={limit!r}: expected an integer >= 1, or None (every item)")
     t = tasks.get(task)
-    style = STYLE_ALIASES.get(style, style)
+    style = prompts.RENAMED_STYLES.get(style, style)
     if style not in prompts.STYLES:
         raise ValueError(f"unknown style {style!r}; expected one of {prompts.STYLES}")
     name = model if isinstance(model, str) else getattr(model, "spec", None) or type(model).__name__
@@ -238,7 +237,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", default="smollm2-135m-instruct", help="model spec, or api:NAME")
     ap.add_argument("--task", required=True, help="viggo, sql, gsm8k or a task file (.json)")
     ap.add_argument("--split", default="test")
-    ap.add_argument("--style", default="chat", choices=prompts.STYLES + tuple(STYLE_ALIASES))
+    ap.add_argument("--style", default="chat", choices=prompts.STYLES + tuple(prompts.RENAMED_STYLES))
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--out", default=None, help="output folder (default runs/eval/<model>-<task>-...)")
     ap.add_argument("--batch-size", type=int, default=None)

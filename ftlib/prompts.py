@@ -1,6 +1,8 @@
 """Task rows -> prompts and completions, in every format the project uses.
 
-Styles (what `messages` / `render` take):
+Styles (what `messages` / `render` take; `TrainConfig.fmt` is one of the two a model is tuned in,
+`chat` or `special`; a task's own `fmt` says whether its `chat` style uses the chat template or plain
+text):
 - `chat`: the fine-tuning format. A short instruction and the input as the user's turn; the
   completion is the gold answer as the assistant's turn. TRL renders both with the model's chat
   template, so the completion ends with the end-of-turn token (EOS for SmolLM2: `<|im_end|>`) and
@@ -21,7 +23,9 @@ import functools
 from ftlib import tasks
 from ftlib.tasks import Task
 
-STYLES = ("chat", "zero_shot", "few_shot", "few_shot_text", "special")
+STYLES = ("chat", "zero_shot", "few_shot", "few_shot_text", "special")  # the one prompt-style vocabulary
+TUNED_STYLES = ("chat", "special")  # the styles a model is fine-tuned in (`TrainConfig.fmt`)
+RENAMED_STYLES = {"finetuned": "chat"}  # older names, read as these wherever a style comes in (config.json)
 SPECIAL_TOKENS = ("<START_Q>", "<END_Q>", "<START_A>", "<END_A>")
 
 

@@ -78,10 +78,12 @@ class TrainConfig:
     lora_targets: str = "all-linear"
     eval_limit: int | None = 200  # test items scored after training (if the harness is there); 0: none
     eval_split: str = "test"  # the split scored after training ("validation" for recipe sweeps)
-    eval_style: str = "finetuned"
-    fmt: str = "chat"  # prompts.sft_example format: "chat" (template, EOS = <|im_end|>) or "special"
+    eval_style: str = "chat"  # the prompt style scored after training (prompts.STYLES)
+    fmt: str = "chat"  # the style it is tuned in (prompts.TUNED_STYLES): "chat" (template, EOS = <|im_end|>)
+    #                    or "special"
 
     def __post_init__(self):
+        self.eval_style = prompts.RENAMED_STYLES.get(self.eval_style, self.eval_style)  # an older config.json
         check_ranges(self)
 
     def run_name(self) -> str:
@@ -108,6 +110,8 @@ RANGES = {
     "lora_alpha": (lambda v: v > 0, "> 0"),
     "lora_dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
     "eval_limit": (lambda v: v is None or v >= 0, ">= 0, or None (all)"),
+    "eval_style": (lambda v: v in prompts.STYLES, f"one of {prompts.STYLES}"),
+    "fmt": (lambda v: v in prompts.TUNED_STYLES, f"one of {prompts.TUNED_STYLES}"),
 }
 
 
@@ -402,6 +406,9 @@ def run(cfg: TrainConfig, callbacks=(), args=None) -> Path:
     return folder
 
 
+RENAMED = {"eval_style": prompts.RENAMED_STYLES}  # values a run folder may hold under an older name
+
+
 def _defaults() -> dict:
     return {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 
@@ -411,7 +418,7 @@ def _skip_finished(cfg: TrainConfig, folder: Path) -> bool:
     is refused with the differences, as an unfinished one is."""
     if not runs.is_done(folder):
         return False
-    runs.check_same_config(folder, dataclasses.asdict(cfg), _defaults())
+    runs.check_same_config(folder, dataclasses.asdict(cfg), _defaults(), RENAMED)
     print(f"[train] {paths.shown(folder)} is finished: skipped")
     return True
 
@@ -422,7 +429,7 @@ def _train(cfg: TrainConfig, folder: Path, callbacks, args) -> None:
     model, tok = load_for_training(cfg, spec)
     train_ds, val_ds, info = datasets_for(cfg, tok)
     config = {**dataclasses.asdict(cfg), "start_spec": spec}
-    runs.start(folder, config, info, bf16=use_bf16(cfg), defaults=_defaults())
+    runs.start(folder, config, info, bf16=use_bf16(cfg), defaults=_defaults(), renamed=RENAMED)
     resume = runs.last_checkpoint(folder)
     logger = runs.RunLogger(folder)
     trainer = make_trainer(cfg, folder, model, tok, train_ds, val_ds, callbacks=[logger, *callbacks], args=args)

@@ -30,6 +30,18 @@ def test_presets_and_overrides():
         train.preset("laptop")
 
 
+def test_one_style_vocabulary_and_older_names_read_as_new():
+    """eval_style and fmt are prompt styles (prompts.STYLES, TUNED_STYLES); an older config.json's
+    "finetuned" reads as "chat", so its finished folder is the same run."""
+    assert train.TrainConfig().eval_style == "chat" and train.TrainConfig(eval_style="finetuned").eval_style == "chat"
+    for bad in (dict(eval_style="tuned"), dict(fmt="few_shot")):
+        with pytest.raises(ValueError, match="expected one of"):
+            train.TrainConfig(**bad)
+    old = {**dataclasses.asdict(train.TrainConfig()), "eval_style": "finetuned"}
+    assert runs.config_change(old, dataclasses.asdict(train.TrainConfig()), {}, train.RENAMED) == {}
+    assert runs.config_change(old, dataclasses.asdict(train.TrainConfig()), {}) != {}
+
+
 @pytest.mark.parametrize("flags,expected", [
     ({"avx2", "avx512f", "avx512_bf16"}, True),  # native bf16: autocast
     ({"avx2", "amx_bf16", "amx_tile"}, True),
