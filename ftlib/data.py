@@ -17,15 +17,8 @@ TASKS = tuple(t.name for t in tasks.BUILTIN)
 
 
 def load_rows(task: str | tasks.Task, split: str, source: str = "local") -> list[dict]:
-    """Rows of one task split as plain dicts (`source` is "local" or "hub")."""
-    t = tasks.get(task)
-    if source == "local":
-        return t.load(split)
-    if source != "hub":
-        raise ValueError(f"unknown source {source!r}; expected 'local' or 'hub'")
-    if t.hub is None:
-        raise ValueError(f"task {t.name!r} has no hub copy; load it with source='local'")
-    return t.hub(split)
+    """Rows of one task split as plain dicts (`source` is "local" or "hub"; `Task.rows`)."""
+    return tasks.get(task).rows(split, source)
 
 
 def read_checksums(data_dir: Path | None = None) -> list[tuple[str, int, str]]:

@@ -67,7 +67,7 @@ def read_predictions(path: Path) -> list[dict]:
 
 def unusable_in_split(task: Task, split: str) -> int:
     """Rows of a prepared split that its task's declaration left out (0 for other splits)."""
-    stats = prepare.read_stats(task).get(split, {})
+    stats = prepare.stats(task).get(split, {})
     return stats.get("raw", 0) - stats.get("kept", 0)
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ftlib import data, paths, tasks
+from ftlib import paths, tasks
 from ftlib.io import iter_jsonl, rows_hash, write_json, write_text_atomic
 from ftlib.tasks import SPLITS, Task
 
@@ -47,16 +47,19 @@ def _is_current(out: Path, t: Task) -> bool:
 def prepare(task: str | Task, *, root: Path | None = None, source: str = "local",
             sql_filter_varchar_numbers: bool = False) -> Path:
     """Write a task's prepared splits and stats once; return the folder. `sql_filter_varchar_numbers`
-    (its name in stats.json): drop the rows the task flags."""
-    t = tasks.get(task)
+    (its name in stats.json): drop the rows the task flags. A spec is resolved here (`prepared`: a Task)."""
+    return prepared(tasks.get(task), root, source, sql_filter_varchar_numbers)
+
+
+def prepared(t: Task, root: Path | None = None, source: str = "local", drop_flagged: bool = False) -> Path:
+    """`prepare` for a resolved task."""
     out = prepared_dir(t, root)
     if _is_current(out, t):
         return out
-    stats: dict = {"task": t.name, "source": t.source or source,
-                   "sql_filter_varchar_numbers": sql_filter_varchar_numbers}
+    stats: dict = {"task": t.name, "source": t.source or source, "sql_filter_varchar_numbers": drop_flagged}
     for split in SPLITS:
-        raw = data.load_rows(t, split, source)
-        kept = [r for r in raw if _keep(t, r, sql_filter_varchar_numbers)]
+        raw = t.rows(split, source)
+        kept = [r for r in raw if _keep(t, r, drop_flagged)]
         lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept)
         write_text_atomic(out / f"{split}.jsonl", lines)
         stats[split] = {"raw": len(raw), "kept": len(kept), "sha256_16": rows_hash(kept)[:16],
@@ -69,21 +72,29 @@ def prepare(task: str | Task, *, root: Path | None = None, source: str = "local"
 
 def load_split(task: str | Task, split: str, *, root: Path | None = None, limit: int | None = None) -> list[dict]:
     """The prepared rows of one split (preparing the task first if needed); a split that is not
-    prepared (ViGGO's GEM subsets) is loaded and filtered the same way."""
-    t = tasks.get(task)
+    prepared (ViGGO's GEM subsets) is loaded and filtered the same way. A spec is resolved here."""
+    return split_rows(tasks.get(task), split, root, limit)
+
+
+def split_rows(t: Task, split: str, root: Path | None = None, limit: int | None = None) -> list[dict]:
+    """`load_split` for a resolved task."""
     if split in SPLITS:
-        folder = prepare(t, root=root)
-        rows = list(iter_jsonl(folder / f"{split}.jsonl", t.fields, strings=True))
+        rows = list(iter_jsonl(prepared(t, root) / f"{split}.jsonl", t.fields, strings=True))
     else:
         rows = [r for r in t.load(split) if _keep(t, r, False)]
     return rows[:limit] if limit is not None else rows
 
 
-def items(task: Task, split: str, limit: int | None = None) -> list[tuple[int, dict]]:
+def items(t: Task, split: str, limit: int | None = None) -> list[tuple[int, dict]]:
     """(item number, row) of the first `limit` prepared rows: what every evaluation scores."""
-    return list(enumerate(load_split(task, split, limit=limit)))
+    return list(enumerate(split_rows(t, split, limit=limit)))
 
 
 def read_stats(task: str | Task, root: Path | None = None) -> dict:
-    """The stats.json of a prepared task."""
-    return json.loads((prepared_dir(tasks.get(task), root) / "stats.json").read_text())
+    """The stats.json of a prepared task (a spec is resolved here)."""
+    return stats(tasks.get(task), root)
+
+
+def stats(t: Task, root: Path | None = None) -> dict:
+    """`read_stats` for a resolved task."""
+    return json.loads((prepared_dir(t, root) / "stats.json").read_text())

@@ -52,9 +52,8 @@ def _system(t: Task, row: dict) -> str:
     return "\n\n".join(x for x in (t.system, row.get("system")) if x)
 
 
-def messages(task: str | Task, row: dict, style: str = "chat") -> list[dict]:
+def messages(t: Task, row: dict, style: str = "chat") -> list[dict]:
     """The chat messages that ask a model for a row's answer (for chat APIs and local models)."""
-    t = tasks.get(task)
     if style == "chat":
         own = [{"role": "system", "content": row["system"]}] if row.get("system") else []
         return [*own, {"role": "user", "content": user_text(t, row)}]
@@ -94,9 +93,8 @@ def default_bos(tokenizer) -> str:
     return tokenizer.bos_token if adds_bos else ""
 
 
-def render(task: str | Task, row: dict, style: str, tokenizer) -> str:
+def render(t: Task, row: dict, style: str, tokenizer) -> str:
     """The prompt text a local model continues: the chat template, plain text or the special-token format."""
-    t = tasks.get(task)
     if style == "special":
         return special_prompt(t, row)
     if style == "few_shot_text":

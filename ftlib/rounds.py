@@ -77,7 +77,7 @@ class Series:
 def source_rows(src: Source) -> tuple[list[dict], dict]:
     """The rows of a Source, and what round.json records about them."""
     t = tasks.get(src.task)
-    rows = prepare.load_split(t, src.split)
+    rows = prepare.split_rows(t, src.split)
     dropped = 0
     if src.sql_filter or src.flagged_only:
         if t.flagged is None:

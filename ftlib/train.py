@@ -291,7 +291,7 @@ def build_examples(cfg: TrainConfig, split: str, n: int | None, tokenizer) -> li
         examples = read_examples(cfg.train_file)
     else:
         task = tasks.get(cfg.task)  # the config's spec, resolved here
-        examples = (prompts.sft_example(task, row, cfg.fmt) for row in prepare.load_split(task, split))
+        examples = (prompts.sft_example(task, row, cfg.fmt) for row in prepare.split_rows(task, split))
     out = []
     for ex in examples:
         if example_length(ex, tokenizer) <= cfg.max_length:

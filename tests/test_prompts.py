@@ -60,41 +60,41 @@ def test_viggo_few_shot_has_one_train_example_per_function():
     train_mrs = {r["meaning_representation"] for r in data.load_rows("viggo", "train")}
     assert [viggo.parse_viggo(s["meaning_representation"])[0] for s in shots] == list(viggo.VIGGO_FUNCTIONS)
     assert all(s["meaning_representation"] in train_mrs for s in shots)
-    system = prompts.messages("viggo", shots[0], "zero_shot")[0]["content"]
+    system = prompts.messages(tasks.get("viggo"), shots[0], "zero_shot")[0]["content"]
     assert all(a in system for a in viggo.VIGGO_ATTRIBUTES) and "order" in system
 
 
 @pytest.mark.parametrize("task", TASKS)
 def test_few_shot_turns_alternate_and_end_with_the_question(task, rows):
-    msgs = prompts.messages(task, rows[task][0], "few_shot")
+    msgs = prompts.messages(tasks.get(task), rows[task][0], "few_shot")
     assert msgs[0]["role"] == "system"
     assert [m["role"] for m in msgs[1:]] == ["user", "assistant"] * ((len(msgs) - 2) // 2) + ["user"]
     assert msgs[-1]["content"] == tasks.get(task).question(rows[task][0])
 
 
 def test_gsm8k_shots_end_with_the_answer_line():
-    for m in prompts.messages("gsm8k", {"question": "q"}, "few_shot")[2::2]:
+    for m in prompts.messages(tasks.get("gsm8k"), {"question": "q"}, "few_shot")[2::2]:
         assert gsm8k.extract_gsm8k_answer(m["content"]) is not None
         assert "####" in m["content"].splitlines()[-1] and "<<" not in m["content"]
 
 
 def test_sql_prompts_ask_for_tags(rows):
-    assert "<SQL>" in prompts.messages("sql", rows["sql"][0], "zero_shot")[0]["content"]
+    assert "<SQL>" in prompts.messages(tasks.get("sql"), rows["sql"][0], "zero_shot")[0]["content"]
     assert "<SQL>" in prompts.user_text(tasks.get("sql"), rows["sql"][0])
 
 
 def test_render_ends_with_the_assistant_turn(rows, tok):
-    text = prompts.render("viggo", rows["viggo"][0], "zero_shot", tok)
+    text = prompts.render(tasks.get("viggo"), rows["viggo"][0], "zero_shot", tok)
     assert text.endswith("<|im_start|>assistant\n")
-    assert prompts.render("viggo", rows["viggo"][0], "special", tok).endswith("<START_A>")
+    assert prompts.render(tasks.get("viggo"), rows["viggo"][0], "special", tok).endswith("<START_A>")
     with pytest.raises(ValueError):
-        prompts.messages("viggo", rows["viggo"][0], "special")
+        prompts.messages(tasks.get("viggo"), rows["viggo"][0], "special")
 
 
 @pytest.mark.parametrize("task", TASKS)
 def test_few_shot_text_is_plain_and_its_stops_end_each_answer(task, rows, tok):
     row = rows[task][0]
-    text = prompts.render(task, row, "few_shot_text", tok)
+    text = prompts.render(tasks.get(task), row, "few_shot_text", tok)
     assert prompts.default_bos(tok) == ""  # SmolLM2's tokenizer adds no BOS
     assert "<|im_start|>" not in text and text.startswith(tasks.get(task).system)
     assert text.endswith(f"{tasks.get(task).question(row)}\n{tasks.get(task).answer_label}")
@@ -106,4 +106,4 @@ def test_few_shot_text_is_plain_and_its_stops_end_each_answer(task, rows, tok):
         continuation = f" {answer}\n\n{tasks.get(task).question(row)}"
         assert cut_at_stop(continuation, stops) == f" {answer}"
     with pytest.raises(ValueError, match="local models"):
-        prompts.messages(task, row, "few_shot_text")
+        prompts.messages(tasks.get(task), row, "few_shot_text")

@@ -80,9 +80,9 @@ def test_a_user_task_loads_renders_and_scores_with_its_own_function(tmp_path, ru
     assert (t.name, t.metrics, t.primary) == ("addition", ("same", "length"), "same")
     row = prepare.load_split(str(path), "test")[0]
     assert row == ROWS[36]
-    assert prompts.messages(str(path), row, "chat") == [
+    assert prompts.messages(tasks.get(str(path)), row, "chat") == [
         {"role": "user", "content": f"Add the two numbers.\n\n{row['prompt']}"}]
-    assert len(prompts.messages(str(path), row, "few_shot")) == 2 + 2 * 3  # system, 3 shots, the row
+    assert len(prompts.messages(tasks.get(str(path)), row, "few_shot")) == 2 + 2 * 3  # system, 3 shots, the row
     assert t.score("11", {"completion": "11"}) == {"same": True, "length": 0.2}
 
 
@@ -96,7 +96,7 @@ def test_chat_rows_and_a_missing_validation_split(tmp_path, runs_root):
     train_rows, val = (prepare.load_split(str(path), s) for s in ("train", "validation"))
     assert (len(train_rows), len(val)) == (27, 3)  # the last 10 % of train
     assert val[0]["prompt"] == ROWS[27]["prompt"] and val[0]["system"] == "Be brief."
-    assert prompts.messages(str(path), val[0], "chat")[0] == {"role": "system", "content": "Be brief."}
+    assert prompts.messages(tasks.get(str(path)), val[0], "chat")[0] == {"role": "system", "content": "Be brief."}
 
 
 @pytest.mark.parametrize("line, expected", [
@@ -384,7 +384,7 @@ def test_a_new_builtin_task_is_one_module_and_one_registry_line(tmp_path, runs_r
     monkeypatch.setattr(tasks, "_REGISTRY", dict(tasks._REGISTRY))  # this test's registry only
     t = tasks.register(module.TASK)
     assert tasks.get("reverse") is t and "reverse" in tasks.names() and t.scorer_id
-    msgs = prompts.messages("reverse", t.load("test")[0], "few_shot")
+    msgs = prompts.messages(t, t.load("test")[0], "few_shot")
     assert [m["content"] for m in msgs[1:5]] == ["Word: lora", "arol", "Word: token", "nekot"]
     assert msgs[-1]["content"] == "Word: model"
     assert prepare.load_split(t, "test") == t.load("test") and prepare.read_stats(t)["test"]["kept"] == 2

@@ -65,6 +65,16 @@ class Task:
         if self.fmt not in ("chat", "text"):
             raise ValueError(f"task {self.name!r}: fmt {self.fmt!r}; expected 'chat' or 'text'")
 
+    def rows(self, split: str, source: str = "local") -> list[dict]:
+        """A split from the task's own files ("local") or from the hub ("hub", built-in tasks)."""
+        if source == "local":
+            return self.load(split)
+        if source != "hub":
+            raise ValueError(f"unknown source {source!r}; expected 'local' or 'hub'")
+        if self.hub is None:
+            raise ValueError(f"task {self.name!r} has no hub copy; load it with source='local'")
+        return self.hub(split)
+
 
 def builtin(code: tuple[Path, ...], **kw) -> Task:
     """A built-in task; its scorer_id hashes its score function's source and its `code` files (the
