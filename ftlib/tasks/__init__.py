@@ -22,8 +22,27 @@ from ftlib.tasks import gsm8k, sql, user, viggo
 from ftlib.tasks.base import SPLITS, Task, check_name, safe_score
 from ftlib.tasks.user import check_spec, from_file, read_user_rows
 
-__all__ = ["BUILTIN", "GSM8K", "SPLITS", "SQL", "VIGGO", "Task", "check_name", "check_spec", "from_file", "get",
-           "gsm8k", "name", "names", "read_user_rows", "register", "safe_score", "sql", "user", "viggo"]
+__all__ = [
+    "BUILTIN",
+    "GSM8K",
+    "SPLITS",
+    "SQL",
+    "VIGGO",
+    "Task",
+    "check_name",
+    "check_spec",
+    "from_file",
+    "get",
+    "gsm8k",
+    "name",
+    "names",
+    "read_user_rows",
+    "register",
+    "safe_score",
+    "sql",
+    "user",
+    "viggo",
+]
 
 BUILTIN = (viggo.TASK, sql.TASK, gsm8k.TASK)  # the registry of built-in tasks, in display order
 VIGGO, SQL, GSM8K = BUILTIN
@@ -50,8 +69,7 @@ def get(spec: str | Task) -> Task:
         if not path.exists() and not path.is_absolute() and (paths.ROOT / path).exists():
             path = paths.ROOT / path
         return register(from_file(path))
-    raise ValueError(f"unknown task {spec!r}; expected one of {list(_REGISTRY)} or the path of a task "
-                     "file (.json)")
+    raise ValueError(f"unknown task {spec!r}; expected one of {list(_REGISTRY)} or the path of a task file (.json)")
 
 
 def name(spec: str | Task) -> str:

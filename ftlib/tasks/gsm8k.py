@@ -25,6 +25,7 @@ FIELDS = ("question", "answer")
 VALIDATION_ROWS = 500
 HUB_ID = "openai/gsm8k"
 
+
 def _final_number(text: str) -> Decimal | None:
     """The first number after the last `####`, else the last number (`scorers.last_number`)."""
     if not isinstance(text, str):
@@ -99,8 +100,16 @@ def gsm8k_correct(prediction: str, reference: str) -> bool:
     return pred is not None and ref is not None and pred == ref
 
 
-_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-        ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.USub: operator.neg, ast.UAdd: operator.pos}
+_OPS = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.USub: operator.neg,
+    ast.UAdd: operator.pos,
+}
 
 
 def _arith(node: ast.AST) -> float:
@@ -222,16 +231,22 @@ def hub(split: str) -> list[dict]:
 # Gold solutions are 287 tokens at the 99th percentile (415 at most) on the test set.
 TASK = builtin(
     code=(Path(__file__),),
-    name="gsm8k", load=load, hub=hub, fields=FIELDS,
+    name="gsm8k",
+    load=load,
+    hub=hub,
+    fields=FIELDS,
     question=lambda r: f"Problem: {r['question']}",
     reference=lambda r: r["answer"],
     # lm-evaluation-harness's two figures; the headline is strict-match (the first `#### <number>`)
     score=lambda p, r: gsm8k_lm_eval(p, r["answer"]),
-    metrics=("strict_match", "flexible_extract"), primary="strict_match",
+    metrics=("strict_match", "flexible_extract"),
+    primary="strict_match",
     instruction="Solve this math problem step by step. End with '#### ' followed by the final number.",
     system="You solve grade-school math word problems. Reason step by step, then write the final "
     "answer as a number on its own line after '#### ', for example:\n#### 42",
-    max_new_tokens=320, few_shot=3, answer_label="Solution:",
+    max_new_tokens=320,
+    few_shot=3,
+    answer_label="Solution:",
     text_stop=("\n\n", "\nProblem:"),  # a solution spans lines: it ends at a blank line or the next problem
     # worked examples without the calculator notes `<<4*2=8>>`, for readability
     shot_answer=lambda r: re.sub(r"<<[^>]*>>", "", r["answer"]),

@@ -18,11 +18,33 @@ FIELDS = ("meaning_representation", "target")
 CHALLENGE = {f"challenge_train_{p}_percent": p for p in (1, 2, 5, 10, 20)}
 HUB_ID = "GEM/viggo"
 
-VIGGO_FUNCTIONS = ("inform", "request", "give_opinion", "confirm", "verify_attribute", "suggest",
-                   "request_explanation", "recommend", "request_attribute")
-VIGGO_ATTRIBUTES = ("name", "exp_release_date", "release_year", "developer", "esrb", "rating",
-                    "genres", "player_perspective", "has_multiplayer", "platforms",
-                    "available_on_steam", "has_linux_release", "has_mac_release", "specifier")
+VIGGO_FUNCTIONS = (
+    "inform",
+    "request",
+    "give_opinion",
+    "confirm",
+    "verify_attribute",
+    "suggest",
+    "request_explanation",
+    "recommend",
+    "request_attribute",
+)
+VIGGO_ATTRIBUTES = (
+    "name",
+    "exp_release_date",
+    "release_year",
+    "developer",
+    "esrb",
+    "rating",
+    "genres",
+    "player_perspective",
+    "has_multiplayer",
+    "platforms",
+    "available_on_steam",
+    "has_linux_release",
+    "has_mac_release",
+    "specifier",
+)
 _VIGGO_METRICS = ("function", "attribute_types", "attribute_order", "exact")
 # Tried in turn: a known function opening an attribute (skips prose like "I inform (you)"), any
 # known function, then any `name(attr[` so a made-up function still parses (and scores wrong).
@@ -45,8 +67,8 @@ def _attributes(body: str) -> tuple[list[tuple[str, str]], bool]:
             depth += {"[": 1, "]": -1}.get(body[i], 0)
             i += 1
         if depth:
-            return pairs + [(m.group(1).lower(), body[m.end():].rstrip(" )"))], False
-        pairs.append((m.group(1).lower(), body[m.end(): i - 1]))
+            return pairs + [(m.group(1).lower(), body[m.end() :].rstrip(" )"))], False
+        pairs.append((m.group(1).lower(), body[m.end() : i - 1]))
         pos = i
     rest = body[pos:].strip()
     return pairs, rest == "" or rest.startswith(")")
@@ -185,23 +207,34 @@ def viggo_shots(train_rows: list[dict]) -> list[dict]:
 # (docs/measurements.md); full fine-tuning over lr x (examples, epochs), then LoRA.
 _SHAPES = ((800, 4), (1600, 2), (3200, 1))
 SWEEP = tuple(("full", lr, n, e) for lr in (1e-4, 2e-4, 4e-4) for n, e in _SHAPES) + tuple(
-    ("lora", lr, 1600, 2) for lr in (5e-4, 1e-3, 2e-3))
+    ("lora", lr, 1600, 2) for lr in (5e-4, 1e-3, 2e-3)
+)
 
 # Gold MRs are 73 tokens at the 99th percentile (80 at most) on the test set: 96 leaves room; longer
 # outputs are almost always a model that never stops.
 TASK = builtin(
     code=(Path(__file__),),
-    name="viggo", load=load, hub=hub, fields=FIELDS, splits=SPLITS + tuple(CHALLENGE),
+    name="viggo",
+    load=load,
+    hub=hub,
+    fields=FIELDS,
+    splits=SPLITS + tuple(CHALLENGE),
     question=lambda r: f"Sentence: {r['target']}",
     reference=lambda r: r["meaning_representation"],
     score=lambda p, r: score_viggo(p, r["meaning_representation"]),
-    metrics=_VIGGO_METRICS, primary="attribute_types",
+    metrics=_VIGGO_METRICS,
+    primary="attribute_types",
     instruction="Convert this video game sentence into a meaning representation.",
-    system=SYSTEM, max_new_tokens=96, few_shot=viggo_shots, answer_label="Meaning representation:",
-    strict="exact", with_answer=lambda r, p: {**r, "meaning_representation": p.strip()},
+    system=SYSTEM,
+    max_new_tokens=96,
+    few_shot=viggo_shots,
+    answer_label="Meaning representation:",
+    strict="exact",
+    with_answer=lambda r, p: {**r, "meaning_representation": p.strip()},
     error_kind=lambda p, rec: viggo_error_kind(p, rec["reference"]),
     record_row=lambda rec: {"meaning_representation": rec["reference"]},
-    row_id=lambda r: r.get("gem_id"), title="ViGGO (function + attribute types)",
+    row_id=lambda r: r.get("gem_id"),
+    title="ViGGO (function + attribute types)",
     corrupt=corrupt_viggo,
     rounds_metrics=("function",),  # the function alone moves long before function + attribute types do
     sweep_grid=SWEEP,

@@ -10,5 +10,13 @@
 from ftlib.tasks.sql.match import sql_error_kind, sql_execution_match
 from ftlib.tasks.sql.task import TASK, schema_overlap, score_sql, sql_row, sql_split_of, sql_tables
 
-__all__ = ["TASK", "schema_overlap", "score_sql", "sql_error_kind", "sql_execution_match", "sql_row",
-           "sql_split_of", "sql_tables"]
+__all__ = [
+    "TASK",
+    "schema_overlap",
+    "score_sql",
+    "sql_error_kind",
+    "sql_execution_match",
+    "sql_row",
+    "sql_split_of",
+    "sql_tables",
+]

@@ -32,9 +32,12 @@ def score_sql(prediction: str, gold: str, context: str) -> dict[str, bool]:
     (the gold can judge: it selects something and its databases tell it from its mutants). Where it
     cannot, execution_match is left out, so the headline's n counts judged items only."""
     kind = compare(prediction, gold, context)
-    out = {"execution_match": kind == "correct",
-           "valid_sql": kind in ("correct", "wrong_columns", "wrong_rows"),
-           "extracted": kind != "no_sql", "judged": kind != "unjudgeable"}
+    out = {
+        "execution_match": kind == "correct",
+        "valid_sql": kind in ("correct", "wrong_columns", "wrong_rows"),
+        "extracted": kind != "no_sql",
+        "judged": kind != "unjudgeable",
+    }
     if kind == "unjudgeable":
         del out["execution_match"], out["valid_sql"], out["extracted"]
     return out
@@ -111,27 +114,39 @@ def schema_overlap(train: list[dict], test: list[dict]) -> dict[str, int]:
 
 
 # The recipe sweep's arms: 2,729 usable rows, so the budget is epochs of all of them.
-SWEEP = (tuple(("full", lr, None, 2) for lr in (1e-4, 2e-4, 4e-4)) + tuple(("full", 2e-4, None, e) for e in (1, 3))
-         + tuple(("lora", lr, None, 2) for lr in (1e-3, 2e-3)))
+SWEEP = (
+    tuple(("full", lr, None, 2) for lr in (1e-4, 2e-4, 4e-4))
+    + tuple(("full", 2e-4, None, e) for e in (1, 3))
+    + tuple(("lora", lr, None, 2) for lr in (1e-3, 2e-3))
+)
 
 # Gold queries are 127 tokens at the 99th percentile (179 at most) on the test set, plus the <SQL> tags.
 TASK = builtin(
     code=tuple(sorted(Path(__file__).parent.glob("*.py"))),
-    name="sql", load=load, hub=hub, fields=FIELDS,
+    name="sql",
+    load=load,
+    hub=hub,
+    fields=FIELDS,
     question=lambda r: f"Tables: {r['context']}\nQuestion: {r['question']}",
     reference=lambda r: f"<SQL>{r['answer']}</SQL>",
     score=lambda p, r: score_sql(p, r["answer"], r["context"]),
-    metrics=("execution_match", "valid_sql", "extracted", "judged"), primary="execution_match",
+    metrics=("execution_match", "valid_sql", "extracted", "judged"),
+    primary="execution_match",
     instruction="Write the SQLite query that answers the question, using these tables. "
     "Put the query inside <SQL>...</SQL>.",
     system="You write SQLite queries. Given CREATE TABLE statements and a question, answer with one "
     "SQL query that answers the question, inside <SQL>...</SQL>, and nothing else.",
-    max_new_tokens=160, few_shot=3, answer_label="Query:",
+    max_new_tokens=160,
+    few_shot=3,
+    answer_label="Query:",
     # a gold query that does not run on its own context can be neither learned nor scored
     usable=match.sql_gold_usable,
     with_answer=lambda r, p: {**r, "answer": extract_sql(p) or p.strip()},
     error_kind=lambda p, rec: match.sql_error_kind(p, sql_row(rec)["answer"], sql_row(rec)["context"]),
-    record_row=sql_row, row_id=lambda r: r.get("row_index"), title="SQL (execution match)",
-    audit=match.audit_rows, flagged=lambda r: varchar_number_comparison(r["context"], r["answer"]),
+    record_row=sql_row,
+    row_id=lambda r: r.get("row_index"),
+    title="SQL (execution match)",
+    audit=match.audit_rows,
+    flagged=lambda r: varchar_number_comparison(r["context"], r["answer"]),
     sweep_grid=SWEEP,
 )
