@@ -102,7 +102,7 @@ def test_qwen_template_renders_the_projects_chat_prompts():
     assert tok.eos_token == "<|im_end|>" and tok.pad_token == "<|endoftext|>"
     from ftlib import prepare
 
-    row = prepare.items("sql", "test", 1)[0][1]
+    row = prepare.items(tasks.SQL, "test", 1)[0][1]
     for style in ("chat", "zero_shot", "few_shot"):
         msgs = prompts.messages(tasks.SQL, row, style)
         text = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
