@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from ftlib import data, models, paths, prompts
+from ftlib import data, models, paths, prompts, tasks
 
 ALIAS = "qwen2.5-coder-1.5b"
 
@@ -47,8 +47,8 @@ def main() -> None:
     tok = models.load_tokenizer(ALIAS)
     batches = []
     for row in data.load_rows("sql", "test")[: args.n]:
-        prompt = tok(prompts.render("sql", row, "few_shot", tok), add_special_tokens=False)["input_ids"]
-        answer = tok(prompts.reference("sql", row), add_special_tokens=False)["input_ids"]
+        prompt = tok(prompts.render(tasks.SQL, row, "few_shot", tok), add_special_tokens=False)["input_ids"]
+        answer = tok(tasks.SQL.reference(row), add_special_tokens=False)["input_ids"]
         batches.append((torch.tensor([prompt + answer]), len(prompt)))
     positions = sum(ids.shape[1] - start for ids, start in batches)
     def fp32_ref():

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ftlib import data, models, prompts, runs
+from ftlib import data, models, prompts, runs, tasks
 from ftlib.backends.local import LocalGenerator, eos_ids, shared_prefix_len
 
 ARMS = ("own-fp32", "own-compile", "own-b96", "own-b192", "hf-batched", "static", "static-compile", "cb",
@@ -209,7 +209,7 @@ def harness_generator(b: Bench, **kw) -> LocalGenerator:
 
 
 def texts_for(tok, n: int) -> list[str]:
-    return [prompts.render("viggo", r, "chat", tok) for r in data.load_rows("viggo", "test")[:n]]
+    return [prompts.render(tasks.VIGGO, r, "chat", tok) for r in data.load_rows("viggo", "test")[:n]]
 
 
 def run_arm(name: str, b: Bench, args) -> tuple[Result, torch.dtype]:

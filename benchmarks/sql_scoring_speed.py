@@ -20,14 +20,18 @@ import time
 from io import BytesIO
 from pathlib import Path
 
-from ftlib import paths, tasks
+from ftlib import paths
+from ftlib.tasks import sql
 
 CHILD = r"""
 import json, sys, time
-from ftlib import evals
+try:
+    from ftlib.tasks.sql import sql_execution_match
+except ImportError:  # a baseline from before ftlib/tasks/ was a package
+    from ftlib.evals import sql_execution_match
 items = json.load(open(sys.argv[1]))
 start = time.perf_counter()
-matched = sum(evals.sql_execution_match(p, g, c) for p, g, c in items)
+matched = sum(sql_execution_match(p, g, c) for p, g, c in items)
 print(json.dumps({"seconds": time.perf_counter() - start, "matched": matched}))
 """
 
@@ -46,7 +50,7 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(paths.ROOT)
     records = [json.loads(line) for line in (root / args.predictions).read_text().splitlines() if line.strip()]
-    items = [(r["prediction"], tasks.sql_row(r)["answer"], tasks.sql_row(r)["context"]) for r in records]
+    items = [(r["prediction"], sql.sql_row(r)["answer"], sql.sql_row(r)["context"]) for r in records]
     with tempfile.TemporaryDirectory() as tmp:
         items_file = Path(tmp) / "items.json"
         items_file.write_text(json.dumps(items))

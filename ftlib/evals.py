@@ -1,311 +1,64 @@
-"""Scorers for the three tasks: pure functions that never raise on any model output.
+"""Scores with their intervals: per-example scores -> means with 95% intervals (`summarize`), and
+`Score`, one such figure, as report, sweep, rounds and plots pass it around and print it.
 
-- ViGGO: function, attribute types (as a set), their order, exact values (value lists as sets);
-  every level needs a well-formed meaning representation (its parentheses and brackets closed).
-- GSM8K: lm-evaluation-harness's two figures, `strict_match` (its "strict-match": the first number
-  after `#### `) and `flexible_extract` ("flexible-extract": the last number in the text), compared
-  as strings after its normalisation; the headline is strict_match, which does not credit an answer
-  that never states one and happens to end on the gold number.
-- SQL: execution match on databases chosen to tell each gold query from its near-miss mutants, any
-  column order, row order only on the gold's ORDER BY keys (`ftlib.sql`).
-
-Which scorer a task uses, and its metrics, are part of the task's declaration (`ftlib.tasks`);
-`score_row` looks it up. `summarize` turns per-example scores into means with 95% intervals.
-The `*_error_kind` functions give one word per failure for error analysis.
+The scorers themselves belong to their tasks (`ftlib.tasks.viggo`, `.gsm8k`, `.sql`, a user's task
+file): `Task.score` gives one example's scores, this module summarizes them.
 """
 
 from __future__ import annotations
 
-import ast
 import math
-import operator
-import re
-from decimal import Decimal, InvalidOperation
-
-from ftlib.sql.match import audit_gold, audit_rows, compare, sql_error_kind, sql_execution_match, sql_gold_usable
-from ftlib.sql.sandbox import extract_sql
-
-__all__ = [
-    "VIGGO_ATTRIBUTES", "VIGGO_FUNCTIONS", "audit_gold", "audit_rows", "extract_gsm8k_answer",
-    "extract_sql", "gsm8k_correct", "gsm8k_error_kind", "gsm8k_lm_eval", "parse_viggo", "proportion_ci", "score_row",
-    "score_viggo", "sql_error_kind", "sql_execution_match", "sql_gold_usable", "summarize",
-    "viggo_error_kind",
-]
-
-VIGGO_FUNCTIONS = ("inform", "request", "give_opinion", "confirm", "verify_attribute", "suggest",
-                   "request_explanation", "recommend", "request_attribute")
-VIGGO_ATTRIBUTES = ("name", "exp_release_date", "release_year", "developer", "esrb", "rating",
-                    "genres", "player_perspective", "has_multiplayer", "platforms",
-                    "available_on_steam", "has_linux_release", "has_mac_release", "specifier")
-_VIGGO_METRICS = ("function", "attribute_types", "attribute_order", "exact")
-# Tried in turn: a known function opening an attribute (skips prose like "I inform (you)"), any
-# known function, then any `name(attr[` so a made-up function still parses (and scores wrong).
-_FUNCTION_PATTERNS = (
-    re.compile(rf"\b({'|'.join(VIGGO_FUNCTIONS)})\s*\(\s*\w+\s*\["),
-    re.compile(rf"\b({'|'.join(VIGGO_FUNCTIONS)})\s*\("),
-    re.compile(r"\b([A-Za-z_]\w*)\s*\(\s*\w+\s*\["),
-)
-_ATTRIBUTE = re.compile(r"\s*,?\s*(\w+)\s*\[")
+from dataclasses import dataclass
 
 
-def _attributes(body: str) -> tuple[list[tuple[str, str]], bool]:
-    """`name[value], ...` pairs of an MR body (a value runs to its matching `]` and may hold anything),
-    and whether the MR is well formed: every `[` closed, then the function's `)` or the end of the text
-    (a lone lost `)` is forgiven; a cut or a repeat until the token cap is not)."""
-    pairs, pos = [], 0
-    while m := _ATTRIBUTE.match(body, pos):
-        depth, i = 1, m.end()
-        while i < len(body) and depth:
-            depth += {"[": 1, "]": -1}.get(body[i], 0)
-            i += 1
-        if depth:
-            return pairs + [(m.group(1).lower(), body[m.end():].rstrip(" )"))], False
-        pairs.append((m.group(1).lower(), body[m.end(): i - 1]))
-        pos = i
-    rest = body[pos:].strip()
-    return pairs, rest == "" or rest.startswith(")")
+@dataclass(frozen=True)
+class Score:
+    """A score with its 95% interval and the items it counts (value and interval as fractions; None:
+    not measured). Tables keep their own columns: `row()` for score/ci_low/ci_high/n, `named(m)` for
+    m/m_ci_low/m_ci_high."""
 
+    value: float | None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n: int | None = None
 
-def parse_viggo(text: str) -> tuple[str, list[tuple[str, str]]] | None:
-    """The function and (attribute, value) pairs of a well-formed meaning representation, or None
-    (also for one that never closes, as a model looping until its token cap writes).
+    @classmethod
+    def of(cls, metric: dict | None) -> Score:
+        """One metric of a summary, as `summarize` writes it ({mean, ci_low, ci_high, n}); None: not measured.
 
-    >>> parse_viggo("MR: inform(name[X], esrb[E 10+ (for Everyone 10 and Older)], genres[driving/racing, sport])")
-    ('inform', [('name', 'X'), ('esrb', 'E 10+ (for Everyone 10 and Older)'), ('genres', 'driving/racing, sport')])
-    >>> parse_viggo("verify_attribute(player_perspective[], rating[good], player_perspective[") is None
-    True
-    """
-    if not isinstance(text, str):
-        return None
-    m = next((m for m in (p.search(text) for p in _FUNCTION_PATTERNS) if m), None)
-    if m is None:
-        return None
-    start = text.index("(", m.start()) + 1
-    pairs, closed = _attributes(text[start:])
-    return (m.group(1).lower(), pairs) if closed else None
+        >>> Score.of({"mean": 0.5, "ci_low": 0.2, "ci_high": 0.8, "n": 10}).row()
+        {'score': 0.5, 'ci_low': 0.2, 'ci_high': 0.8, 'n': 10}
+        """
+        m = metric or {}
+        return cls(m.get("mean"), m.get("ci_low"), m.get("ci_high"), m.get("n"))
 
+    @classmethod
+    def from_row(cls, row: dict) -> Score:
+        """A table row's score (columns score, ci_low, ci_high, n)."""
+        return cls(row.get("score"), row.get("ci_low"), row.get("ci_high"), row.get("n"))
 
-def _value_set(value: str) -> frozenset[str]:
-    return frozenset(v.strip() for v in value.split(",") if v.strip())
+    def text(self) -> str:
+        """As the README writes it, in %: `96.8 [95.5, 97.7] (n=1,083)`; "not run" without a value.
 
+        >>> Score(0.96768, 0.9549, 0.97702, 1083).text()
+        '96.8 [95.5, 97.7] (n=1,083)'
+        """
+        if self.value is None:
+            return "not run"
+        return f"{100 * self.value:.1f} [{100 * self.ci_low:.1f}, {100 * self.ci_high:.1f}] (n={self.n:,})"
 
-def score_viggo(prediction: str, reference: str) -> dict[str, bool]:
-    """Four nested checks: function; + attribute types as a set; + their order; + every value.
+    def rounded(self, digits: int = 4) -> Score:
+        """Value and interval rounded (as the committed tables hold them)."""
+        r = [None if v is None else round(v, digits) for v in (self.value, self.ci_low, self.ci_high)]
+        return Score(*r, self.n)
 
-    >>> score_viggo("give_opinion(rating[good], name[X])", "give_opinion(name[X], rating[poor])")
-    {'function': True, 'attribute_types': True, 'attribute_order': False, 'exact': False}
-    """
-    pred, ref = parse_viggo(prediction), parse_viggo(reference)
-    out = dict.fromkeys(_VIGGO_METRICS, False)
-    if pred is None or ref is None or pred[0] != ref[0]:
-        return out
-    out["function"] = True
-    names_p, names_r = [a for a, _ in pred[1]], [a for a, _ in ref[1]]
-    out["attribute_types"] = set(names_p) == set(names_r)
-    out["attribute_order"] = out["attribute_types"] and names_p == names_r
-    values_p = [(a, _value_set(v)) for a, v in pred[1]]
-    out["exact"] = out["attribute_order"] and values_p == [(a, _value_set(v)) for a, v in ref[1]]
-    return out
+    def row(self) -> dict:
+        """The columns score, ci_low, ci_high, n."""
+        return {"score": self.value, "ci_low": self.ci_low, "ci_high": self.ci_high, "n": self.n}
 
-
-def viggo_error_kind(prediction: str, reference: str) -> str:
-    """One word: correct, unparsable, wrong_function, missing_attribute, extra_attribute,
-    wrong_attributes (both), wrong_order or wrong_value."""
-    s = score_viggo(prediction, reference)
-    if s["exact"]:
-        return "correct"
-    pred, ref = parse_viggo(prediction), parse_viggo(reference)
-    if pred is None or ref is None:
-        return "unparsable"
-    if not s["function"]:
-        return "wrong_function"
-    if not s["attribute_types"]:
-        missing = {a for a, _ in ref[1]} - {a for a, _ in pred[1]}
-        extra = {a for a, _ in pred[1]} - {a for a, _ in ref[1]}
-        return "wrong_attributes" if missing and extra else "missing_attribute" if missing else "extra_attribute"
-    return "wrong_order" if not s["attribute_order"] else "wrong_value"
-
-
-_NUMBER = re.compile(r"-?\$?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
-
-
-def extract_gsm8k_answer(text: str) -> str | None:
-    """The number after the last `####`, else the last number; commas and `$` removed.
-
-    >>> extract_gsm8k_answer("She makes 9 * 2 = $18.\\n#### 1,018.")
-    '1018'
-    >>> extract_gsm8k_answer("about -3.5 apples") , extract_gsm8k_answer("none") is None
-    ('-3.5', True)
-    """
-    if not isinstance(text, str):
-        return None
-    tail = text.rsplit("####", 1)[1] if "####" in text else ""
-    m = _NUMBER.search(tail)
-    numbers = [m] if m else list(_NUMBER.finditer(text))[-1:]
-    if not numbers:
-        return None
-    return numbers[0].group(0).replace(",", "").replace("$", "").rstrip(".")
-
-
-# lm-evaluation-harness, tasks/gsm8k/gsm8k.yaml: the two filters and exact_match's normalisation.
-_STRICT = re.compile(r"#### (\-?[0-9\.\,]+)")
-_FLEXIBLE = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
-_IGNORE = (",", r"\$", r"(?s).*#### ", r"\.$")
-
-
-def lm_eval_gsm8k_answer(text: str, mode: str) -> str | None:
-    """The answer lm-evaluation-harness's filter takes: mode "strict" is the first `#### <number>`,
-    "flexible" the last number-like token; None where it finds none (its "[invalid]").
-
-    >>> lm_eval_gsm8k_answer("2 + 3 = 5\\n#### 5.\\n#### 7", "strict"), lm_eval_gsm8k_answer("so $1,018.", "flexible")
-    ('5.', '$1,018.')
-    """
-    if not isinstance(text, str):
-        return None
-    found = (_STRICT if mode == "strict" else _FLEXIBLE).findall(text)
-    if not found:
-        return None
-    pick = found[0] if mode == "strict" else found[-1]
-    if isinstance(pick, tuple):
-        pick = next((g for g in pick if g), "")
-    return pick.strip() or None
-
-
-def _lm_eval_normal(text: str) -> str:
-    """exact_match's normalisation of both sides: drop `,`, `$`, everything up to `#### `, a final `.`."""
-    for pattern in _IGNORE:
-        text = re.sub(pattern, "", text)
-    return text.lower()
-
-
-def gsm8k_lm_eval(prediction: str, reference: str) -> dict[str, bool]:
-    """strict_match and flexible_extract as lm-evaluation-harness scores them (string equality).
-
-    >>> gsm8k_lm_eval("... 18 eggs ... 18 ... 18", "... #### 18")
-    {'strict_match': False, 'flexible_extract': True}
-    """
-    out = {}
-    for key, mode in (("strict_match", "strict"), ("flexible_extract", "flexible")):
-        answer = lm_eval_gsm8k_answer(prediction, mode)
-        out[key] = answer is not None and _lm_eval_normal(answer) == _lm_eval_normal(str(reference))
-    return out
-
-
-def _number(text: str | None) -> Decimal | None:
-    try:
-        return Decimal(text) if text is not None else None
-    except InvalidOperation:
-        return None
-
-
-def gsm8k_correct(prediction: str, reference: str) -> bool:
-    """Whether the prediction's final number equals the reference's, numerically (18 == 18.0).
-
-    >>> gsm8k_correct("so the answer is 18.0", "... #### 18")
-    True
-    """
-    pred, ref = _number(extract_gsm8k_answer(prediction)), _number(extract_gsm8k_answer(reference))
-    return pred is not None and ref is not None and pred == ref
-
-
-_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-        ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.USub: operator.neg, ast.UAdd: operator.pos}
-
-
-def _arith(node: ast.AST) -> float:
-    """Evaluate +, -, *, /, //, % over numbers only (no names, no calls, no powers: safe on model text)."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
-        return node.value
-    if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
-        return _OPS[type(node.op)](_arith(node.left), _arith(node.right))
-    if isinstance(node, ast.UnaryOp) and type(node.op) in _OPS:
-        return _OPS[type(node.op)](_arith(node.operand))
-    raise ValueError("not plain arithmetic")
-
-
-def calculator_notes(text: str) -> list[tuple[str, str]]:
-    """The (expression, result) of every GSM8K calculator note `<<expression=result>>` in a text.
-
-    >>> calculator_notes("4*3=<<4*3=12>>12 and <<12/2=6>>6")
-    [('4*3', '12'), ('12/2', '6')]
-    """
-    return re.findall(r"<<([^<>=]{1,200})=([^<>=]{1,50})>>", text if isinstance(text, str) else "")
-
-
-_NOT_ARITHMETIC = (SyntaxError, ValueError, TypeError, ZeroDivisionError, OverflowError, RecursionError, MemoryError)
-
-
-def arithmetic(expression: str) -> float | None:
-    """The value of a calculator note's expression (+ - * / // % over numbers), None if it is not one.
-
-    >>> arithmetic("1,200*3/4"), arithmetic("x+1")
-    (900.0, None)
-    """
-    try:
-        return _arith(ast.parse(expression.replace(",", "").replace("$", ""), mode="eval").body)
-    except _NOT_ARITHMETIC:
-        return None
-
-
-def note_is_wrong(expression: str, result: str) -> bool:
-    """Whether a calculator note `<<expression=result>>` is arithmetically wrong."""
-    value = arithmetic(expression)
-    try:
-        stated = float(result.replace(",", "").replace("$", ""))
-    except ValueError:
-        return False  # not checkable: not counted as a slip
-    return value is not None and not math.isclose(value, stated, rel_tol=1e-4, abs_tol=1e-2)
-
-
-def calculator(text: str) -> str | None:
-    """What a calculator appends to a text that has just opened a GSM8K note: `...<<48/2=` -> `24>>`.
-
-    The notes in GSM8K's answers were written for this: a calculator computes what the model would
-    otherwise have to (a 135M model gets about a quarter of them wrong).
-
-    >>> calculator("She sold 48/2 = <<48/2="), calculator("<<7/2="), calculator("no note =")
-    ('24>>', '3.5>>', None)
-    """
-    match = re.search(r"<<([^<>=]{1,200})=$", text)
-    value = arithmetic(match.group(1)) if match else None
-    if value is None or not math.isfinite(value):
-        return None
-    return f"{round(value, 6):g}>>" if abs(value) < 1e15 else None
-
-
-def gsm8k_error_kind(prediction: str, reference: str) -> str:
-    """One word by the headline (strict-match): correct, no_answer (no `#### <number>`),
-    arithmetic_slip (a `<<a=b>>` annotation is wrong) or wrong_reasoning.
-
-    >>> gsm8k_error_kind("3 + 4 = <<3+4=8>>8\\n#### 8", "#### 7")
-    'arithmetic_slip'
-    """
-    if gsm8k_lm_eval(prediction, reference)["strict_match"]:
-        return "correct"
-    if lm_eval_gsm8k_answer(prediction, "strict") is None:
-        return "no_answer"
-    notes = calculator_notes(prediction)
-    return "arithmetic_slip" if any(note_is_wrong(e, r) for e, r in notes) else "wrong_reasoning"
-
-
-def score_sql(prediction: str, gold: str, context: str) -> dict[str, bool]:
-    """execution_match, valid_sql (a query that runs), extracted (a query was found at all) and judged
-    (the gold can judge: it selects something and its databases tell it from its mutants). Where it
-    cannot, execution_match is left out, so the headline's n counts judged items only."""
-    kind = compare(prediction, gold, context)
-    out = {"execution_match": kind == "correct",
-           "valid_sql": kind in ("correct", "wrong_columns", "wrong_rows"),
-           "extracted": kind != "no_sql", "judged": kind != "unjudgeable"}
-    if kind == "unjudgeable":
-        del out["execution_match"], out["valid_sql"], out["extracted"]
-    return out
-
-
-def score_row(task: str, prediction: str, row: dict) -> dict:
-    """Score one prediction against a row of the task (a spec of `ftlib.tasks.get`)."""
-    from ftlib import tasks
-
-    return tasks.get(task).score(prediction, row)
+    def named(self, name: str) -> dict:
+        """The columns <name>, <name>_ci_low, <name>_ci_high (several scores in one row)."""
+        return {name: self.value, f"{name}_ci_low": self.ci_low, f"{name}_ci_high": self.ci_high}
 
 
 def proportion_ci(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -361,13 +114,12 @@ def summarize(scores: list[dict]) -> dict[str, dict]:
     return out
 
 
-def metric_means(task: str, scores: list[dict]) -> dict:
-    """Each metric of a task as its mean over examples (0.0 for none), plus n.
+def metric_means(metrics: tuple[str, ...], scores: list[dict]) -> dict:
+    """Each metric (a task's `metrics`) as its mean over examples (0.0 for none), plus n.
 
-    >>> metric_means("gsm8k", [{"strict_match": True, "flexible_extract": True}, {"strict_match": False}])
+    >>> metric_means(("strict_match", "flexible_extract"), [{"strict_match": True, "flexible_extract": True},
+    ...                                                     {"strict_match": False}])
     {'strict_match': 0.5, 'flexible_extract': 1.0, 'n': 2}
     """
-    from ftlib import tasks
-
     summary = summarize(scores)
-    return {**{k: summary[k]["mean"] if k in summary else 0.0 for k in tasks.get(task).metrics}, "n": len(scores)}
+    return {**{k: summary[k]["mean"] if k in summary else 0.0 for k in metrics}, "n": len(scores)}

@@ -31,8 +31,8 @@ from tqdm.auto import tqdm
 
 from ftlib import backends, evals, io, paths, prepare, prompts, scorers, tasks
 from ftlib.backends import Generator
+from ftlib.tasks import Task, gsm8k
 
-STYLE_ALIASES = {"finetuned": "chat"}  # train.py asks for "finetuned": the SFT prompt format
 CHUNK = 96  # examples per generate call: the unit of resumption (and of length sorting) ...
 
 
@@ -41,10 +41,10 @@ def chunk_size(gen: Generator) -> int:
     return max(CHUNK, 2 * getattr(gen, "batch_size", 0))
 
 
-def default_out_dir(model: str, task: str, split: str, style: str) -> Path:
+def default_out_dir(model: str, task: Task, split: str, style: str) -> Path:
     """runs/eval/<model>-<task>-<split>-<style>, the model spec made into a folder name."""
     name = re.sub(r"[^\w.-]+", "_", Path(model).name if Path(model).exists() else model)
-    return paths.runs_dir() / "eval" / f"{name}-{tasks.name(task)}-{split}-{style}"
+    return paths.runs_dir() / "eval" / f"{name}-{task.name}-{split}-{style}"
 
 
 def read_predictions(path: Path) -> list[dict]:
@@ -65,20 +65,20 @@ def read_predictions(path: Path) -> list[dict]:
     return good
 
 
-def unusable_in_split(task: str, split: str) -> int:
+def unusable_in_split(task: Task, split: str) -> int:
     """Rows of a prepared split that its task's declaration left out (0 for other splits)."""
-    stats = prepare.read_stats(task).get(split, {})
+    stats = prepare.stats(task).get(split, {})
     return stats.get("raw", 0) - stats.get("kept", 0)
 
 
-def _prompt(gen: Generator, task: str, row: dict, style: str):
+def _prompt(gen: Generator, task: Task, row: dict, style: str):
     """What the generator takes for a row: chat messages, or a string rendered for its tokenizer."""
     if gen.wants_messages:
         return prompts.messages(task, row, style)
     return prompts.render(task, row, style, gen.tokenizer)
 
 
-def _record(idx: int, task: tasks.Task, row: dict, prediction: str, seconds: float) -> dict:
+def _record(idx: int, task: Task, row: dict, prediction: str, seconds: float) -> dict:
     """One predictions.jsonl line (`idx`: the item's number in the prepared split), scored later."""
     rid = task.row_id(row) if task.row_id else None
     return {"idx": idx, "id": idx if rid is None else rid, "input": task.question(row),
@@ -88,7 +88,7 @@ def _record(idx: int, task: tasks.Task, row: dict, prediction: str, seconds: flo
 SCORE_TIMEOUT_S = 30.0  # per item: a scorer that takes longer is stuck (SQL's own bounds are tighter)
 
 
-def score_records(task: tasks.Task, records: dict[int, dict], rows: dict[int, dict], pred_path: Path) -> None:
+def score_records(task: Task, records: dict[int, dict], rows: dict[int, dict], pred_path: Path) -> None:
     """Score the records not yet scored by this scorer (`Task.scorer_id`), each in a bounded worker
     (`scorers.Bounded`), and rewrite predictions.jsonl whole once they are."""
     todo = [i for i, r in records.items() if r.get("scores") is None or r.get("scorer", "") != task.scorer_id]
@@ -122,10 +122,9 @@ def check_context(gen: Generator, rendered: dict[int, object], max_new: int) -> 
                              "examples (few_shot: 0 leaves them out)")
 
 
-def _run_chunks(gen: Generator, cfg: dict, todo: list, pred_path: Path, bar) -> None:
+def _run_chunks(gen: Generator, task: Task, style: str, todo: list, pred_path: Path, bar) -> None:
     """Generate the remaining examples, appending each chunk as it finishes (unscored: scoring
     comes after, so a scorer problem never costs the generation)."""
-    task, style = tasks.get(cfg["task"]), cfg["style"]
     max_new, stop = task.max_new_tokens, prompts.stop_strings(task, style)
     rendered = {i: _prompt(gen, task, r, style) for i, r in todo}
     check_context(gen, rendered, max_new)
@@ -139,9 +138,8 @@ def _run_chunks(gen: Generator, cfg: dict, todo: list, pred_path: Path, bar) -> 
         bar.update(len(chunk))
 
 
-def summarize_run(cfg: dict, records: list[dict], unusable: int, gen: Generator | None) -> dict:
+def summarize_run(cfg: dict, task: Task, records: list[dict], unusable: int, gen: Generator | None) -> dict:
     """The summary: each metric with its CI and n, plus timing and the evaluated config."""
-    task = tasks.get(cfg["task"])
     metrics = evals.summarize([r["scores"] for r in records])
     seconds = sum(r.get("seconds", 0.0) for r in records)
     stats = getattr(gen, "stats", None)
@@ -153,59 +151,61 @@ def summarize_run(cfg: dict, records: list[dict], unusable: int, gen: Generator 
             "tokens_per_s_this_session": round(stats.tokens_per_s, 1) if stats and stats.seconds else None}
 
 
-TOOLS = {"calculator": evals.calculator}  # decoding tools a local model can use (LocalGenerator.tool)
+TOOLS = {"calculator": gsm8k.calculator}  # decoding tools a local model can use (LocalGenerator.tool)
 
 
-def evaluate(model: str | Generator, task: str, split: str = "test", style: str = "chat",
+def evaluate(model: str | Generator, task: str | Task, split: str = "test", style: str = "chat",
              limit: int | None = None, out_dir: str | Path | None = None, tool: str | None = None,
              **gen_kw) -> dict:
     """Evaluate a model spec (or a Generator) on a task split; returns the summary dict.
 
+    `task`: a Task, or a spec resolved here once (config.json keeps the spec as given, a Task's name).
     `tool`: a name in TOOLS, e.g. "calculator" for GSM8K (recorded in the summary).
 
     >>> evaluate("smollm2-135m-instruct", "viggo", "test", "few_shot", limit=50)  # doctest: +SKIP
     """
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError(f"limit={limit!r}: expected an integer >= 1, or None (every item)")
-    style = STYLE_ALIASES.get(style, style)
+    t = tasks.get(task)
+    style = prompts.RENAMED_STYLES.get(style, style)
     if style not in prompts.STYLES:
         raise ValueError(f"unknown style {style!r}; expected one of {prompts.STYLES}")
     name = model if isinstance(model, str) else getattr(model, "spec", None) or type(model).__name__
     if Path(name).is_absolute():  # a model folder: relative to the repo, summaries travel between machines
         name = paths.shown(name)
-    out = Path(out_dir) if out_dir else default_out_dir(name, task, split, style)
-    cfg = {"model": name, "task": task, "split": split, "style": style, "limit": limit}
+    out = Path(out_dir) if out_dir else default_out_dir(name, t, split, style)
+    cfg = {"model": name, "task": task if isinstance(task, str) else t.name, "split": split, "style": style,
+           "limit": limit}
     if tool is not None:
         if tool not in TOOLS:
             raise ValueError(f"unknown tool {tool!r}; expected one of {list(TOOLS)}")
         cfg["tool"], gen_kw["tool"] = tool, TOOLS[tool]
-    scorer_id = tasks.get(task).scorer_id
     if (out / "summary.json").exists() and _same(saved := io.read_json(out / "summary.json"), cfg) \
-            and saved.get("scorer", "") == scorer_id:
+            and saved.get("scorer", "") == t.scorer_id:
         return saved  # finished, and scored by this scorer: skip
     with io.folder_lock(out, "an evaluation"):  # one process per folder: no item written twice
         _claim(out, cfg)
-        summary, records = _evaluate_in(out, cfg, model, gen_kw)
+        summary, records = _evaluate_in(out, cfg, t, model, gen_kw)
     _warn_scorer_errors(summary, records, out)
     return summary
 
 
-def _evaluate_in(out: Path, cfg: dict, model: str | Generator, gen_kw: dict) -> tuple[dict, dict]:
+def _evaluate_in(out: Path, cfg: dict, task: Task, model: str | Generator, gen_kw: dict) -> tuple[dict, dict]:
     """Generate the missing items, score the unscored, write the summary: (summary, records)."""
-    task, split, style = cfg["task"], cfg["split"], cfg["style"]
+    split, style = cfg["split"], cfg["style"]
     items = prepare.items(task, split, cfg["limit"])
     wanted = {i for i, _ in items}
     done = {r["idx"]: r for r in read_predictions(out / "predictions.jsonl") if r["idx"] in wanted}
     todo = [(i, r) for i, r in items if i not in done]
     gen = backends.from_spec(model, **gen_kw) if todo else None
-    with tqdm(total=len(items), initial=len(done), unit="ex", desc=f"{tasks.name(task)}/{style}") as bar:
+    with tqdm(total=len(items), initial=len(done), unit="ex", desc=f"{task.name}/{style}") as bar:
         if todo:
-            _run_chunks(gen, cfg, todo, out / "predictions.jsonl", bar)
+            _run_chunks(gen, task, style, todo, out / "predictions.jsonl", bar)
     records = {r["idx"]: r for r in read_predictions(out / "predictions.jsonl") if r["idx"] in wanted}
-    score_records(tasks.get(task), records, dict(items), out / "predictions.jsonl")
-    summary = summarize_run(cfg, [records[i] for i in sorted(records)], unusable_in_split(task, split), gen)
-    if tasks.get(task).scorer_id:
-        summary["scorer"] = tasks.get(task).scorer_id
+    score_records(task, records, dict(items), out / "predictions.jsonl")
+    summary = summarize_run(cfg, task, [records[i] for i in sorted(records)], unusable_in_split(task, split), gen)
+    if task.scorer_id:
+        summary["scorer"] = task.scorer_id
     io.write_json(out / "summary.json", summary)
     return summary, records
 
@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", default="smollm2-135m-instruct", help="model spec, or api:NAME")
     ap.add_argument("--task", required=True, help="viggo, sql, gsm8k or a task file (.json)")
     ap.add_argument("--split", default="test")
-    ap.add_argument("--style", default="chat", choices=prompts.STYLES + tuple(STYLE_ALIASES))
+    ap.add_argument("--style", default="chat", choices=prompts.STYLES + tuple(prompts.RENAMED_STYLES))
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--out", default=None, help="output folder (default runs/eval/<model>-<task>-...)")
     ap.add_argument("--batch-size", type=int, default=None)

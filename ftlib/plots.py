@@ -211,15 +211,15 @@ def loss_curves(histories: dict[str, list[dict]]):
 def score_bars(results: list[dict], title: str = ""):
     """The case study's figure: per task, bars with 95% CIs for each condition, 13B marks.
 
-    `results` rows: {task, label, mean, ci_low, ci_high, n} with mean and CI as fractions.
+    `results` rows: {task, label, score, ci_low, ci_high, n} with score and CI as fractions (`report.summary_row`).
     """
     shown = list(dict.fromkeys(r["task"] for r in results))
     fig, axes = plt.subplots(1, len(shown), figsize=(min(WIDTH, 3.4 * len(shown)), 4.6), squeeze=False)
     for ax, task in zip(axes[0], shown):
         rows = sorted((r for r in results if r["task"] == task), key=_bar_order)
         xs = range(len(rows))
-        means = [100 * r["mean"] for r in rows]
-        err = [[100 * (r["mean"] - r["ci_low"]) for r in rows], [100 * (r["ci_high"] - r["mean"]) for r in rows]]
+        means = [100 * r["score"] for r in rows]
+        err = [[100 * (r["score"] - r["ci_low"]) for r in rows], [100 * (r["ci_high"] - r["score"]) for r in rows]]
         # grey: our model untuned; green: fine-tuned; blue: any other model (a second size, an API)
         colors = ["tab:gray" if "untuned" in r["label"] else "tab:green" if "tuned" in r["label"]
                   else "tab:blue" for r in rows]

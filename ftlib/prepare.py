@@ -3,52 +3,38 @@
 `prepare(task)` writes `runs/data/<task>/{train,validation,test}.jsonl` and `stats.json`, and a
 rerun skips a task already prepared (a user's task is prepared again when its files change).
 Training, the harness, the rounds and the report all read these files (`load_split`, `items`):
-the item numbers in every predictions file index them. What it does beyond loading the task:
-- Any task: rows its declaration marks unusable (`Task.usable`) are left out of every split.
-- SQL: rows whose gold query does not execute on its own CREATE TABLE context (a column the
-  auto-generated context lacks, ...) are left out of every split: they cannot be scored and would
-  teach the model to name columns that do not exist. `stats.json` counts them and other defects.
-- Optionally the case study's filter: drop SQL rows whose query compares a VARCHAR column with a
-  number (`sql_filter_varchar_numbers=True`; off by default because the contexts here already type
-  such columns INTEGER in most rows: notebook 01 counts how many remain).
+the item numbers in every predictions file index them. What it does beyond loading the task, by the
+task's hooks:
+- rows its declaration marks unusable (`Task.usable`) are left out of every split (SQL: a gold query
+  that does not execute on its own CREATE TABLE context can be neither scored nor learned);
+- `Task.audit` counts the defects of each raw split into `stats.json` (SQL: `match.audit_rows`);
+- optionally the rows `Task.flagged` marks are dropped (`sql_filter_varchar_numbers=True`: the case
+  study's filter of SQL queries comparing a VARCHAR column with a number; off by default because the
+  contexts here already type such columns INTEGER in most rows: notebook 01 counts how many remain).
 """
 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 from ftlib import paths, tasks
 from ftlib.io import iter_jsonl, rows_hash, write_json, write_text_atomic
-from ftlib.sql import match, schema
-
-SPLITS = ("train", "validation", "test")
-_NUMBER_COMPARE = re.compile(r"(?:\w+\.)?(\w+)\s*(?:=|!=|<>|<=|>=|<|>)\s*-?\d+(?:\.\d+)?\b")
+from ftlib.tasks import SPLITS, Task
 
 
-def prepared_dir(task: str, root: Path | None = None) -> Path:
+def prepared_dir(task: Task, root: Path | None = None) -> Path:
     """Where a task's prepared splits live (`runs/data/<task name>/`)."""
-    return (root or paths.runs_dir() / "data") / tasks.name(task)
+    return (root or paths.runs_dir() / "data") / task.name
 
 
-def varchar_number_comparison(context: str, gold: str) -> bool:
-    """True if the query compares a VARCHAR column with a bare number (the case study's filter).
-
-    >>> varchar_number_comparison("CREATE TABLE t (age VARCHAR)", "SELECT * FROM t WHERE age > 30")
-    True
-    """
-    types = schema.column_types(context)
-    return any(types.get(col.lower(), "").startswith("VARCHAR") for col in _NUMBER_COMPARE.findall(gold))
-
-
-def _keep(t: tasks.Task, row: dict, filter_varchar_numbers: bool) -> bool:
+def _keep(t: Task, row: dict, drop_flagged: bool) -> bool:
     if t.usable is not None and not t.usable(row):
         return False
-    return not (filter_varchar_numbers and t.name == "sql" and varchar_number_comparison(row["context"], row["answer"]))
+    return not (drop_flagged and t.flagged is not None and t.flagged(row))
 
 
-def _is_current(out: Path, t: tasks.Task) -> bool:
+def _is_current(out: Path, t: Task) -> bool:
     """Prepared and, for a user's task, prepared from the files as they are now."""
     if not (out / "stats.json").exists():
         return False
@@ -58,53 +44,57 @@ def _is_current(out: Path, t: tasks.Task) -> bool:
     return all(stats.get(s, {}).get("raw_sha256_16") == rows_hash(t.load(s))[:16] for s in SPLITS)
 
 
-def prepare(task: str, *, root: Path | None = None, source: str = "local",
+def prepare(task: str | Task, *, root: Path | None = None, source: str = "local",
             sql_filter_varchar_numbers: bool = False) -> Path:
-    """Write a task's prepared splits and stats once; return the folder."""
-    t = tasks.get(task)
-    out = prepared_dir(t.name, root)
+    """Write a task's prepared splits and stats once; return the folder. `sql_filter_varchar_numbers`
+    (its name in stats.json): drop the rows the task flags. A spec is resolved here (`prepared`: a Task)."""
+    return prepared(tasks.get(task), root, source, sql_filter_varchar_numbers)
+
+
+def prepared(t: Task, root: Path | None = None, source: str = "local", drop_flagged: bool = False) -> Path:
+    """`prepare` for a resolved task."""
+    out = prepared_dir(t, root)
     if _is_current(out, t):
         return out
-    stats: dict = {"task": t.name, "source": t.source or source,
-                   "sql_filter_varchar_numbers": sql_filter_varchar_numbers}
+    stats: dict = {"task": t.name, "source": t.source or source, "sql_filter_varchar_numbers": drop_flagged}
     for split in SPLITS:
-        raw = _raw_rows(t, split, source)
-        kept = [r for r in raw if _keep(t, r, sql_filter_varchar_numbers)]
+        raw = t.rows(split, source)
+        kept = [r for r in raw if _keep(t, r, drop_flagged)]
         lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept)
         write_text_atomic(out / f"{split}.jsonl", lines)
         stats[split] = {"raw": len(raw), "kept": len(kept), "sha256_16": rows_hash(kept)[:16],
                         "raw_sha256_16": rows_hash(raw)[:16]}
-        if t.name == "sql":
-            stats[split]["audit"] = match.audit_rows(raw)
+        if t.audit is not None:
+            stats[split]["audit"] = t.audit(raw)
     write_json(out / "stats.json", stats)  # written last: its presence marks the task as prepared
     return out
 
 
-def _raw_rows(t: tasks.Task, split: str, source: str) -> list[dict]:
-    if source == "local":
-        return t.load(split)
-    from ftlib import data  # the hub copies of the built-in tasks
-
-    return data.load_rows(t.name, split, source)
-
-
-def load_split(task: str, split: str, *, root: Path | None = None, limit: int | None = None) -> list[dict]:
+def load_split(task: str | Task, split: str, *, root: Path | None = None, limit: int | None = None) -> list[dict]:
     """The prepared rows of one split (preparing the task first if needed); a split that is not
-    prepared (ViGGO's GEM subsets) is loaded and filtered the same way."""
-    t = tasks.get(task)
+    prepared (ViGGO's GEM subsets) is loaded and filtered the same way. A spec is resolved here."""
+    return split_rows(tasks.get(task), split, root, limit)
+
+
+def split_rows(t: Task, split: str, root: Path | None = None, limit: int | None = None) -> list[dict]:
+    """`load_split` for a resolved task."""
     if split in SPLITS:
-        folder = prepare(t, root=root)
-        rows = list(iter_jsonl(folder / f"{split}.jsonl", t.fields, strings=True))
+        rows = list(iter_jsonl(prepared(t, root) / f"{split}.jsonl", t.fields, strings=True))
     else:
         rows = [r for r in t.load(split) if _keep(t, r, False)]
     return rows[:limit] if limit is not None else rows
 
 
-def items(task: str, split: str, limit: int | None = None) -> list[tuple[int, dict]]:
+def items(t: Task, split: str, limit: int | None = None) -> list[tuple[int, dict]]:
     """(item number, row) of the first `limit` prepared rows: what every evaluation scores."""
-    return list(enumerate(load_split(task, split, limit=limit)))
+    return list(enumerate(split_rows(t, split, limit=limit)))
 
 
-def read_stats(task: str, root: Path | None = None) -> dict:
-    """The stats.json of a prepared task."""
-    return json.loads((prepared_dir(task, root) / "stats.json").read_text())
+def read_stats(task: str | Task, root: Path | None = None) -> dict:
+    """The stats.json of a prepared task (a spec is resolved here)."""
+    return stats(tasks.get(task), root)
+
+
+def stats(t: Task, root: Path | None = None) -> dict:
+    """`read_stats` for a resolved task."""
+    return json.loads((prepared_dir(t, root) / "stats.json").read_text())

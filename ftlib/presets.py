@@ -75,6 +75,17 @@ class Preset:
     train: dict  # overrides on the TrainConfig defaults (ftlib.train.preset)
     plan: Plan  # what the notebooks run (ftlib.plan)
     rounds: Sizes | None = None  # notebook 03's sizes (ftlib.strategies); None: no rounds
+    lora_lr: float | None = 1e-4  # method=lora without an explicit lr: the case study's LoRA lr (None:
+    #                               the preset's own lr)
+
+
+@dataclass(frozen=True)
+class SweepSizes:
+    """The recipe sweep's fixed settings (`ftlib.sweep`); each task's arms are its `Task.sweep_grid`."""
+
+    train_preset: str  # the preset every arm trains with
+    train: dict  # TrainConfig overrides of every arm
+    lora: dict  # ... and of the LoRA arms
 
 
 SMOKE = Preset(
@@ -93,6 +104,7 @@ SMOKE = Preset(
     rounds=Sizes("smoke", round_n=8, n_rounds=3, scratch_at=(2,), st_from=1, st_rounds=2, st_prompts=4,
                  quality_from=3, quality_n=8, fractions=(0.0, 0.5), seeds=(0, 1), sql_n=8, sql_round_n=8, sql_prompts=4,
                  eval_limit=2, mix_n=6, task_n=8, train=dict(max_steps=2, n_val=4, epochs=1)),
+    lora_lr=None,  # the smoke lr is large on purpose, for LoRA too
 )
 
 CPU = Preset(
@@ -207,6 +219,10 @@ SIZE_TUNED = {
 }
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (SMOKE, QUICK, CPU, FULL, GPU)}
+
+# The sweep (results/sweep/): CPU arms at batch 8, 100 validation rows for the loss; LoRA at rank 16
+# on all linear layers.
+SWEEP = SweepSizes("cpu", train=dict(batch_size=8, n_val=100), lora=dict(lora_r=16))
 
 
 def get(name: str) -> Preset:

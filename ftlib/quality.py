@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections import Counter
 from typing import Callable
 
-from ftlib import data, prepare, tasks
+from ftlib import tasks
+from ftlib.tasks import sql
 
 
-def key(task: str) -> Callable[[dict], str]:
+def key(task: tasks.Task) -> Callable[[dict], str]:
     """What makes two rows the same example: the task's input, lower-cased (SQL: question + tables)."""
-    t = tasks.get(task)
-    return lambda r: t.question(r).strip().lower()
+    return lambda r: task.question(r).strip().lower()
 
 
 def duplicates(rows: list[dict], key: Callable[[dict], str]) -> int:
@@ -29,39 +29,30 @@ def overlap(train: list[dict], test: list[dict], key: Callable[[dict], str]) -> 
     return sum(key(r) in seen for r in test)
 
 
-def schema_overlap(train: list[dict], test: list[dict]) -> dict[str, int]:
-    """SQL: test rows whose exact table set, or any one table name, also occurs in train."""
-    train_sets = {tuple(data.sql_tables(r["context"])) for r in train}
-    train_names = {t for s in train_sets for t in s}
-    sets = [tuple(data.sql_tables(r["context"])) for r in test]
-    return {
-        "test_rows": len(test),
-        "same_table_set": sum(s in train_sets for s in sets),
-        "shares_a_table_name": sum(any(t in train_names for t in s) for s in sets),
-    }
+schema_overlap = sql.schema_overlap  # notebook 01's name for the SQL task's check
 
 
 def varchar_number_rows(rows: list[dict]) -> int:
     """SQL rows the case study's filter would drop (a VARCHAR column compared with a number)."""
-    return sum(prepare.varchar_number_comparison(r["context"], r["answer"]) for r in rows)
+    return sum(sql.TASK.flagged(r) for r in rows)
 
 
-def split_report(task: str, splits: dict[str, list[dict]]) -> dict[str, int]:
+def split_report(task: str | tasks.Task, splits: dict[str, list[dict]]) -> dict[str, int]:
     """Duplicate and cross-split overlap counts for one task's prepared splits."""
-    same = key(task)
+    same = key(tasks.get(task))
     report = {f"duplicates_in_{s}": duplicates(rows, same) for s, rows in splits.items()}
     report["test_rows_also_in_train"] = overlap(splits["train"], splits["test"], same)
     report["validation_rows_also_in_train"] = overlap(splits["train"], splits["validation"], same)
     return report
 
 
-def token_lengths(task: str, rows: list[dict], tokenizer) -> list[int]:
+def token_lengths(task: str | tasks.Task, rows: list[dict], tokenizer) -> list[int]:
     """Tokens per training example (prompt + completion, chat template applied)."""
     from ftlib import prompts
 
-    out = []
+    t, out = tasks.get(task), []
     for row in rows:
-        ex = prompts.sft_example(task, row)
+        ex = prompts.sft_example(t, row)
         text = (ex["prompt"] + ex["completion"] if isinstance(ex["prompt"], str)
                 else tokenizer.apply_chat_template(ex["prompt"] + ex["completion"], tokenize=False))
         out.append(len(tokenizer(text, add_special_tokens=False)["input_ids"]))

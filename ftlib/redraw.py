@@ -55,9 +55,7 @@ def scores(folder: Path, title: str) -> Path | None:
     rows = _rows(folder, "scores")
     if not rows:
         return None
-    bars = [{"task": r["task"], "label": r["label"], "mean": r["score"], "ci_low": r["ci_low"],
-             "ci_high": r["ci_high"], "n": r["n"]} for r in rows]
-    return _save(plots.score_bars(bars, title), "scores", folder)
+    return _save(plots.score_bars(rows, title), "scores", folder)
 
 
 def errors(folder: Path) -> list[Path]:

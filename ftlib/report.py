@@ -14,21 +14,16 @@ from pathlib import Path
 from ftlib import evals, io, tasks
 from ftlib import plan as plans
 
-UNTUNED_PREFIX = "untuned-"
-
 
 def summary_row(summary: dict, label: str) -> dict:
-    """One bar of the figure: the primary metric of a summary.json, with its CI and n."""
-    m = summary["metrics"][summary["primary"]]
-    return {"task": summary["task"], "label": label, "metric": summary["primary"],
-            "mean": m["mean"], "ci_low": m["ci_low"], "ci_high": m["ci_high"], "n": m["n"]}
+    """One bar of the figure: the primary metric of a summary.json, with its CI and n (`evals.Score`)."""
+    score = evals.Score.of(summary["metrics"][summary["primary"]])
+    return {"task": summary["task"], "label": label, "metric": summary["primary"], **score.row()}
 
 
 def score_text(row: dict | None) -> str:
     """A summary_row as the README writes it: `96.8 [95.5, 97.7] (n=1,083)`, in %; "not run" for None."""
-    if row is None:
-        return "not run"
-    return f"{100 * row['mean']:.1f} [{100 * row['ci_low']:.1f}, {100 * row['ci_high']:.1f}] (n={row['n']:,})"
+    return evals.Score.from_row(row or {}).text()
 
 
 def tuned_eval_dir(plan: plans.Plan, task: str, model: str) -> Path:
@@ -66,23 +61,7 @@ def predictions(folder: Path) -> list[dict]:
     return list(io.iter_jsonl(Path(folder) / "predictions.jsonl"))
 
 
-def viggo_by_function(records: list[dict]) -> dict[str, tuple[int, int]]:
-    """ViGGO: per gold function, (correct function + attribute types, items)."""
-    out: dict[str, list[int]] = {}
-    for r in records:
-        parsed = evals.parse_viggo(r["reference"])
-        fn = parsed[0] if parsed else "?"
-        hit, n = out.setdefault(fn, [0, 0])
-        out[fn] = [hit + bool(r["scores"]["attribute_types"]), n + 1]
-    return {fn: (h, n) for fn, (h, n) in sorted(out.items())}
-
-
-def sql_row(record: dict) -> dict:
-    """The SQL data row (question, context, gold query) of a predictions.jsonl record."""
-    return tasks.sql_row(record)
-
-
-def error_kinds(task: str, records: list[dict]) -> Counter:
+def error_kinds(task: str | tasks.Task, records: list[dict]) -> Counter:
     """How each prediction failed (or 'correct'), with the task's own error classifier (or, for a task
     that declares none, 'correct' / 'wrong' by its headline metric)."""
     t = tasks.get(task)
@@ -93,8 +72,8 @@ def error_kinds(task: str, records: list[dict]) -> Counter:
 
 def numeric_rows(rows: list[dict]) -> list[dict]:
     """score_rows as plain numbers (score, ci_low, ci_high in [0, 1]; n), for scores.csv."""
-    return [{"task": r["task"], "label": r["label"], "metric": r["metric"], "score": round(r["mean"], 4),
-             "ci_low": round(r["ci_low"], 4), "ci_high": round(r["ci_high"], 4), "n": r["n"]} for r in rows]
+    return [{"task": r["task"], "label": r["label"], "metric": r["metric"],
+             **evals.Score.from_row(r).rounded(4).row()} for r in rows]
 
 
 def export_predictions(found: dict[tuple[str, str], Path], out_dir: Path) -> list[Path]:
@@ -109,26 +88,6 @@ def export_predictions(found: dict[tuple[str, str], Path], out_dir: Path) -> lis
         io.write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
         written.append(path)
     return written
-
-
-def gsm8k_failures(records: list[dict]) -> dict[str, int]:
-    """Why GSM8K answers fail: no `####` line at all, the same line written 3+ times, and
-    calculator notes `<<a=b>>` whose result is wrong (what a calculator would have fixed).
-
-    >>> gsm8k_failures([{"prediction": "2*3=<<2*3=7>>7\\n#### 7"}])["wrong_notes"]
-    1
-    """
-    out = Counter(items=len(records))
-    for r in records:
-        text = r["prediction"]
-        lines = Counter(line.strip() for line in text.splitlines() if line.strip())
-        notes = evals.calculator_notes(text)
-        out["no_answer_line"] += "####" not in text
-        out["repeats_a_line_3x"] += max(lines.values(), default=0) >= 3
-        out["notes"] += len(notes)
-        out["wrong_notes"] += sum(evals.note_is_wrong(e, v) for e, v in notes)
-        out["answers_with_a_wrong_note"] += any(evals.note_is_wrong(e, v) for e, v in notes)
-    return dict(out)
 
 
 def paired(before: list[dict], after: list[dict], metric: str) -> dict[str, float]:

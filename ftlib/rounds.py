@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ftlib import evals, io, paths, prepare, prompts, runs, tasks, train
+from ftlib.tasks import Task
 
 
 @dataclass(frozen=True)
@@ -36,9 +37,9 @@ class Source:
     split: str = "train"
     n: int | None = None  # rows after offset (None: all)
     offset: int = 0
-    corrupt: float = 0.0  # ViGGO: fraction of meaning representations corrupted (corrupt_viggo)
-    sql_filter: bool = False  # SQL: drop queries comparing a VARCHAR column with a number
-    flagged_only: bool = False  # SQL: only the rows that filter drops
+    corrupt: float = 0.0  # fraction of labels corrupted (`Task.corrupt`; ViGGO: a wrong MR)
+    sql_filter: bool = False  # drop the rows the task flags (`Task.flagged`; SQL: VARCHAR vs number)
+    flagged_only: bool = False  # only the rows the task flags
     seed: int = 0
 
 
@@ -73,86 +74,63 @@ class Series:
     first: int = 1
 
 
-def corrupt_mr(mr: str, rng: random.Random) -> str:
-    """One MR with a wrong function or one attribute type swapped for another (the value kept)."""
-    func, pairs = evals.parse_viggo(mr)
-    if not pairs or rng.random() < 0.5:
-        func = rng.choice([f for f in evals.VIGGO_FUNCTIONS if f != func])
-    else:
-        i = rng.randrange(len(pairs))
-        free = [a for a in evals.VIGGO_ATTRIBUTES if a not in {p[0] for p in pairs}]
-        pairs[i] = (rng.choice(free), pairs[i][1])
-    return f"{func}({', '.join(f'{a}[{v}]' for a, v in pairs)})"
-
-
-def corrupt_viggo(rows: list[dict], fraction: float, seed: int = 0) -> list[dict]:
-    """Copies of ViGGO rows, round(fraction * len) of them (chosen by seed) with a corrupted MR.
-
-    >>> [r["corrupted"] for r in corrupt_viggo([{"meaning_representation": "inform(name[X])"}], 1.0)]
-    [True]
-    """
-    rng = random.Random(seed)
-    chosen = set(rng.sample(range(len(rows)), round(fraction * len(rows))))
-    out = []
-    for i, row in enumerate(rows):
-        mr = corrupt_mr(row["meaning_representation"], rng) if i in chosen else row["meaning_representation"]
-        out.append({**row, "meaning_representation": mr, "corrupted": i in chosen})
-    return out
-
-
 def source_rows(src: Source) -> tuple[list[dict], dict]:
     """The rows of a Source, and what round.json records about them."""
-    rows = prepare.load_split(src.task, src.split)
+    t = tasks.get(src.task)
+    rows = prepare.split_rows(t, src.split)
     dropped = 0
     if src.sql_filter or src.flagged_only:
-        flagged = [prepare.varchar_number_comparison(r["context"], r["answer"]) for r in rows]
+        if t.flagged is None:
+            raise ValueError(f"task {t.name!r} flags no rows: its Source cannot filter them")
+        flagged = [t.flagged(r) for r in rows]
         kept = [r for r, f in zip(rows, flagged) if f == src.flagged_only]
         dropped = len(rows) - len(kept) if src.sql_filter else 0  # flagged_only selects, drops nothing
         rows = kept
     rows = rows[src.offset:][: src.n]
     if src.corrupt:
-        rows = corrupt_viggo(rows, src.corrupt, src.seed)
+        if t.corrupt is None:
+            raise ValueError(f"task {t.name!r} declares no way to corrupt its labels")
+        rows = t.corrupt(rows, src.corrupt, src.seed)
     info = {**dataclasses.asdict(src), "rows": len(rows), "dropped_by_filter": dropped,
             "corrupted": sum(r.get("corrupted", False) for r in rows)}
     return rows, info
 
 
-def answer_row(task: str, row: dict, prediction: str) -> dict:
+def answer_row(t: Task, row: dict, prediction: str) -> dict:
     """The row with the model's answer in place of the gold one (what self-training learns)."""
-    t = tasks.get(task)
     if t.with_answer is None:
         raise ValueError(f"task {t.name!r} declares no with_answer: it cannot self-train")
     return t.with_answer(row, prediction)
 
 
-def keep_verified(task: str, rows: list[dict], predictions: list[str]) -> list[dict]:
+def keep_verified(t: Task, rows: list[dict], predictions: list[str]) -> list[dict]:
     """Rows carrying the model's answer, only where the task's strict scorer verifies it
     (the declaration's `strict` metric: ViGGO exact, SQL execution match, else the headline)."""
-    t = tasks.get(task)
     metric = t.strict or t.primary
-    return [answer_row(task, r, p) for r, p in zip(rows, predictions)
+    return [answer_row(t, r, p) for r, p in zip(rows, predictions)
             if tasks.safe_score(t, p, r)[0][metric]]
 
 
-def self_train_rows(task: str, spec: SelfTrain, model_spec: str, fmt: str) -> tuple[list[dict], dict]:
+def self_train_rows(t: Task, spec: SelfTrain, model_spec: str, fmt: str) -> tuple[list[dict], dict]:
     """Let the model answer spec.n training prompts; return the verified rows and the counts."""
     from ftlib.backends.local import LocalGenerator
 
-    rows = source_rows(Source(task, n=spec.n, offset=spec.offset, sql_filter=spec.sql_filter))[0]
+    rows = source_rows(Source(t.name, n=spec.n, offset=spec.offset, sql_filter=spec.sql_filter))[0]
     style = "special" if fmt == "special" else "chat"
     gen = LocalGenerator.from_spec(model_spec)
-    outs = gen.generate([prompts.render(task, r, style, gen.tokenizer) for r in rows],
-                        prompts.max_new_tokens(task), prompts.stop_strings(task, style))
-    kept = keep_verified(task, rows, outs)
+    outs = gen.generate([prompts.render(t, r, style, gen.tokenizer) for r in rows],
+                        t.max_new_tokens, prompts.stop_strings(t, style))
+    kept = keep_verified(t, rows, outs)
     return kept, {"prompts": len(rows), "kept": len(kept), "model": paths.shown(model_spec)}
 
 
-def round_examples(rnd: Round, task: str, start_spec: str, fmt: str, seed: int) -> tuple[list[dict], dict]:
+def round_examples(rnd: Round, task: Task, start_spec: str, fmt: str, seed: int) -> tuple[list[dict], dict]:
     """The round's prompt-completion examples (sources + verified answers, shuffled) and its record."""
     examples, info = [], {"round": rnd.name, "sources": [], "self_train": None}
     for src in rnd.sources:
         rows, src_info = source_rows(src)
-        examples += [prompts.sft_example(src.task, r, fmt) for r in rows]
+        src_task = tasks.get(src.task)
+        examples += [prompts.sft_example(src_task, r, fmt) for r in rows]
         info["sources"].append(src_info)
     if rnd.self_train:
         kept, info["self_train"] = self_train_rows(task, rnd.self_train, start_spec, fmt)
@@ -197,7 +175,8 @@ def run_round(series: Series, i: int, base: train.TrainConfig, callbacks=(), fre
         return folder
     data_path = folder / "round_data.jsonl"
     if not data_path.exists():  # else resuming: the same examples, not a second round of self-training
-        examples, info = round_examples(series.rounds[i], series.task, train.start_spec(cfg), cfg.fmt, cfg.seed)
+        examples, info = round_examples(series.rounds[i], tasks.get(series.task), train.start_spec(cfg), cfg.fmt,
+                                        cfg.seed)
         io.write_json(folder / "round.json", info)
         io.write_text_atomic(data_path, "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in examples))
     if data_path.stat().st_size == 0:
@@ -236,16 +215,14 @@ def base_score(task: str, base: train.TrainConfig, experiment: str) -> dict | No
                             out_dir=out)
 
 
-def _score_row(series: str, index: int, name: str, summary: dict | None, task: str) -> dict:
+def _score_row(series: str, index: int, name: str, summary: dict | None, task: Task) -> dict:
+    """The headline with its interval, and the metrics the task shows beside it (`Task.rounds_metrics`)."""
     metrics = (summary or {}).get("metrics", {})
-    primary = tasks.get(task).primary
-    m = metrics.get(primary, {})
-    row = {"series": series, "round": index, "name": name, "metric": primary,
-           "score": m.get("mean"), "score_ci_low": m.get("ci_low"), "score_ci_high": m.get("ci_high"),
-           "n": m.get("n")}
-    if task == "viggo":  # the function alone moves long before function + attribute types do
-        f = metrics.get("function", {})
-        row.update(function=f.get("mean"), function_ci_low=f.get("ci_low"), function_ci_high=f.get("ci_high"))
+    score = evals.Score.of(metrics.get(task.primary))
+    row = {"series": series, "round": index, "name": name, "metric": task.primary, **score.named("score"),
+           "n": score.n}
+    for extra in task.rounds_metrics:
+        row.update(evals.Score.of(metrics.get(extra)).named(extra))
     return row
 
 
@@ -264,8 +241,9 @@ def table(series_list: list[Series], base: dict | None = None) -> list[dict]:
     """One row per finished round: score with CI, examples, verified answers kept, steps, seconds."""
     out = []
     for s in series_list:
+        task = tasks.get(s.task)
         if base is not None:
-            out.append({**_score_row(s.name, 0, "base", base, s.task), "start": "-"})
+            out.append({**_score_row(s.name, 0, "base", base, task), "start": "-"})
         numbers = round_numbers(s)
         for rnd in s.rounds:
             i = numbers[rnd.name]
@@ -274,7 +252,7 @@ def table(series_list: list[Series], base: dict | None = None) -> list[dict]:
                 continue
             summary, info = io.read_json(folder / "summary.json"), io.read_json(folder / "round.json")
             st, srcs = info.get("self_train") or {}, info["sources"]
-            out.append({**_score_row(s.name, i, rnd.name, summary.get("eval"), s.task),
+            out.append({**_score_row(s.name, i, rnd.name, summary.get("eval"), task),
                         "start": rnd.start, "examples": info["examples"],
                         "corrupted": sum(x["corrupted"] for x in srcs),
                         "dropped_by_filter": sum(x["dropped_by_filter"] for x in srcs),

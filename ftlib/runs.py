@@ -206,18 +206,22 @@ def device_name() -> str:
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU {cpu_kind()}"
 
 
-def config_change(old: dict, new: dict, defaults: dict) -> dict[str, tuple]:
+def config_change(old: dict, new: dict, defaults: dict, renamed: dict | None = None) -> dict[str, tuple]:
     """What differs between a run folder's config and the one asked for now, as {key: (old, new)}.
 
     A field the code gained since the folder was written counts only if it is set to something other
-    than its default, and a field the code dropped does not count (it can no longer change anything):
-    a code update alone never stops an interrupted run from resuming.
+    than its default, a field the code dropped does not count (it can no longer change anything), and
+    a value since renamed (`renamed`: {field: {old name: new name}}) is read as its new name: a code
+    update alone never stops an interrupted run from resuming.
 
     >>> config_change({"lr": 1e-4, "gone": 1}, {"lr": 1e-4, "optim": "adamw"}, {"optim": "adamw"})
     {}
     >>> config_change({"lr": 1e-4}, {"lr": 2e-4, "optim": "sgd"}, {"optim": "adamw"})
     {'lr': (0.0001, 0.0002), 'optim': ('adamw (its default; the folder predates it)', 'sgd')}
+    >>> config_change({"style": "finetuned"}, {"style": "chat"}, {}, {"style": {"finetuned": "chat"}})
+    {}
     """
+    old = {k: (renamed or {}).get(k, {}).get(v, v) if isinstance(v, str) else v for k, v in old.items()}
     changed = {k: (old[k], new[k]) for k in old.keys() & new.keys() if old[k] != new[k]}
     for k in new.keys() - old.keys():
         if k not in defaults or new[k] != defaults[k]:
@@ -225,14 +229,14 @@ def config_change(old: dict, new: dict, defaults: dict) -> dict[str, tuple]:
     return changed
 
 
-def check_same_config(folder: Path, config: dict, defaults: dict | None = None) -> None:
+def check_same_config(folder: Path, config: dict, defaults: dict | None = None, renamed: dict | None = None) -> None:
     """Refuse a folder (finished or not) whose config.json differs from `config` (`config_change`):
     a RuntimeError naming every difference."""
     old = Path(folder) / "config.json"
     if not old.exists():
         return
     changed = config_change(read_json(old), json.loads(json.dumps(config, default=str)),
-                            json.loads(json.dumps(defaults or {}, default=str)))
+                            json.loads(json.dumps(defaults or {}, default=str)), renamed)
     if changed:
         diff = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, a, b in sorted((k, *v) for k, v in changed.items()))
         state = "finished" if is_done(folder) else "unfinished"
@@ -241,15 +245,16 @@ def check_same_config(folder: Path, config: dict, defaults: dict | None = None) 
 
 
 def start(folder: Path, config: dict, data_info: dict, bf16: bool | None = None,
-          defaults: dict | None = None) -> None:
+          defaults: dict | None = None, renamed: dict | None = None) -> None:
     """Write config/env/data records; refuse to resume a folder that holds a different config
-    (`config_change`; `defaults`: the config fields' defaults, for fields newer than the folder).
+    (`config_change`; `defaults`: the config fields' defaults, for fields newer than the folder;
+    `renamed`: values it may hold under an older name).
 
     `bf16`: the precision the run resolved (config.json keeps what was asked, often None = auto).
     """
     folder = Path(folder)
     old = folder / "config.json"
-    check_same_config(folder, config, defaults)
+    check_same_config(folder, config, defaults, renamed)
     if not is_main_process():
         return
     write_json(old, config)

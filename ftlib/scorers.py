@@ -36,7 +36,7 @@ from ftlib.io import DataFormatError
 
 Scorer = Callable[[str, str], dict]
 _PUNCT = str.maketrans("", "", string.punctuation)
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
+NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")  # a number as people write it: 1,250.50, -3, .5
 
 
 def normalize(text: str) -> str:
@@ -72,9 +72,14 @@ def last_number(text: str) -> Decimal | None:
     >>> last_number("from 3 to 1,250.50 apples"), last_number("none")
     (Decimal('1250.50'), None)
     """
-    found = _NUMBER.findall(text)
+    found = NUMBER.findall(text)
+    return as_number(found[-1]) if found else None
+
+
+def as_number(token: str) -> Decimal | None:
+    """A number token of NUMBER as a Decimal (commas removed), None if it is not one."""
     try:
-        return Decimal(found[-1].replace(",", "")) if found else None
+        return Decimal(token.replace(",", ""))
     except InvalidOperation:
         return None
 
@@ -239,7 +244,7 @@ def file_hash(spec: str, args: dict, base: Path) -> str:
 
 def code_id(score: Callable, files: Iterable[Path]) -> str:
     """What identifies a built-in task's scorer: its score function's source and the bytes of the
-    files that do the scoring (`tasks.SCORING_CODE`); an edit to any of them rescores stored predictions."""
+    files that do the scoring (`Task.code`); an edit to any of them rescores stored predictions."""
     h = hashlib.sha256(inspect.getsource(score).encode())
     for f in files:
         h.update(f.name.encode() + b"\0" + f.read_bytes())

@@ -98,8 +98,7 @@ def compare(task: str, root: Path | None = None, metric: str | None = None) -> l
         col = by_label[label]
         rows.append({"task": task, "model": label, "params": col.params, "tuned": col.tuned,
                      "style": "chat (tuned format)" if col.tuned else _style(col, task), "metric": metric,
-                     "score": s and round(s["mean"], 4), "ci_low": s and round(s["ci_low"], 4),
-                     "ci_high": s and round(s["ci_high"], 4), "n": len(ids)})
+                     **evals.Score.of(s).rounded(4).row(), "n": len(ids)})
     return rows
 
 
@@ -209,7 +208,7 @@ def styles(root: Path | None = None) -> list[dict]:
     root = root or paths.results_dir()
     rows = []
     for task in STYLE:
-        metrics = [METRIC[task]] + (["strict_match"] if task == "gsm8k" else [])
+        metrics = list(dict.fromkeys([METRIC[task], tasks.get(task).primary]))  # GSM8K: its headline too
         for alias in QWEN:
             for style in ("zero_shot", "few_shot"):
                 path = root / "size" / "predictions" / f"{task}-{alias}-{style}.jsonl"
@@ -218,10 +217,8 @@ def styles(root: Path | None = None) -> list[dict]:
                 scores = [r["scores"] for r in io.iter_jsonl(path)]
                 summary = evals.summarize(scores)
                 for m in metrics:
-                    s = summary[m]
                     rows.append({"task": task, "model": alias, "style": style, "metric": m,
-                                 "score": round(s["mean"], 4), "ci_low": round(s["ci_low"], 4),
-                                 "ci_high": round(s["ci_high"], 4), "n": s["n"]})
+                                 **evals.Score.of(summary[m]).rounded(4).row()})
     return rows
 
 

@@ -21,7 +21,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from ftlib import io, paths, plots, report, runs, train
+from ftlib import evals, io, paths, plots, presets, report, runs, tasks, train
 
 EXPERIMENT = "sweep"
 
@@ -41,39 +41,42 @@ class Arm:
         return f"{self.method}-{self.lr:g}-{n}x{self.epochs:g}"
 
 
+def swept() -> list[str]:
+    """The tasks that declare a sweep grid."""
+    return [t.name for t in tasks.BUILTIN if t.sweep_grid]
+
+
 def grid(task: str) -> list[Arm]:
-    """The arms of a task: full fine-tuning over lr x (examples, epochs) at one budget, and LoRA."""
-    if task == "viggo":  # budget 3,200 example-passes: what reached ~90 % on a CPU (docs/measurements.md)
-        shapes = [(800, 4), (1600, 2), (3200, 1)]
-        full = [Arm("full", lr, n, e) for lr in (1e-4, 2e-4, 4e-4) for n, e in shapes]
-        return full + [Arm("lora", lr, 1600, 2) for lr in (5e-4, 1e-3, 2e-3)]
-    if task == "sql":  # 2,729 usable rows: the budget is epochs of all of them
-        full = [Arm("full", lr, None, 2) for lr in (1e-4, 2e-4, 4e-4)]
-        return full + [Arm("full", 2e-4, None, e) for e in (1, 3)] + [Arm("lora", lr, None, 2) for lr in (1e-3, 2e-3)]
-    raise ValueError(f"no sweep grid for task {task!r}; expected viggo or sql")
+    """The arms of a task (`Task.sweep_grid`): full fine-tuning over lr x (examples, epochs) at one
+    budget, and LoRA."""
+    arms = [Arm(*a) for a in tasks.get(task).sweep_grid]
+    if not arms:
+        raise ValueError(f"no sweep grid for task {task!r}; expected one of {swept()}")
+    return arms
 
 
 def config(task: str, arm: Arm, model: str, val_limit: int, **overrides) -> train.TrainConfig:
-    """The TrainConfig of one arm: the cpu preset, scored on the validation split."""
+    """The TrainConfig of one arm: the sweep's preset and sizes (`presets.SWEEP`), scored on the
+    validation split."""
+    sizes = presets.SWEEP
     values = dict(task=task, model=model, method=arm.method, lr=arm.lr, n_train=arm.n_train,
-                  epochs=arm.epochs, batch_size=8, n_val=100, experiment=EXPERIMENT,
-                  name=f"{task}-{arm.name}", eval_split="validation", eval_limit=val_limit)
-    if arm.method == "lora":
-        values["lora_r"] = 16
-    return train.preset("cpu", **{**values, **overrides})
+                  epochs=arm.epochs, **sizes.train, experiment=EXPERIMENT,
+                  name=f"{task}-{arm.name}", eval_split="validation", eval_limit=val_limit,
+                  **(sizes.lora if arm.method == "lora" else {}))
+    return train.preset(sizes.train_preset, **{**values, **overrides})
 
 
 def row(task: str, arm: Arm, folder: Path) -> dict:
     """One table row of a finished arm: its recipe, training time and validation score."""
     s = io.read_json(folder / "summary.json")
     ev = s.get("eval") or {}
-    m = ev.get("metrics", {}).get(ev.get("primary"), {})
+    score = evals.Score.of(ev.get("metrics", {}).get(ev.get("primary")))
     env = io.read_json(folder / "env.json")
     return {"task": task, "arm": arm.name, "method": arm.method, "lr": arm.lr,
             "n_train": io.read_json(folder / "data.json")["n_train"], "epochs": arm.epochs,
             "train_minutes": round(runs.training_seconds(s) / 60, 2), "tokens_per_s": s["tokens_per_s"],
             "best_val_loss": s["best_eval_loss"], "metric": ev.get("primary"),
-            "score": m.get("mean"), "ci_low": m.get("ci_low"), "ci_high": m.get("ci_high"), "n": m.get("n"),
+            **score.row(),
             "device": (env.get("cuda_devices") or [env.get("cpu_kind")])[0]}
 
 
@@ -158,7 +161,7 @@ def save(task: str, out_dir: Path | None = None) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m ftlib.sweep", description=__doc__.splitlines()[0])
-    ap.add_argument("--task", required=True, choices=["viggo", "sql"])
+    ap.add_argument("--task", required=True, choices=swept())
     ap.add_argument("--model", default="smollm2-135m-instruct")
     ap.add_argument("--arms", nargs="*", help="arm names to run (default: the whole grid)")
     ap.add_argument("--val-limit", type=int, default=300, help="validation items scored per arm")

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from ftlib import io, lean, models, paths, prepare, presets, progress, prompts, runs
+from ftlib import io, lean, models, paths, prepare, presets, progress, prompts, runs, tasks
 
 
 @dataclass
@@ -78,16 +78,16 @@ class TrainConfig:
     lora_targets: str = "all-linear"
     eval_limit: int | None = 200  # test items scored after training (if the harness is there); 0: none
     eval_split: str = "test"  # the split scored after training ("validation" for recipe sweeps)
-    eval_style: str = "finetuned"
-    fmt: str = "chat"  # prompts.sft_example format: "chat" (template, EOS = <|im_end|>) or "special"
+    eval_style: str = "chat"  # the prompt style scored after training (prompts.STYLES)
+    fmt: str = "chat"  # the style it is tuned in (prompts.TUNED_STYLES): "chat" (template, EOS = <|im_end|>)
+    #                    or "special"
 
     def __post_init__(self):
+        self.eval_style = prompts.RENAMED_STYLES.get(self.eval_style, self.eval_style)  # an older config.json
         check_ranges(self)
 
     def run_name(self) -> str:
         """The run folder's name: explicit, or task-method-preset."""
-        from ftlib import tasks
-
         return self.name or f"{tasks.name(self.task)}-{self.method}-{self.preset}"
 
 
@@ -110,6 +110,8 @@ RANGES = {
     "lora_alpha": (lambda v: v > 0, "> 0"),
     "lora_dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
     "eval_limit": (lambda v: v is None or v >= 0, ">= 0, or None (all)"),
+    "eval_style": (lambda v: v in prompts.STYLES, f"one of {prompts.STYLES}"),
+    "fmt": (lambda v: v in prompts.TUNED_STYLES, f"one of {prompts.TUNED_STYLES}"),
 }
 
 
@@ -130,21 +132,18 @@ def check_ranges(cfg: "TrainConfig") -> None:
             raise ValueError(f"{key}={value!r}: expected {expected}")
 
 
-LORA_LR = 1e-4  # the case study's LoRA lr; used when method=lora and lr is not set explicitly
-
-
 def preset(preset_name: str, /, **overrides) -> TrainConfig:
     """A TrainConfig from a named preset's training defaults (ftlib/presets.py) plus overrides,
     e.g. `preset("cpu", task="sql")`."""
     name = preset_name  # positional-only: `name` is also a TrainConfig field (the run's name)
-    defaults = presets.get(name).train  # a ValueError naming the choices for an unknown name
+    p = presets.get(name)  # a ValueError naming the choices for an unknown name
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = set(overrides) - fields
     if unknown:
         raise ValueError(f"unknown TrainConfig field(s) {sorted(unknown)}")
-    values = {**defaults, "preset": name, **overrides}
-    if values.get("method") == "lora" and "lr" not in overrides and name != "smoke":
-        values["lr"] = LORA_LR
+    values = {**p.train, "preset": name, **overrides}
+    if values.get("method") == "lora" and "lr" not in overrides and p.lora_lr is not None:
+        values["lr"] = p.lora_lr
     return TrainConfig(**values)
 
 
@@ -291,7 +290,8 @@ def build_examples(cfg: TrainConfig, split: str, n: int | None, tokenizer) -> li
     if split == "train" and cfg.train_file:
         examples = read_examples(cfg.train_file)
     else:
-        examples = (prompts.sft_example(cfg.task, row, cfg.fmt) for row in prepare.load_split(cfg.task, split))
+        task = tasks.get(cfg.task)  # the config's spec, resolved here
+        examples = (prompts.sft_example(task, row, cfg.fmt) for row in prepare.split_rows(task, split))
     out = []
     for ex in examples:
         if example_length(ex, tokenizer) <= cfg.max_length:
@@ -416,6 +416,9 @@ def run(cfg: TrainConfig, callbacks=(), args=None) -> Path:
     return folder
 
 
+RENAMED = {"eval_style": prompts.RENAMED_STYLES}  # values a run folder may hold under an older name
+
+
 def _defaults() -> dict:
     return {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 
@@ -425,7 +428,7 @@ def _skip_finished(cfg: TrainConfig, folder: Path) -> bool:
     is refused with the differences, as an unfinished one is."""
     if not runs.is_done(folder):
         return False
-    runs.check_same_config(folder, dataclasses.asdict(cfg), _defaults())
+    runs.check_same_config(folder, dataclasses.asdict(cfg), _defaults(), RENAMED)
     print(f"[train] {paths.shown(folder)} is finished: skipped")
     return True
 
@@ -436,7 +439,7 @@ def _train(cfg: TrainConfig, folder: Path, callbacks, args) -> None:
     model, tok = load_for_training(cfg, spec)
     train_ds, val_ds, info = datasets_for(cfg, tok)
     config = {**dataclasses.asdict(cfg), "start_spec": spec}
-    runs.start(folder, config, info, bf16=use_bf16(cfg), defaults=_defaults())
+    runs.start(folder, config, info, bf16=use_bf16(cfg), defaults=_defaults(), renamed=RENAMED)
     resume = runs.last_checkpoint(folder)
     logger = runs.RunLogger(folder)
     trainer = make_trainer(cfg, folder, model, tok, train_ds, val_ds, callbacks=[logger, *callbacks], args=args)

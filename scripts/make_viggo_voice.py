@@ -18,7 +18,8 @@ import json
 import random
 from pathlib import Path
 
-from ftlib import data, evals
+from ftlib import data
+from ftlib.tasks import viggo
 
 OUT = Path(__file__).resolve().parents[1] / "data" / "viggo_voice"
 
@@ -32,7 +33,7 @@ def train_rows() -> list[dict]:
     first = {}
     for i, r in enumerate(rows):
         first.setdefault(r["meaning_representation"].split("(", 1)[0].strip(), i)
-    shots = [first[f] for f in evals.VIGGO_FUNCTIONS]
+    shots = [first[f] for f in viggo.VIGGO_FUNCTIONS]
     rest = [i for i in range(len(rows)) if i not in set(shots)]
     random.Random(0).shuffle(rest)
     return [pair(rows[i]) for i in shots + rest]

@@ -21,18 +21,10 @@ from ftlib import sweep as sweep_lib
 ROOT = Path(paths.ROOT) / "results"
 
 
-def _row(task: tasks.Task, record: dict) -> dict:
-    """The data row a record was scored against: SQL by its id, the others from the stored reference."""
-    if task.name == "sql":
-        return tasks.sql_row(record)
-    key = "meaning_representation" if task.name == "viggo" else "answer"
-    return {key: record["reference"]}
-
-
 def _headline(task: tasks.Task, scores: list[dict], metric: str) -> dict:
     s = evals.summarize(scores).get(metric, {"mean": float("nan"), "ci_low": float("nan"),
                                              "ci_high": float("nan"), "n": 0})
-    return {"metric": metric, "score": s["mean"], "ci_low": s["ci_low"], "ci_high": s["ci_high"], "n": s["n"]}
+    return {"metric": metric, **evals.Score.of(s).row()}
 
 
 def rescore_file(path: Path) -> dict:
@@ -42,7 +34,7 @@ def rescore_file(path: Path) -> dict:
     old_metric = task.primary if task.primary in records[0]["scores"] else next(iter(records[0]["scores"]))
     old = _headline(task, [r["scores"] for r in records], old_metric)
     for r in records:
-        r["scores"] = task.score(r["prediction"], _row(task, r))
+        r["scores"] = task.score(r["prediction"], task.record_row(r))  # SQL: its row by id
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     new = _headline(task, [r["scores"] for r in records], task.primary)
     extra = {k: _headline(task, [r["scores"] for r in records], k) for k in task.metrics if k != task.primary}

@@ -5,6 +5,7 @@ import random
 import pytest
 
 from ftlib import data, evals, tasks
+from ftlib.tasks import gsm8k, viggo
 
 # Hand-checked: the reference is test row 0 of ViGGO; the prediction reorders two attributes,
 # writes one value list in another order and changes no value. By hand: function yes, attribute
@@ -15,7 +16,7 @@ VIGGO_PRED = ("verify_attribute(name[Little Big Adventure], has_multiplayer[no],
 
 
 def test_viggo_hand_checked():
-    assert evals.score_viggo(VIGGO_PRED, VIGGO_REF) == {
+    assert viggo.score_viggo(VIGGO_PRED, VIGGO_REF) == {
         "function": True, "attribute_types": True, "attribute_order": False, "exact": False}
 
 
@@ -42,7 +43,7 @@ def test_viggo_hand_checked():
     ("request_attribute(player_perspective[])", "request_attribute(player_perspective[])", (1, 1, 1, 1)),
 ])
 def test_viggo_levels(pred, ref, expected):
-    got = evals.score_viggo(pred, ref)
+    got = viggo.score_viggo(pred, ref)
     assert tuple(int(got[k]) for k in tasks.VIGGO.metrics) == expected
 
 
@@ -52,23 +53,23 @@ def test_viggo_levels(pred, ref, expected):
     (VIGGO_PRED, "wrong_order"), (VIGGO_REF.replace("average", "poor"), "wrong_value"),
 ])
 def test_viggo_error_kind(pred, kind):
-    assert evals.viggo_error_kind(pred, VIGGO_REF) == kind
+    assert viggo.viggo_error_kind(pred, VIGGO_REF) == kind
 
 
 def test_every_viggo_gold_scores_fully_against_itself():
     rows = data.load_rows("viggo", "test")
-    assert rows and all(all(evals.score_viggo(r["meaning_representation"], r["meaning_representation"]).values())
+    assert rows and all(all(viggo.score_viggo(r["meaning_representation"], r["meaning_representation"]).values())
                         for r in rows)
-    functions = {evals.parse_viggo(r["meaning_representation"])[0] for r in rows}
-    assert functions == set(evals.VIGGO_FUNCTIONS)
+    functions = {viggo.parse_viggo(r["meaning_representation"])[0] for r in rows}
+    assert functions == set(viggo.VIGGO_FUNCTIONS)
 
 
 # Hand-checked: GSM8K test row 0 (Janet's ducks): 16 - 3 - 4 = 9 eggs, 9 * 2 = $18.
 def test_gsm8k_hand_checked():
     ref = data.load_rows("gsm8k", "test")[0]["answer"]
-    assert evals.extract_gsm8k_answer(ref) == "18"
-    assert evals.gsm8k_correct("She sells 9 eggs for $2 each, so she makes $18.", ref)
-    assert not evals.gsm8k_correct("#### 16", ref)
+    assert gsm8k.extract_gsm8k_answer(ref) == "18"
+    assert gsm8k.gsm8k_correct("She sells 9 eggs for $2 each, so she makes $18.", ref)
+    assert not gsm8k.gsm8k_correct("#### 16", ref)
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -77,7 +78,7 @@ def test_gsm8k_hand_checked():
     ("no number", None), ("", None), ("####", None), ("It costs $-5", "-5"),
 ])
 def test_extract_gsm8k_answer(text, expected):
-    assert evals.extract_gsm8k_answer(text) == expected
+    assert gsm8k.extract_gsm8k_answer(text) == expected
 
 
 # Hand-checked against lm-evaluation-harness's gsm8k.yaml: strict-match takes the first `#### <number>`,
@@ -95,7 +96,7 @@ def test_extract_gsm8k_answer(text, expected):
 ])
 def test_gsm8k_lm_eval_strict_and_flexible(pred, strict, flexible):
     ref = "Janet sells 16 - 3 - 4 = <<16-3-4=9>>9 duck eggs a day.\nShe makes 9 * 2 = $<<9*2=18>>18.\n#### 18"
-    assert evals.gsm8k_lm_eval(pred, ref) == {"strict_match": strict, "flexible_extract": flexible}
+    assert gsm8k.gsm8k_lm_eval(pred, ref) == {"strict_match": strict, "flexible_extract": flexible}
 
 
 @pytest.mark.parametrize("pred, ref, ok", [
@@ -103,7 +104,7 @@ def test_gsm8k_lm_eval_strict_and_flexible(pred, strict, flexible):
     ("", "#### 1", False), ("#### 3", "no number", False),
 ])
 def test_gsm8k_correct(pred, ref, ok):
-    assert evals.gsm8k_correct(pred, ref) is ok
+    assert gsm8k.gsm8k_correct(pred, ref) is ok
 
 
 @pytest.mark.parametrize("pred, kind", [
@@ -112,27 +113,27 @@ def test_gsm8k_correct(pred, ref, ok):
     ("<<2**99999=1>> <<1/0=1>> <<a=b>>\n#### 9", "wrong_reasoning"),  # uncheckable notes are not slips
 ])
 def test_gsm8k_error_kind(pred, kind):
-    assert evals.gsm8k_error_kind(pred, "#### 7") == kind
+    assert gsm8k.gsm8k_error_kind(pred, "#### 7") == kind
 
 
 def test_every_gsm8k_gold_is_correct_against_itself_and_has_no_slip():
     rows = data.load_rows("gsm8k", "test")
-    assert all(evals.gsm8k_correct(r["answer"], r["answer"]) for r in rows)
-    assert not [r for r in rows if evals.gsm8k_error_kind(r["answer"], "#### 0.5") == "arithmetic_slip"]
+    assert all(gsm8k.gsm8k_correct(r["answer"], r["answer"]) for r in rows)
+    assert not [r for r in rows if gsm8k.gsm8k_error_kind(r["answer"], "#### 0.5") == "arithmetic_slip"]
 
 
-def test_score_row_dispatches():
-    viggo = data.load_rows("viggo", "test")[0]
-    sql = data.load_rows("sql", "test")[0]
-    gsm = data.load_rows("gsm8k", "test")[0]
-    assert all(evals.score_row("viggo", viggo["meaning_representation"], viggo).values())
-    assert evals.score_row("sql", f"<SQL>{sql['answer']}</SQL>", sql)["extracted"]
-    assert evals.score_row("gsm8k", "#### 18", gsm) == {"strict_match": True, "flexible_extract": True}
+def test_each_task_scores_a_row_of_its_own():
+    v = data.load_rows("viggo", "test")[0]
+    s = data.load_rows("sql", "test")[0]
+    g = data.load_rows("gsm8k", "test")[0]
+    assert all(tasks.get("viggo").score(v["meaning_representation"], v).values())
+    assert tasks.get("sql").score(f"<SQL>{s['answer']}</SQL>", s)["extracted"]
+    assert tasks.get("gsm8k").score("#### 18", g) == {"strict_match": True, "flexible_extract": True}
     for task in tasks.BUILTIN:
         assert task.primary in task.metrics
-        assert set(evals.score_row(task.name, "", {**viggo, **sql, **gsm})) == set(task.metrics)
+        assert set(task.score("", {**v, **s, **g})) == set(task.metrics)
     with pytest.raises(ValueError):
-        evals.score_row("nope", "", {})
+        tasks.get("nope")
 
 
 @pytest.mark.parametrize("k, n", [(0, 10), (10, 10), (5, 10), (1, 1000), (0, 0)])
@@ -161,12 +162,12 @@ def _fuzz_strings(count: int = 300) -> list[str]:
 def test_scorers_never_raise_on_junk():
     ref_v = VIGGO_REF
     for text in _fuzz_strings():
-        assert set(evals.score_viggo(text, ref_v)) == set(tasks.VIGGO.metrics)
-        assert isinstance(evals.score_viggo(ref_v, text)["exact"], bool)
-        evals.viggo_error_kind(text, ref_v)
-        evals.extract_gsm8k_answer(text)
-        assert isinstance(evals.gsm8k_correct(text, "#### 3"), bool)
-        evals.gsm8k_error_kind(text, "#### 3")
+        assert set(viggo.score_viggo(text, ref_v)) == set(tasks.VIGGO.metrics)
+        assert isinstance(viggo.score_viggo(ref_v, text)["exact"], bool)
+        viggo.viggo_error_kind(text, ref_v)
+        gsm8k.extract_gsm8k_answer(text)
+        assert isinstance(gsm8k.gsm8k_correct(text, "#### 3"), bool)
+        gsm8k.gsm8k_error_kind(text, "#### 3")
     for bad in (None, 3, b"bytes"):
-        assert not evals.score_viggo(bad, ref_v)["function"]
-        assert evals.extract_gsm8k_answer(bad) is None
+        assert not viggo.score_viggo(bad, ref_v)["function"]
+        assert gsm8k.extract_gsm8k_answer(bad) is None

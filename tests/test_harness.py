@@ -1,12 +1,13 @@
 """The evaluation entry point: files, resumption, skipping, the summary's CIs."""
 
+import dataclasses
 import json
 import os
 from pathlib import Path
 
 import pytest
 
-from ftlib import data, harness, io, prompts, scorers, tasks
+from ftlib import data, harness, io, scorers, tasks
 
 
 class FakeGenerator:
@@ -17,7 +18,7 @@ class FakeGenerator:
     def __init__(self, fail_after: int | None = None):
         self.calls = 0
         self.fail_after = fail_after
-        self.gold = {prompts.question("viggo", r): r["meaning_representation"]
+        self.gold = {tasks.VIGGO.question(r): r["meaning_representation"]
                      for r in data.load_rows("viggo", "test")}
 
     def generate(self, prompts_: list, max_new_tokens: int, stop=()) -> list[str]:
@@ -72,7 +73,7 @@ def test_an_edited_builtin_scorer_rescores_the_stored_predictions(tmp_path, smal
     def earlier(prediction, row):
         return dict.fromkeys(tasks.VIGGO.metrics, False)
     monkeypatch.setitem(tasks._REGISTRY, "viggo", dataclasses.replace(
-        tasks.VIGGO, score=earlier, scorer_id=scorers.code_id(earlier, tasks.SCORING_CODE)))
+        tasks.VIGGO, score=earlier, scorer_id=scorers.code_id(earlier, tasks.VIGGO.code)))
     before = harness.evaluate(FakeGenerator(), "viggo", "test", "zero_shot", limit=6, out_dir=tmp_path)
     assert before["metrics"]["exact"]["mean"] == 0.0
     monkeypatch.setitem(tasks._REGISTRY, "viggo", tasks.VIGGO)  # the code as it is now
@@ -117,7 +118,7 @@ def test_sql_rows_with_unusable_gold_are_left_out_and_counted(tmp_path, monkeypa
     """The harness scores the prepared split (what training reads): the first 10 usable rows."""
     from ftlib import tasks
 
-    odd_unusable = tasks.replace(tasks.SQL, usable=lambda row: row["row_index"] % 2 == 0)
+    odd_unusable = dataclasses.replace(tasks.SQL, usable=lambda row: row["row_index"] % 2 == 0)
     monkeypatch.setitem(tasks._REGISTRY, "sql", odd_unusable)
     gen = FakeGenerator()
     gen.generate = lambda ps, n, stop=(): ["<SQL>SELECT 1</SQL>"] * len(ps)

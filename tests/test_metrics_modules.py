@@ -1,4 +1,5 @@
-"""The `evaluate` modules load from their local folders with the hub switched off, and agree with ftlib.evals."""
+"""The `evaluate` modules load from their local folders with the hub switched off, and agree with the
+tasks' scorers (ftlib.tasks)."""
 
 import json
 import os

@@ -12,9 +12,9 @@ def test_markdown_and_csv_tables(tmp_path):
 
 def test_score_bars_draws_one_panel_per_task_with_ci_and_reference_marks(tmp_path):
     rows = [
-        {"task": "viggo", "label": "untuned few-shot", "mean": 0.1, "ci_low": 0.05, "ci_high": 0.2, "n": 100},
-        {"task": "viggo", "label": "fine-tuned", "mean": 0.9, "ci_low": 0.85, "ci_high": 0.94, "n": 100},
-        {"task": "gsm8k", "label": "fine-tuned", "mean": 0.02, "ci_low": 0.0, "ci_high": 0.05, "n": 50},
+        {"task": "viggo", "label": "untuned few-shot", "score": 0.1, "ci_low": 0.05, "ci_high": 0.2, "n": 100},
+        {"task": "viggo", "label": "fine-tuned", "score": 0.9, "ci_low": 0.85, "ci_high": 0.94, "n": 100},
+        {"task": "gsm8k", "label": "fine-tuned", "score": 0.02, "ci_low": 0.0, "ci_high": 0.05, "n": 50},
     ]
     fig = plots.score_bars(rows)
     axes = fig.axes

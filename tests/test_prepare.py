@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from ftlib import io, prepare, quality
-from ftlib.sql import match
+from ftlib import io, prepare, quality, tasks
+from ftlib.tasks.sql import match
+from ftlib.tasks.sql import task as sql_task
 
 
 @pytest.fixture(scope="module")
@@ -50,11 +51,11 @@ def test_load_split_limit(tmp_path):
     ("CREATE TABLE t (a VARCHAR, b INT)", "SELECT a FROM t AS x WHERE x.a = 5", True),
 ])
 def test_varchar_number_comparison(context, gold, expected):
-    assert prepare.varchar_number_comparison(context, gold) is expected
+    assert sql_task.varchar_number_comparison(context, gold) is expected
 
 
 def test_duplicates_and_overlap_hand_checked():
-    key = quality.key("gsm8k")
+    key = quality.key(tasks.GSM8K)
     train = [{"question": "A?"}, {"question": "a? "}, {"question": "B?"}]
     test = [{"question": "b?"}, {"question": "C?"}]
     assert quality.duplicates(train, key) == 1

@@ -8,7 +8,7 @@ import itertools
 
 import pytest
 
-from ftlib import models, prompts
+from ftlib import models, prompts, tasks
 
 _ids = itertools.count()
 
@@ -102,9 +102,9 @@ def test_qwen_template_renders_the_projects_chat_prompts():
     assert tok.eos_token == "<|im_end|>" and tok.pad_token == "<|endoftext|>"
     from ftlib import prepare
 
-    row = prepare.items("sql", "test", 1)[0][1]
+    row = prepare.items(tasks.SQL, "test", 1)[0][1]
     for style in ("chat", "zero_shot", "few_shot"):
-        msgs = prompts.messages("sql", row, style)
+        msgs = prompts.messages(tasks.SQL, row, style)
         text = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
         expected = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in msgs)
         if msgs[0]["role"] != "system":  # no system turn of ours: Qwen's template puts in its default one

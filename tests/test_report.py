@@ -6,6 +6,7 @@ import pytest
 from test_harness import FakeGenerator
 
 from ftlib import harness, io, report
+from ftlib.tasks import gsm8k
 
 
 def test_exported_predictions_rescore_the_headline(tmp_path):
@@ -28,7 +29,7 @@ def test_exported_predictions_rescore_the_headline(tmp_path):
 
 
 def test_score_text_writes_thousands_and_one_decimal():
-    row = {"mean": 0.96768, "ci_low": 0.9549, "ci_high": 0.97702, "n": 1083}
+    row = {"score": 0.96768, "ci_low": 0.9549, "ci_high": 0.97702, "n": 1083}
     assert report.score_text(row) == "96.8 [95.5, 97.7] (n=1,083)"
     assert report.score_text(None) == "not run"
 
@@ -39,7 +40,7 @@ def test_gsm8k_failures_hand_checked():
         {"prediction": "2*3=<<2*3=7>>7\n#### 7"},  # a wrong note
         {"prediction": "a\nb\na\na\n"},  # no answer line, a line three times
     ]
-    f = report.gsm8k_failures(records)
+    f = gsm8k.gsm8k_failures(records)
     assert f == {"items": 3, "no_answer_line": 1, "repeats_a_line_3x": 1, "notes": 2, "wrong_notes": 1,
                  "answers_with_a_wrong_note": 1}
 

@@ -5,8 +5,9 @@ import torch
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
-from ftlib import evals, io, prepare, rounds, runs, strategies, train
+from ftlib import io, rounds, runs, strategies, tasks, train
 from ftlib.rounds import Round, SelfTrain, Series, Source
+from ftlib.tasks import viggo
 
 ROWS = [{"meaning_representation": mr, "target": "t"} for mr in (
     "inform(name[A], genres[driving/racing, sport])", "request(has_multiplayer[yes], specifier[fast-paced])",
@@ -17,27 +18,27 @@ ROWS = [{"meaning_representation": mr, "target": "t"} for mr in (
 
 
 def test_corruption_is_seeded_and_respects_the_fraction():
-    a, b = rounds.corrupt_viggo(ROWS, 0.3, seed=1), rounds.corrupt_viggo(ROWS, 0.3, seed=1)
+    a, b = viggo.corrupt_viggo(ROWS, 0.3, seed=1), viggo.corrupt_viggo(ROWS, 0.3, seed=1)
     assert a == b
-    assert a != rounds.corrupt_viggo(ROWS, 0.3, seed=2)
+    assert a != viggo.corrupt_viggo(ROWS, 0.3, seed=2)
     assert sum(r["corrupted"] for r in a) == 3
-    assert all(not r["corrupted"] for r in rounds.corrupt_viggo(ROWS, 0.0))
+    assert all(not r["corrupted"] for r in viggo.corrupt_viggo(ROWS, 0.0))
     assert ROWS[0]["meaning_representation"].startswith("inform(name[A]")  # input not mutated
 
 
 @pytest.mark.parametrize("seed", range(5))
 def test_corrupted_mrs_parse_and_are_wrong(seed):
-    for new, old in zip(rounds.corrupt_viggo(ROWS, 1.0, seed), ROWS):
-        assert evals.parse_viggo(new["meaning_representation"]) is not None
-        scores = evals.score_viggo(new["meaning_representation"], old["meaning_representation"])
+    for new, old in zip(viggo.corrupt_viggo(ROWS, 1.0, seed), ROWS):
+        assert viggo.parse_viggo(new["meaning_representation"]) is not None
+        scores = viggo.score_viggo(new["meaning_representation"], old["meaning_representation"])
         assert not scores["attribute_types"]  # wrong where the primary metric looks
 
 
 def test_keep_verified_keeps_only_what_the_scorer_accepts():
     rows = [{"question": "q", "answer": "so #### 4"}, {"question": "q", "answer": "#### 5"}]
-    kept = rounds.keep_verified("gsm8k", rows, ["2+2=4 #### 4", "#### 6"])
+    kept = rounds.keep_verified(tasks.GSM8K, rows, ["2+2=4 #### 4", "#### 6"])
     assert kept == [{"question": "q", "answer": "2+2=4 #### 4"}]
-    kept = rounds.keep_verified("viggo", ROWS[:2], [ROWS[0]["meaning_representation"], "inform(name[A])"])
+    kept = rounds.keep_verified(tasks.VIGGO, ROWS[:2], [ROWS[0]["meaning_representation"], "inform(name[A])"])
     assert [r["meaning_representation"] for r in kept] == [ROWS[0]["meaning_representation"]]
 
 
@@ -113,8 +114,8 @@ def test_the_sql_filter_splits_the_rows_in_two():
     on, info = rounds.source_rows(Source("sql", sql_filter=True))
     flagged = rounds.source_rows(Source("sql", flagged_only=True))[0]
     assert len(on) + len(flagged) == len(off) and info["dropped_by_filter"] == len(flagged) > 0
-    assert all(prepare.varchar_number_comparison(r["context"], r["answer"]) for r in flagged)
-    assert not any(prepare.varchar_number_comparison(r["context"], r["answer"]) for r in on)
+    assert all(tasks.SQL.flagged(r) for r in flagged)
+    assert not any(tasks.SQL.flagged(r) for r in on)
 
 
 class Watch(TrainerCallback):

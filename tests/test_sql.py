@@ -10,7 +10,8 @@ from collections import Counter
 import pytest
 
 from ftlib import data, evals
-from ftlib.sql import match, sandbox, suite, synthetic
+from ftlib.tasks.sql import match, sandbox, suite, synthetic
+from ftlib.tasks.sql import task as sql_task
 
 CTX = "CREATE TABLE head (name VARCHAR, born_state VARCHAR, age INTEGER)"
 GOLD = "SELECT name FROM head WHERE born_state = 'California' AND age > 56"
@@ -23,9 +24,9 @@ def _image(context: str = CTX, gold: str = GOLD) -> bytes:
 # Hand-checked: `age >= 57` equals `age > 56` only on integers; the synthetic ages are integers
 # near 56 (so both filters pick the same rows), while `age > 50` lets in ages 51..56 and must differ.
 def test_execution_match_hand_checked():
-    assert evals.sql_execution_match(
+    assert match.sql_execution_match(
         "<SQL>SELECT name FROM head WHERE age >= 57 AND born_state = 'California'</SQL>", GOLD, CTX)
-    assert not evals.sql_execution_match("SELECT name FROM head WHERE born_state = 'California' AND age > 50",
+    assert not match.sql_execution_match("SELECT name FROM head WHERE born_state = 'California' AND age > 50",
                                          GOLD, CTX)
 
 
@@ -48,16 +49,16 @@ def test_extract_sql(text, query):
     ("<SQL>DELETE FROM head</SQL>", "forbidden"), ("SELECT 1; SELECT 2", "forbidden"),
 ])
 def test_sql_error_kind(pred, kind):
-    assert evals.sql_error_kind(pred, GOLD, CTX) == kind
+    assert match.sql_error_kind(pred, GOLD, CTX) == kind
 
 
 def test_ordered_gold_compares_as_list_unordered_as_multiset():
     ctx = "CREATE TABLE t (name VARCHAR, age INTEGER)"
     desc = "SELECT name FROM t ORDER BY age DESC"
-    assert evals.sql_execution_match(desc, desc, ctx)
-    assert not evals.sql_execution_match("SELECT name FROM t ORDER BY age", "SELECT name FROM t ORDER BY age DESC", ctx)
-    assert evals.sql_execution_match("SELECT name FROM t ORDER BY age", "SELECT name FROM t", ctx)
-    assert not evals.sql_execution_match("SELECT DISTINCT name FROM t", "SELECT name FROM t", ctx)
+    assert match.sql_execution_match(desc, desc, ctx)
+    assert not match.sql_execution_match("SELECT name FROM t ORDER BY age", "SELECT name FROM t ORDER BY age DESC", ctx)
+    assert match.sql_execution_match("SELECT name FROM t ORDER BY age", "SELECT name FROM t", ctx)
+    assert not match.sql_execution_match("SELECT DISTINCT name FROM t", "SELECT name FROM t", ctx)
 
 
 def test_synthetic_rows_hold_gold_literals_and_numbers():
@@ -73,8 +74,8 @@ def test_synthetic_rows_hold_gold_literals_and_numbers():
 
 def test_case_duplicate_context_builds():
     ctx = "CREATE TABLE Track (GenreId VARCHAR); CREATE TABLE track (genreid VARCHAR, Name VARCHAR)"
-    assert evals.sql_execution_match("SELECT name FROM TRACK", "SELECT Name FROM track", ctx)
-    report = evals.audit_gold(ctx, "SELECT Name FROM track")
+    assert match.sql_execution_match("SELECT name FROM TRACK", "SELECT Name FROM track", ctx)
+    report = match.audit_gold(ctx, "SELECT Name FROM track")
     assert report["case_duplicate"] and report["executes"]
 
 
@@ -93,7 +94,7 @@ def test_sandbox_refuses_attack(attack, tmp_path, monkeypatch):
     result = sandbox.run_query(_image(), attack)
     assert result.error is not None and result.rows is None
     assert not os.listdir(tmp_path)
-    assert not evals.sql_execution_match(attack, GOLD, CTX)
+    assert not match.sql_execution_match(attack, GOLD, CTX)
     assert len(sandbox.run_query(_image(), "SELECT * FROM head").rows) > 0  # the cached image is intact
 
 
@@ -106,7 +107,7 @@ def test_sandbox_refuses_attack(attack, tmp_path, monkeypatch):
 ])
 def test_sandbox_budget_stops_runaway_queries(attack):
     start = time.perf_counter()
-    assert not evals.sql_execution_match(attack, GOLD, CTX)
+    assert not match.sql_execution_match(attack, GOLD, CTX)
     assert time.perf_counter() - start < 1.0
     start = time.perf_counter()
     assert sandbox.run_query(_image(), attack).error is not None
@@ -172,7 +173,7 @@ def test_long_single_steps_are_killed_within_the_bound(call, shape):
     assert time.perf_counter() - start < _BOUND
     assert result.error is not None or all(v in (None, 0) for r in result.rows for v in r)  # NULL when quick
     start = time.perf_counter()
-    assert evals.sql_error_kind(f"<SQL>{shape.format(c=call)}</SQL>", GOLD, CTX) != "correct"
+    assert match.sql_error_kind(f"<SQL>{shape.format(c=call)}</SQL>", GOLD, CTX) != "correct"
     assert time.perf_counter() - start < _BOUND
     assert sandbox.run_query(_image(), "SELECT COUNT(*) FROM head").rows  # the next call gets a fresh worker
 
@@ -189,7 +190,7 @@ def test_statement_check_is_linear_in_repeated_comments(unit, tail):
     for reps in (28, 10_000):
         text = unit * reps + tail
         start = time.perf_counter()
-        evals.sql_error_kind(f"<SQL>{text}</SQL>", GOLD, CTX)
+        match.sql_error_kind(f"<SQL>{text}</SQL>", GOLD, CTX)
         sandbox.is_read_start(text)
         assert time.perf_counter() - start < 0.5, (unit, reps)
     assert not sandbox.is_read_start(unit * 28 + "DROP TABLE head")
@@ -215,18 +216,18 @@ def test_sandbox_never_raises_on_junk():
     junk += ["SELECT " + "".join(rng.choice("()*,'\"abc 123;<SQL>") for _ in range(rng.randint(0, 80)))
              for _ in range(200)]
     for text in junk:
-        assert isinstance(evals.sql_execution_match(text, GOLD, CTX), bool)
-        assert isinstance(evals.sql_error_kind(text, GOLD, CTX), str)
+        assert isinstance(match.sql_execution_match(text, GOLD, CTX), bool)
+        assert isinstance(match.sql_error_kind(text, GOLD, CTX), str)
 
 
 def test_audit_finds_missing_column_and_degenerate():
     ctx = "CREATE TABLE t (a VARCHAR, n INTEGER)"
-    missing = evals.audit_gold(ctx, "SELECT b FROM t")
+    missing = match.audit_gold(ctx, "SELECT b FROM t")
     assert not missing["executes"] and missing["missing_column"] and "no such column" in missing["error"]
-    assert evals.audit_gold(ctx, "SELECT a FROM t WHERE n > 100000 AND n < 0")["degenerate"] == "empty"
-    assert evals.audit_gold(ctx, "SELECT a FROM t WHERE n = n")["degenerate"] == "every_row"
-    assert evals.audit_gold(ctx, "SELECT a FROM t WHERE n > 3")["degenerate"] is None
-    assert not evals.sql_gold_usable({"context": ctx, "answer": "SELECT b FROM t"})
+    assert match.audit_gold(ctx, "SELECT a FROM t WHERE n > 100000 AND n < 0")["degenerate"] == "empty"
+    assert match.audit_gold(ctx, "SELECT a FROM t WHERE n = n")["degenerate"] == "every_row"
+    assert match.audit_gold(ctx, "SELECT a FROM t WHERE n > 3")["degenerate"] is None
+    assert not match.sql_gold_usable({"context": ctx, "answer": "SELECT b FROM t"})
 
 
 @pytest.fixture(scope="module")
@@ -237,25 +238,25 @@ def sql_rows() -> dict[str, list[dict]]:
 def test_every_executable_gold_matches_itself(sql_rows):
     start = time.perf_counter()
     test = sql_rows["test"]
-    usable = [r for r in test if evals.sql_gold_usable(r)]
-    kinds = Counter(evals.sql_error_kind(r["answer"], r["answer"], r["context"]) for r in usable)
+    usable = [r for r in test if match.sql_gold_usable(r)]
+    kinds = Counter(match.sql_error_kind(r["answer"], r["answer"], r["context"]) for r in usable)
     assert set(kinds) == {"correct", "unjudgeable"}
     assert kinds["unjudgeable"] <= 20  # the golds that select nothing (the audit counts 16 empty ones)
     # `<SQL>` tags and a trailing semicolon change nothing
-    assert all(evals.sql_error_kind(f"<SQL>{r['answer']};</SQL>", r["answer"], r["context"])
+    assert all(match.sql_error_kind(f"<SQL>{r['answer']};</SQL>", r["answer"], r["context"])
                in ("correct", "unjudgeable") for r in usable[:100])
     print(f"\nSQL test split: {kinds['correct']} of {len(test)} gold queries execute and match themselves, "
           f"{kinds['unjudgeable']} cannot judge ({time.perf_counter() - start:.1f} s)")
     for split in ("train", "validation"):  # a sample: building every suite of train takes minutes
-        rows = [r for r in sql_rows[split][:150] if evals.sql_gold_usable(r)]
-        kinds = {evals.sql_error_kind(r["answer"], r["answer"], r["context"]) for r in rows}
+        rows = [r for r in sql_rows[split][:150] if match.sql_gold_usable(r)]
+        kinds = {match.sql_error_kind(r["answer"], r["answer"], r["context"]) for r in rows}
         assert kinds <= {"correct", "unjudgeable"}
 
 
 def test_defect_counts_are_in_expected_ranges(sql_rows):
     every = [r for rows in sql_rows.values() for r in rows]
-    counts = {split: evals.audit_rows(rows) for split, rows in sql_rows.items()}
-    counts["all"] = evals.audit_rows(every)
+    counts = {split: match.audit_rows(rows) for split, rows in sql_rows.items()}
+    counts["all"] = match.audit_rows(every)
     for split, c in counts.items():
         print(f"\nSQL gold audit, {split}: {c}")
     total = counts["all"]
@@ -289,8 +290,8 @@ _AND = "SELECT name FROM head WHERE city = 'Paris' AND age > 40"
 def test_suite_separates_each_mutant_class(gold, near_miss):
     judge = suite.build(SUITE_CTX, gold)
     assert judge.judgeable and 1 <= len(judge.images) <= suite.MAX_DATABASES
-    assert evals.sql_execution_match(f"<SQL>{gold}</SQL>", gold, SUITE_CTX)
-    assert not evals.sql_execution_match(f"<SQL>{near_miss}</SQL>", gold, SUITE_CTX), near_miss
+    assert match.sql_execution_match(f"<SQL>{gold}</SQL>", gold, SUITE_CTX)
+    assert not match.sql_execution_match(f"<SQL>{near_miss}</SQL>", gold, SUITE_CTX), near_miss
 
 
 def test_suite_is_deterministic():
@@ -309,13 +310,13 @@ def test_suite_is_deterministic():
     ("SELECT city FROM head ORDER BY age DESC", "SELECT city FROM head ORDER BY age DESC, city"),
 ])
 def test_column_order_and_tie_breaks_are_accepted(gold, pred):
-    assert evals.sql_execution_match(f"<SQL>{pred}</SQL>", gold, SUITE_CTX)
+    assert match.sql_execution_match(f"<SQL>{pred}</SQL>", gold, SUITE_CTX)
 
 
 def test_order_is_still_compared_on_the_gold_keys():
     gold = "SELECT name, age FROM head ORDER BY age"
-    assert not evals.sql_execution_match("SELECT name, age FROM head ORDER BY age DESC", gold, SUITE_CTX)
-    assert not evals.sql_execution_match("SELECT name, age FROM head ORDER BY name", gold, SUITE_CTX)
+    assert not match.sql_execution_match("SELECT name, age FROM head ORDER BY age DESC", gold, SUITE_CTX)
+    assert not match.sql_execution_match("SELECT name, age FROM head ORDER BY name", gold, SUITE_CTX)
 
 
 def test_same_result_runs_of_ties():
@@ -332,6 +333,6 @@ def test_same_result_runs_of_ties():
 ])
 def test_a_gold_that_selects_nothing_is_left_out(gold):
     assert not suite.build(SUITE_CTX, gold).judgeable
-    scores = evals.score_sql(f"<SQL>{gold}</SQL>", gold, SUITE_CTX)
+    scores = sql_task.score_sql(f"<SQL>{gold}</SQL>", gold, SUITE_CTX)
     assert scores["judged"] is False and "execution_match" not in scores
     assert evals.summarize([scores, {"execution_match": True, "judged": True}])["execution_match"]["n"] == 1

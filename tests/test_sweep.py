@@ -2,7 +2,7 @@
 
 import pytest
 
-from ftlib import io, plots, sweep
+from ftlib import io, plots, presets, sweep
 
 
 def test_viggo_full_arms_share_one_budget_and_names_are_unique():
@@ -25,6 +25,14 @@ def test_sql_arms_train_every_row_and_score_validation():
     got = (cfg.method, cfg.lora_r, cfg.n_train, cfg.eval_split, cfg.eval_limit)
     assert got == ("lora", 16, None, "validation", 300)
     assert cfg.name == "sql-lora-0.001-allx2" and cfg.experiment == "sweep"
+
+
+def test_an_arm_takes_its_fixed_settings_from_the_presets():
+    """Every arm trains with the sweep's preset and sizes (`presets.SWEEP`), not values of sweep.py's own."""
+    full, lora = (next(a for a in sweep.grid("viggo") if a.method == m) for m in ("full", "lora"))
+    cfg = sweep.config("viggo", full, "m", val_limit=5)
+    assert (cfg.preset, cfg.batch_size, cfg.n_val, cfg.lr) == (presets.SWEEP.train_preset, 8, 100, full.lr)
+    assert presets.SWEEP.lora == {"lora_r": 16} and sweep.config("viggo", lora, "m", val_limit=5).lora_r == 16
 
 
 def test_arms_are_scored_on_validation_never_test(tiny_model_dir, runs_root):

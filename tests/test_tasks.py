@@ -51,13 +51,14 @@ def test_builtin_tasks_are_declared_once_each():
 
 
 def test_a_builtin_task_scorer_is_identified_by_its_code(tmp_path):
-    """scorer_id hashes the score function and the scoring code (evals.py, ftlib/sql): an edit to
+    """scorer_id hashes the score function and the scoring code (its module, ftlib/tasks/sql): an edit to
     that code changes it, and so rescores stored predictions (`harness.score_records`)."""
     ids = {t.name: t.scorer_id for t in tasks.BUILTIN}
     assert all(ids.values()) and len(set(ids.values())) == 3
-    assert {"evals.py", "match.py", "suite.py"} <= {f.name for f in tasks.SCORING_CODE}
+    assert {"task.py", "match.py", "suite.py"} <= {f.name for f in tasks.SQL.code}
+    assert [f.name for f in tasks.VIGGO.code] == ["viggo.py"] and [f.name for f in tasks.GSM8K.code] == ["gsm8k.py"]
     copies = []
-    for f in tasks.SCORING_CODE:
+    for f in tasks.SQL.code:
         copies.append(tmp_path / f.name)
         copies[-1].write_bytes(f.read_bytes())
     assert scorers.code_id(tasks.SQL.score, copies) == ids["sql"]
@@ -79,9 +80,9 @@ def test_a_user_task_loads_renders_and_scores_with_its_own_function(tmp_path, ru
     assert (t.name, t.metrics, t.primary) == ("addition", ("same", "length"), "same")
     row = prepare.load_split(str(path), "test")[0]
     assert row == ROWS[36]
-    assert prompts.messages(str(path), row, "chat") == [
+    assert prompts.messages(tasks.get(str(path)), row, "chat") == [
         {"role": "user", "content": f"Add the two numbers.\n\n{row['prompt']}"}]
-    assert len(prompts.messages(str(path), row, "few_shot")) == 2 + 2 * 3  # system, 3 shots, the row
+    assert len(prompts.messages(tasks.get(str(path)), row, "few_shot")) == 2 + 2 * 3  # system, 3 shots, the row
     assert t.score("11", {"completion": "11"}) == {"same": True, "length": 0.2}
 
 
@@ -95,7 +96,7 @@ def test_chat_rows_and_a_missing_validation_split(tmp_path, runs_root):
     train_rows, val = (prepare.load_split(str(path), s) for s in ("train", "validation"))
     assert (len(train_rows), len(val)) == (27, 3)  # the last 10 % of train
     assert val[0]["prompt"] == ROWS[27]["prompt"] and val[0]["system"] == "Be brief."
-    assert prompts.messages(str(path), val[0], "chat")[0] == {"role": "system", "content": "Be brief."}
+    assert prompts.messages(tasks.get(str(path)), val[0], "chat")[0] == {"role": "system", "content": "Be brief."}
 
 
 @pytest.mark.parametrize("line, expected", [
@@ -311,7 +312,7 @@ def test_viggo_voice_files_are_what_the_script_makes_and_gold_passes_its_scorer(
     shipped = [json.loads(x) for x in (paths.ROOT / "data/viggo_voice/train.jsonl").read_text().splitlines()]
     assert made == shipped
     acts = [r["prompt"].split("(")[0] for r in shipped[:9]]
-    assert acts == list(evals.VIGGO_FUNCTIONS)  # the few-shot prompt shows every dialogue act once
+    assert acts == list(tasks.viggo.VIGGO_FUNCTIONS)  # the few-shot prompt shows every dialogue act once
     t = tasks.get("data/viggo_voice/task.json")
     gold = evals.summarize([t.score(r["completion"], r) for r in prepare.load_split(t, "validation")])
     assert gold["voice"]["mean"] > 0.98 and gold["all_slots"]["mean"] > 0.97  # the scorer's docstring
@@ -348,3 +349,78 @@ def test_a_plan_runs_and_reports_a_user_task(tmp_path, tiny_model_dir, runs_root
     rows = report.numeric_rows(report.score_rows(found))
     assert {r["metric"] for r in rows} == {"same"} and all(r["n"] == 2 for r in rows)
     assert report.error_kinds(path, report.predictions(found[(path, "fine-tuned")])).total() == 2
+
+
+def _docs_example_task(tmp_path):
+    """The module docs/tasks.md shows as a new built-in task, imported from where the test wrote it."""
+    import importlib.util
+    import re
+
+    from ftlib import paths
+
+    code = re.search(r"```python\n(.*?)```", (paths.ROOT / "docs" / "tasks.md").read_text(), re.S).group(1)
+    (tmp_path / "reverse.py").write_text(code)
+    spec = importlib.util.spec_from_file_location("reverse_task", tmp_path / "reverse.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class Reverser:
+    """A generator that reverses the word of each prompt: right on every item."""
+
+    wants_messages = True
+
+    def generate(self, prompts_: list, max_new_tokens: int, stop=()) -> list[str]:
+        return [m[-1]["content"].split("Word: ")[-1][::-1] for m in prompts_]
+
+
+def test_a_new_builtin_task_is_one_module_and_one_registry_line(tmp_path, runs_root, monkeypatch):
+    """docs/tasks.md's worked example: its module, registered (the registry line), goes through the
+    generic pipeline (prompts, prepared splits, harness, report, rescoring) and no stage names it."""
+    from ftlib import report, sweep
+
+    module = _docs_example_task(tmp_path)
+    monkeypatch.setattr(tasks, "_REGISTRY", dict(tasks._REGISTRY))  # this test's registry only
+    t = tasks.register(module.TASK)
+    assert tasks.get("reverse") is t and "reverse" in tasks.names() and t.scorer_id
+    msgs = prompts.messages(t, t.load("test")[0], "few_shot")
+    assert [m["content"] for m in msgs[1:5]] == ["Word: lora", "arol", "Word: token", "nekot"]
+    assert msgs[-1]["content"] == "Word: model"
+    assert prepare.load_split(t, "test") == t.load("test") and prepare.read_stats(t)["test"]["kept"] == 2
+    summary = harness.evaluate(Reverser(), "reverse", "test", "chat", out_dir=tmp_path / "eval")
+    assert summary["primary"] == "exact" and summary["metrics"]["exact"]["mean"] == 1.0 and summary["n"] == 2
+    records = report.predictions(tmp_path / "eval")
+    assert report.error_kinds(t, records) == {"correct": 2}
+    assert [t.score(r["prediction"], t.record_row(r)) for r in records] == [r["scores"] for r in records]
+    with pytest.raises(ValueError, match="no sweep grid"):
+        sweep.grid("reverse")
+
+
+def test_the_pipeline_calls_a_tasks_hooks_and_names_no_task(tmp_path, runs_root, monkeypatch):
+    """prepare's audit and filter, the rounds' corruption and extra metrics come from the Task's hooks:
+    the toy task of docs/tasks.md with hooks of its own gets them, without a stage knowing its name."""
+    import dataclasses
+
+    from ftlib import rounds
+
+    t = dataclasses.replace(
+        _docs_example_task(tmp_path).TASK, name="reverse_hooked",
+        audit=lambda rows: {"rows": len(rows)}, flagged=lambda r: r["word"] == "model",
+        corrupt=lambda rows, fraction, seed: [{**r, "reversed": "x", "corrupted": True} for r in rows],
+        rounds_metrics=("exact",))
+    monkeypatch.setattr(tasks, "_REGISTRY", dict(tasks._REGISTRY))
+    tasks.register(t)
+    prepare.prepare(t, sql_filter_varchar_numbers=True)
+    stats = prepare.read_stats(t)
+    assert stats["test"]["audit"] == {"rows": 2} and stats["test"]["kept"] == 1  # "model" flagged and dropped
+    rows, info = rounds.source_rows(rounds.Source("reverse_hooked", split="train", corrupt=0.5))
+    assert info["corrupted"] == 4 and {r["reversed"] for r in rows} == {"x"}
+    rows, _ = rounds.source_rows(rounds.Source("reverse_hooked", split="validation", flagged_only=True))
+    assert rows == []  # nothing flagged in validation
+    summary = {"metrics": {"exact": {"mean": 0.5, "ci_low": 0.2, "ci_high": 0.8, "n": 4}}}
+    row = rounds._score_row("s", 1, "r", summary, t)
+    assert (row["score"], row["score_ci_low"], row["exact"], row["exact_ci_high"], row["n"]) == (0.5, 0.2, 0.5, 0.8, 4)
+    tasks.register(dataclasses.replace(t, name="reverse_plain", corrupt=None))
+    with pytest.raises(ValueError, match="corrupt"):  # a task without the hook: the stage says so
+        rounds.source_rows(rounds.Source("reverse_plain", corrupt=0.5))

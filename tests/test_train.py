@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ftlib import io, models, paths, runs, train
+from ftlib import io, models, paths, presets, runs, train
 
 
 def smoke(tiny_model_dir, **kw):
@@ -22,11 +22,24 @@ def smoke(tiny_model_dir, **kw):
 def test_presets_and_overrides():
     cfg = train.preset("cpu", task="sql", epochs=1)
     assert (cfg.task, cfg.epochs, cfg.method) == ("sql", 1, "full")
-    assert train.preset("gpu", method="lora").lr == train.LORA_LR
+    assert train.preset("gpu", method="lora").lr == presets.GPU.lora_lr == 1e-4
+    assert train.preset("smoke", method="lora").lr == presets.SMOKE.train["lr"]  # smoke keeps its own lr
     with pytest.raises(ValueError):
         train.preset("cpu", no_such_field=1)
     with pytest.raises(ValueError):
         train.preset("laptop")
+
+
+def test_one_style_vocabulary_and_older_names_read_as_new():
+    """eval_style and fmt are prompt styles (prompts.STYLES, TUNED_STYLES); an older config.json's
+    "finetuned" reads as "chat", so its finished folder is the same run."""
+    assert train.TrainConfig().eval_style == "chat" and train.TrainConfig(eval_style="finetuned").eval_style == "chat"
+    for bad in (dict(eval_style="tuned"), dict(fmt="few_shot")):
+        with pytest.raises(ValueError, match="expected one of"):
+            train.TrainConfig(**bad)
+    old = {**dataclasses.asdict(train.TrainConfig()), "eval_style": "finetuned"}
+    assert runs.config_change(old, dataclasses.asdict(train.TrainConfig()), {}, train.RENAMED) == {}
+    assert runs.config_change(old, dataclasses.asdict(train.TrainConfig()), {}) != {}
 
 
 @pytest.mark.parametrize("flags,expected", [

@@ -61,7 +61,7 @@ class LocalGenerator:
         self.model = model.eval()
         self.tokenizer = tokenizer
         # A tool sees the text generated so far whenever it ends in "=" and may dictate what follows
-        # (evals.calculator: the result of a GSM8K note); greedy decoding then goes on from there.
+        # (tasks.gsm8k.calculator: the result of a GSM8K note); greedy decoding then goes on from there.
         self.tool = tool
         # A CPU's sweet spot is ~48 rows (benchmarks/generation_speed.py); a GPU wants hundreds.
         on_gpu = self.device.type == "cuda"

@@ -2,13 +2,14 @@
 
     evaluate.load("ftlib/metrics/gsm8k")   # a local path: no hub access, works with HF_HUB_OFFLINE=1
 
-It is a thin wrapper: the scoring lives in `ftlib.evals` (gsm8k_lm_eval), so both always agree.
+It is a thin wrapper: the scoring lives in `ftlib.tasks.gsm8k` (gsm8k_lm_eval), so both always agree.
 """
 
 import datasets
 import evaluate
 
 from ftlib import evals
+from ftlib.tasks import gsm8k
 
 _DESCRIPTION = (
     "GSM8K accuracy as lm-evaluation-harness scores it: strict_match (its 'strict-match', the first "
@@ -48,5 +49,5 @@ class Gsm8k(evaluate.Metric):
         )
 
     def _compute(self, predictions, references) -> dict:
-        scores = [evals.gsm8k_lm_eval(p, r) for p, r in zip(predictions, references)]
-        return evals.metric_means("gsm8k", scores)
+        scores = [gsm8k.gsm8k_lm_eval(p, r) for p, r in zip(predictions, references)]
+        return evals.metric_means(gsm8k.TASK.metrics, scores)

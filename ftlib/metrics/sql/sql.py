@@ -2,13 +2,14 @@
 
     evaluate.load("ftlib/metrics/sql")   # a local path: no hub access, works with HF_HUB_OFFLINE=1
 
-It is a thin wrapper: the scoring lives in `ftlib.evals` (score_sql / sql_execution_match), so both always agree.
+It is a thin wrapper: the scoring lives in `ftlib.tasks.sql` (score_sql / sql_execution_match), so both always agree.
 """
 
 import datasets
 import evaluate
 
 from ftlib import evals
+from ftlib.tasks import sql
 
 _DESCRIPTION = (
     "Text-to-SQL execution match: the predicted query (taken from <SQL> tags, a code fence or "
@@ -55,5 +56,5 @@ class Sql(evaluate.Metric):
         )
 
     def _compute(self, predictions, references, contexts) -> dict:
-        scores = [evals.score_sql(p, r, c) for p, r, c in zip(predictions, references, contexts)]
-        return evals.metric_means("sql", scores)
+        scores = [sql.score_sql(p, r, c) for p, r, c in zip(predictions, references, contexts)]
+        return evals.metric_means(sql.TASK.metrics, scores)

@@ -2,13 +2,14 @@
 
     evaluate.load("ftlib/metrics/viggo")   # a local path: no hub access, works with HF_HUB_OFFLINE=1
 
-It is a thin wrapper: the scoring lives in `ftlib.evals` (score_viggo), so both always agree.
+It is a thin wrapper: the scoring lives in `ftlib.tasks.viggo` (score_viggo), so both always agree.
 """
 
 import datasets
 import evaluate
 
 from ftlib import evals
+from ftlib.tasks import viggo
 
 _DESCRIPTION = (
     "ViGGO meaning representations compared at four nested levels: function; + attribute types "
@@ -51,5 +52,5 @@ class Viggo(evaluate.Metric):
         )
 
     def _compute(self, predictions, references) -> dict:
-        scores = [evals.score_viggo(p, r) for p, r in zip(predictions, references)]
-        return evals.metric_means("viggo", scores)
+        scores = [viggo.score_viggo(p, r) for p, r in zip(predictions, references)]
+        return evals.metric_means(viggo.TASK.metrics, scores)

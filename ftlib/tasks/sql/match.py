@@ -15,7 +15,7 @@ import itertools
 import re
 from collections import Counter
 
-from ftlib.sql import sandbox, schema, suite, synthetic
+from ftlib.tasks.sql import sandbox, schema, suite, synthetic
 
 _SYNTAX = ("syntax error", "incomplete input", "unrecognized token")
 _FORBIDDEN = ("not authorized", "authorization denied", "not a read-only", "one statement", "nul character")

@@ -17,7 +17,7 @@ import re
 import sqlite3
 from dataclasses import dataclass, field
 
-from ftlib.sql.schema import Table, parse_context
+from ftlib.tasks.sql.schema import Table, parse_context
 
 NUMERIC_TYPE = re.compile(r"INT|REAL|NUM|FLOA|DOUB|DEC", re.I)
 LIT = r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|-?\d+(?:\.\d+)?"""
@@ -165,7 +165,7 @@ def _fill(conn: sqlite3.Connection, table: Table, lit: Literals, rng: random.Ran
 def database_image(context: str, gold: str, seed: int, instance: int, rich: bool = False,
                    keys: bool = False) -> bytes:
     """The serialized SQLite image of one synthetic instance (cached: contexts repeat across calls);
-    `rich` adds near-miss values and NULLs, `keys` distinct key values (for `ftlib.sql.suite`)."""
+    `rich` adds near-miss values and NULLs, `keys` distinct key values (for `ftlib.tasks.sql.suite`)."""
     rng = random.Random(f"{seed}:{instance}:{context}:{gold}" + (":rich" if rich else "") + (":keys" if keys else ""))
     lit = gold_literals(gold)
     conn = sqlite3.connect(":memory:")

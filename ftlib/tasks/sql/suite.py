@@ -19,7 +19,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from ftlib.sql import sandbox, synthetic
+from ftlib.tasks.sql import sandbox, synthetic
 
 CANDIDATES = (6, 18)  # plain and rich candidate databases per gold query
 MAX_DATABASES = 6  # kept per gold query
