@@ -298,11 +298,9 @@ def lr_rows(runs_root: Path | None = None) -> list[dict]:
             if not (folder / "eval" / "summary.json").exists():
                 continue
             ev, s = io.read_json(folder / "eval" / "summary.json"), io.read_json(folder / "summary.json")
-            m = ev["metrics"][ev["primary"]]
             rows.append({"task": task, "lr": lr, "rows": presets.SIZE_LR_CHECK["n_train"],
                          "best_eval_loss": round(s["best_eval_loss"], 4), "metric": ev["primary"],
-                         "score": round(m["mean"], 4), "ci_low": round(m["ci_low"], 4),
-                         "ci_high": round(m["ci_high"], 4), "n": m["n"]})
+                         **evals.Score.of(ev["metrics"][ev["primary"]]).rounded(4).row()})
     return rows
 
 
