@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ftlib import evals, io, paths, presets, tasks
+from ftlib import evals, io, paths, presets, runs, tasks
 
 # Each untuned chat model is asked in one style per task: few-shot where the output has a format to
 # copy (ViGGO's meaning representation, SQL in tags), zero-shot on GSM8K, where an instruction model
@@ -305,7 +305,9 @@ def lr_rows(runs_root: Path | None = None) -> list[dict]:
 
 
 def training_rows(runs_root: Path | None = None) -> list[dict]:
-    """What each fine-tuning of the larger model cost: rows, tokens, tokens/s, minutes, peak memory, CPU."""
+    """What each fine-tuning of the larger model cost: rows, tokens, tokens/s, minutes, peak memory, CPU.
+    Tokens and tokens/s count every session of a resumed run (segments.jsonl); the median step's rate
+    is the last session's."""
     rows = []
     for task in STYLE:
         folder = tuned_dir(task, runs_root)
@@ -313,9 +315,13 @@ def training_rows(runs_root: Path | None = None) -> list[dict]:
             continue
         s, c = io.read_json(folder / "summary.json"), io.read_json(folder / "config.json")
         env = io.read_json(folder / "env.json")
+        segments = runs.read_segments(folder)
+        tokens = sum(g["tokens"] for g in segments) if segments else s["tokens"]
+        step_seconds = sum(g["step_seconds"] for g in segments) if segments else None
         rows.append({"task": task, "model": c["model"], "method": c["method"], "rows": c["n_train"],
-                     "epochs": c["epochs"], "lr": c["lr"], "steps": s["global_step"], "tokens": s["tokens"],
-                     "tokens_per_s": s["tokens_per_s"], "median_step_tokens_per_s": s.get("median_step_tokens_per_s"),
+                     "epochs": c["epochs"], "lr": c["lr"], "steps": s["global_step"], "tokens": tokens,
+                     "tokens_per_s": round(tokens / step_seconds, 1) if step_seconds else s["tokens_per_s"],
+                     "median_step_tokens_per_s": s.get("median_step_tokens_per_s"),
                      "train_minutes": round(s["train_wall_seconds_all_sessions"] / 60, 1),
                      "peak_rss_gib": s.get("peak_rss_gib"), "sessions": s["sessions"],
                      "cpu_kind": env.get("cpu_kind"),

@@ -105,13 +105,18 @@ def test_lr_rows_read_each_finished_arm_and_skip_missing_ones(tmp_path):
 
 
 def test_training_rows_report_cost_with_the_cpu_kind_and_its_matmul_rate(tmp_path):
-    summary = {"global_step": 300, "tokens": 280000, "tokens_per_s": 150.2, "train_wall_seconds_all_sessions": 1860,
+    summary = {"global_step": 300, "tokens": 130000, "tokens_per_s": 150.2, "train_wall_seconds_all_sessions": 1860,
                "peak_rss_gib": 13.1, "sessions": 2, "best_eval_loss": 0.0512}
     config = {"model": presets.SIZE_TUNED_MODEL, "method": "full", "n_train": 2400, "epochs": 1, "lr": 2e-5}
     fake_run(size.tuned_dir("viggo", tmp_path), summary, config)
+    segments = [{"from_step": 0, "to_step": 150, "step_seconds": 1000.0, "wall_seconds": 1100, "tokens": 150000},
+                {"from_step": 150, "to_step": 300, "step_seconds": 600.0, "wall_seconds": 760, "tokens": 130000}]
+    (size.tuned_dir("viggo", tmp_path) / "segments.jsonl").write_text("".join(json.dumps(g) + "\n" for g in segments))
     (row,) = size.training_rows(tmp_path)
     assert (row["task"], row["train_minutes"], row["peak_rss_gib"], row["sessions"]) == ("viggo", 31.0, 13.1, 2)
     assert (row["cpu_kind"], row["matmul_gflops"]) == ("AMX", 1800)
+    # a resumed run: tokens and tokens/s over both sessions, not the last one's (its summary says 130,000)
+    assert (row["tokens"], row["tokens_per_s"]) == (280000, 175.0)
 
 
 def test_export_takes_the_tuned_models_test_predictions(tmp_path):
