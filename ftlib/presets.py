@@ -205,15 +205,18 @@ GPU = Preset(
 # The size comparison's fine-tuned larger model (notebook 07; `make size-tuned`, `python -m ftlib.size
 # train`): Qwen2.5-Coder-0.5B-Instruct, full fine-tuning on the cpu preset's defaults with these
 # per-task settings, then scored on the comparison's test items. The learning rate is this model's,
-# not 135M's (2e-4): four arms on ViGGO's validation split (results/size/lr_check.md: 320 rows x 1
-# epoch, 100 items) gave 7e-6 31 %, 2e-5 50 %, 6e-5 44 %, 2e-4 14 %; SQL and GSM8K take ViGGO's rate
+# not 135M's (2e-4): the arms below on ViGGO's validation split (results/size/lr_check.md: 320 rows x 1
+# epoch, 100 items) gave full 7e-6 31 %, 2e-5 50 %, 6e-5 44 %, 2e-4 14 %; SQL and GSM8K take ViGGO's rate
 # (not checked on their own validation splits). The shape is the sweep's (more rows, seen once), sized
 # to a session on a 2-core AMX CPU (~150 training tokens/s for this model there, 11-14 GiB): ViGGO the
 # cpu plan's 2,400 rows, SQL 1,600 of its 2,729.
 SIZE_TUNED_MODEL = "qwen2.5-coder-0.5b"
 SIZE_LR_CHECK = dict(n_train=320, n_val=32, epochs=1, batch_size=8, warmup_steps=5, eval_split="validation",
                      eval_limit=100)
-SIZE_LRS = {"viggo": (7e-6, 2e-5, 6e-5, 2e-4)}
+# The arms, (method, lr): full fine-tuning at four rates, and LoRA (the sweep's rank 16 on every
+# linear layer) at the case study's LoRA rate and 10x it, so the validation split picks the method too.
+SIZE_ARMS = {"viggo": (("full", 7e-6), ("full", 2e-5), ("full", 6e-5), ("full", 2e-4),
+                       ("lora", 1e-4), ("lora", 1e-3))}
 SIZE_TUNED = {
     "viggo": dict(n_train=2400, epochs=1, batch_size=8, lr=2e-5, n_val=100, eval_steps=60, eval_limit=1083),
     "sql": dict(n_train=1600, epochs=1, batch_size=8, lr=2e-5, n_val=100, eval_steps=50, eval_limit=592),

@@ -258,49 +258,60 @@ def keep_measured(rows: list[dict], name: str, keys: tuple[str, ...], out: Path 
     return plots.save_table(list(merged.values()), name, out)
 
 
-def lr_name(task: str, lr: float) -> str:
+def lr_name(task: str, lr: float, method: str = "full") -> str:
     """A learning-rate arm's run name, e.g. viggo-0.5b-full-2e-5-320x1."""
     c = presets.SIZE_LR_CHECK
-    return f"{task}-0.5b-full-{lr:.0e}-{c['n_train']}x{c['epochs']}".replace("e-0", "e-")
+    return f"{task}-0.5b-{method}-{lr:.0e}-{c['n_train']}x{c['epochs']}".replace("e-0", "e-")
+
+
+def arm_config(task: str, method: str, lr: float):
+    """The TrainConfig of one learning-rate arm (presets.SIZE_LR_CHECK; LoRA with the sweep's settings)."""
+    from ftlib import train as training
+
+    extra = presets.SWEEP.lora if method == "lora" else {}
+    return training.preset("cpu", task=task, model=presets.SIZE_TUNED_MODEL, method=method, lr=lr,
+                           experiment="size-lr", name=lr_name(task, lr, method), **presets.SIZE_LR_CHECK, **extra)
 
 
 def lr_check(runs_root: Path | None = None) -> list[dict]:
-    """Train the learning-rate arms of presets.SIZE_LRS (skipping finished ones) and tabulate them."""
+    """Train the arms of presets.SIZE_ARMS (skipping finished ones) and tabulate them."""
     from ftlib import train as training
 
-    for task, lrs in presets.SIZE_LRS.items():
-        for lr in lrs:
-            training.run(training.preset("cpu", task=task, model=presets.SIZE_TUNED_MODEL, method="full", lr=lr,
-                                         experiment="size-lr", name=lr_name(task, lr), **presets.SIZE_LR_CHECK))
+    for task, arms in presets.SIZE_ARMS.items():
+        for method, lr in arms:
+            training.run(arm_config(task, method, lr))
     rows = lr_rows(runs_root)
-    keep_measured(rows, "lr_check", ("task", "lr"))
+    keep_measured(rows, "lr_check", ("task", "method", "lr"))
     export_lr_predictions(runs_root)
     return rows
 
 
+def _arm_folders(runs_root: Path | None) -> dict[tuple[str, str, float], Path]:
+    root = (runs_root or paths.runs_dir()) / "size-lr"
+    return {(task, method, lr): root / lr_name(task, lr, method)
+            for task, arms in presets.SIZE_ARMS.items() for method, lr in arms}
+
+
 def export_lr_predictions(runs_root: Path | None = None, out: Path | None = None) -> list[Path]:
-    """The learning-rate arms' per-item validation predictions, as results/size/lr_check/<task>-<arm>.jsonl."""
+    """The arms' per-item validation predictions, as results/size/lr_check/<task>-<arm>.jsonl."""
     from ftlib import report
 
-    root = (runs_root or paths.runs_dir()) / "size-lr"
-    found = {(task, lr_name(task, lr).removeprefix(f"{task}-")): root / lr_name(task, lr) / "eval"
-             for task, lrs in presets.SIZE_LRS.items() for lr in lrs}
+    found = {(task, folder.name.removeprefix(f"{task}-")): folder / "eval"
+             for (task, _, _), folder in _arm_folders(runs_root).items()}
     found = {k: f for k, f in found.items() if (f / "predictions.jsonl").exists()}
     return report.export_predictions(found, out or paths.results_dir() / "size" / "lr_check")
 
 
 def lr_rows(runs_root: Path | None = None) -> list[dict]:
-    """One row per finished learning-rate arm: validation loss and validation score with its interval."""
+    """One row per finished arm: validation loss and validation score with its interval."""
     rows = []
-    for task, lrs in presets.SIZE_LRS.items():
-        for lr in lrs:
-            folder = (runs_root or paths.runs_dir()) / "size-lr" / lr_name(task, lr)
-            if not (folder / "eval" / "summary.json").exists():
-                continue
-            ev, s = io.read_json(folder / "eval" / "summary.json"), io.read_json(folder / "summary.json")
-            rows.append({"task": task, "lr": lr, "rows": presets.SIZE_LR_CHECK["n_train"],
-                         "best_eval_loss": round(s["best_eval_loss"], 4), "metric": ev["primary"],
-                         **evals.Score.of(ev["metrics"][ev["primary"]]).rounded(4).row()})
+    for (task, method, lr), folder in _arm_folders(runs_root).items():
+        if not (folder / "eval" / "summary.json").exists():
+            continue
+        ev, s = io.read_json(folder / "eval" / "summary.json"), io.read_json(folder / "summary.json")
+        rows.append({"task": task, "method": method, "lr": lr, "rows": presets.SIZE_LR_CHECK["n_train"],
+                     "best_eval_loss": round(s["best_eval_loss"], 4), "metric": ev["primary"],
+                     **evals.Score.of(ev["metrics"][ev["primary"]]).rounded(4).row()})
     return rows
 
 

@@ -95,13 +95,24 @@ def fake_run(folder, summary, config, eval_summary=None, env=None):
 
 
 def test_lr_rows_read_each_finished_arm_and_skip_missing_ones(tmp_path):
-    lr = presets.SIZE_LRS["viggo"][0]
-    metric = {"mean": 0.5, "ci_low": 0.4, "ci_high": 0.6, "n": 100}
-    fake_run(tmp_path / "size-lr" / size.lr_name("viggo", lr), {"best_eval_loss": 0.10071},
-             {}, {"primary": "attribute_types", "metrics": {"attribute_types": metric}})
-    (row,) = size.lr_rows(tmp_path)  # the other arms have no folder: left out
-    assert (row["task"], row["lr"], row["score"], row["n"], row["best_eval_loss"]) == ("viggo", lr, 0.5, 100, 0.1007)
+    full_lr = next(lr for method, lr in presets.SIZE_ARMS["viggo"] if method == "full")
+    lora_lr = next(lr for method, lr in presets.SIZE_ARMS["viggo"] if method == "lora")
+    for method, lr, right in (("full", full_lr, 50), ("lora", lora_lr, 20)):
+        metric = {"mean": right / 100, "ci_low": 0.1, "ci_high": 0.6, "n": 100}
+        fake_run(tmp_path / "size-lr" / size.lr_name("viggo", lr, method), {"best_eval_loss": 0.10071},
+                 {}, {"primary": "attribute_types", "metrics": {"attribute_types": metric}})
+    rows = size.lr_rows(tmp_path)  # the other arms have no folder: left out
+    assert [(r["method"], r["lr"], r["score"], r["n"]) for r in rows] == [("full", full_lr, 0.5, 100),
+                                                                            ("lora", lora_lr, 0.2, 100)]
     assert size.lr_name("viggo", 2e-5) == f"viggo-0.5b-full-2e-5-{presets.SIZE_LR_CHECK['n_train']}x1"
+
+
+def test_a_lora_arm_trains_an_adapter_with_the_sweeps_settings_at_its_own_lr():
+    full = size.arm_config("viggo", "full", 2e-5)
+    lora = size.arm_config("viggo", "lora", 1e-3)
+    assert (full.method, full.lr, lora.method, lora.lr) == ("full", 2e-5, "lora", 1e-3)
+    assert lora.lora_r == presets.SWEEP.lora["lora_r"] and lora.name == "viggo-0.5b-lora-1e-3-320x1"
+    assert (lora.model, lora.eval_split, lora.n_train) == (presets.SIZE_TUNED_MODEL, "validation", 320)
 
 
 def test_training_rows_report_cost_with_the_cpu_kind_and_its_matmul_rate(tmp_path):
