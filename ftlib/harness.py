@@ -9,7 +9,7 @@ Writes into `out_dir`:
   unless the task's scorer changed since (its code, `Task.scorer_id`): then the stored predictions
   are rescored, not generated again.
 
-The items are the first `limit` rows of the prepared split (`prepare.items`), the same rows training
+The items are the first `limit` rows of the prepared split (`prepare.evaluation_items`), the same rows training
 reads: SQL rows whose gold query does not execute on its own context are not among them (the summary
 counts them in the whole split as `unusable_in_split`). `task` is any spec of `ftlib.tasks.get`: a
 built-in name or a user's task file. A scorer that raises on an output scores that item as failed;
@@ -65,19 +65,6 @@ def read_predictions(path: Path) -> list[dict]:
     return good
 
 
-def unusable_in_split(task: Task, split: str) -> int:
-    """Rows of a prepared split that its task's declaration left out (0 for other splits)."""
-    stats = prepare.stats(task).get(split, {})
-    return stats.get("raw", 0) - stats.get("kept", 0)
-
-
-def _prompt(gen: Generator, task: Task, row: dict, style: str):
-    """What the generator takes for a row: chat messages, or a string rendered for its tokenizer."""
-    if gen.wants_messages:
-        return prompts.messages(task, row, style)
-    return prompts.render(task, row, style, gen.tokenizer)
-
-
 def _record(idx: int, task: Task, row: dict, prediction: str, seconds: float) -> dict:
     """One predictions.jsonl line (`idx`: the item's number in the prepared split), scored later."""
     rid = task.row_id(row) if task.row_id else None
@@ -125,8 +112,8 @@ def check_context(gen: Generator, rendered: dict[int, object], max_new: int) -> 
 def _run_chunks(gen: Generator, task: Task, style: str, todo: list, pred_path: Path, bar) -> None:
     """Generate the remaining examples, appending each chunk as it finishes (unscored: scoring
     comes after, so a scorer problem never costs the generation)."""
-    max_new, stop = task.max_new_tokens, prompts.stop_strings(task, style)
-    rendered = {i: _prompt(gen, task, r, style) for i, r in todo}
+    texts, stop = prompts.batch(task, [r for _, r in todo], style, None if gen.wants_messages else gen.tokenizer)
+    rendered, max_new = {i: text for (i, _), text in zip(todo, texts)}, task.max_new_tokens
     check_context(gen, rendered, max_new)
     size = chunk_size(gen)
     for start in range(0, len(todo), size):
@@ -193,7 +180,7 @@ def evaluate(model: str | Generator, task: str | Task, split: str = "test", styl
 def _evaluate_in(out: Path, cfg: dict, task: Task, model: str | Generator, gen_kw: dict) -> tuple[dict, dict]:
     """Generate the missing items, score the unscored, write the summary: (summary, records)."""
     split, style = cfg["split"], cfg["style"]
-    items = prepare.items(task, split, cfg["limit"])
+    items, unusable = prepare.evaluation_items(task, split, cfg["limit"])
     wanted = {i for i, _ in items}
     done = {r["idx"]: r for r in read_predictions(out / "predictions.jsonl") if r["idx"] in wanted}
     todo = [(i, r) for i, r in items if i not in done]
@@ -203,7 +190,7 @@ def _evaluate_in(out: Path, cfg: dict, task: Task, model: str | Generator, gen_k
             _run_chunks(gen, task, style, todo, out / "predictions.jsonl", bar)
     records = {r["idx"]: r for r in read_predictions(out / "predictions.jsonl") if r["idx"] in wanted}
     score_records(task, records, dict(items), out / "predictions.jsonl")
-    summary = summarize_run(cfg, task, [records[i] for i in sorted(records)], unusable_in_split(task, split), gen)
+    summary = summarize_run(cfg, task, [records[i] for i in sorted(records)], unusable, gen)
     if task.scorer_id:
         summary["scorer"] = task.scorer_id
     io.write_json(out / "summary.json", summary)

@@ -66,8 +66,7 @@ def _measure(model: str, task: str, style: str, limit: int | None, latency_items
     t = tasks.get(task)
     gen = LocalGenerator.from_spec(model, **({"batch_size": batch_size} if batch_size else {}))
     rows = [r for _, r in prepare.items(t, "test", limit)]
-    texts = [prompts.render(t, r, style, gen.tokenizer) for r in rows]
-    stop = prompts.stop_strings(t, style)
+    texts, stop = prompts.batch(t, rows, style, gen.tokenizer)
     _timed(gen, texts[:2], t.max_new_tokens, stop)  # warm-up: first-call allocations
     generated = gen.stats.new_tokens
     per_answer = [_timed(gen, [p], t.max_new_tokens, stop) for p in texts[:latency_items]]

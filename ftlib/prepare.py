@@ -90,6 +90,14 @@ def items(t: Task, split: str, limit: int | None = None) -> list[tuple[int, dict
     return list(enumerate(split_rows(t, split, limit=limit)))
 
 
+def evaluation_items(t: Task, split: str, limit: int | None = None) -> tuple[list[tuple[int, dict]], int]:
+    """What an evaluation scores: `items`, and how many rows of the whole split the task's declaration
+    left out (SQL rows whose gold query does not run; 0 for a split that is not prepared)."""
+    numbered = items(t, split, limit)  # prepares the task first where needed
+    counts = stats(t).get(split, {})
+    return numbered, counts.get("raw", 0) - counts.get("kept", 0)
+
+
 def read_stats(task: str | Task, root: Path | None = None) -> dict:
     """The stats.json of a prepared task (a spec is resolved here)."""
     return stats(tasks.get(task), root)

@@ -104,6 +104,15 @@ def render(t: Task, row: dict, style: str, tokenizer) -> str:
     return tokenizer.apply_chat_template(messages(t, row, style), tokenize=False, add_generation_prompt=True)
 
 
+def batch(t: Task, rows: list[dict], style: str, tokenizer=None) -> tuple[list, list[str]]:
+    """What a generator takes for these rows, and the strings that end an answer: chat messages where
+    `tokenizer` is None (a backend that applies the template itself, an API), else the prompt texts
+    rendered for that tokenizer."""
+    if tokenizer is None:
+        return [messages(t, r, style) for r in rows], stop_strings(t, style)
+    return [render(t, r, style, tokenizer) for r in rows], stop_strings(t, style)
+
+
 def stop_strings(t: Task, style: str) -> list[str]:
     """Strings that end an answer besides EOS (cut from the output, as chat APIs do)."""
     if style == "special":

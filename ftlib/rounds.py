@@ -118,8 +118,8 @@ def self_train_rows(t: Task, spec: SelfTrain, model_spec: str, fmt: str) -> tupl
     rows = source_rows(Source(t.name, n=spec.n, offset=spec.offset, sql_filter=spec.sql_filter))[0]
     style = "special" if fmt == "special" else "chat"
     gen = LocalGenerator.from_spec(model_spec)
-    outs = gen.generate([prompts.render(t, r, style, gen.tokenizer) for r in rows],
-                        t.max_new_tokens, prompts.stop_strings(t, style))
+    texts, stop = prompts.batch(t, rows, style, gen.tokenizer)
+    outs = gen.generate(texts, t.max_new_tokens, stop)
     kept = keep_verified(t, rows, outs)
     return kept, {"prompts": len(rows), "kept": len(kept), "model": paths.shown(model_spec)}
 

@@ -91,6 +91,16 @@ def test_render_ends_with_the_assistant_turn(rows, tok):
         prompts.messages(tasks.get("viggo"), rows["viggo"][0], "special")
 
 
+def test_a_batch_is_messages_without_a_tokenizer_and_rendered_text_with_one(rows, tok):
+    t = tasks.get("gsm8k")
+    batch = rows["gsm8k"][:3]
+    as_messages, stop = prompts.batch(t, batch, "few_shot")
+    as_text, special_stop = prompts.batch(t, batch, "special", tok)
+    assert as_messages == [prompts.messages(t, r, "few_shot") for r in batch] and stop == list(t.stop)
+    assert as_text == [prompts.render(t, r, "special", tok) for r in batch] and special_stop == ["<END_A>"]
+    assert all(isinstance(x, list) for x in as_messages) and all(x.endswith("<START_A>") for x in as_text)
+
+
 @pytest.mark.parametrize("task", TASKS)
 def test_few_shot_text_is_plain_and_its_stops_end_each_answer(task, rows, tok):
     row = rows[task][0]
