@@ -52,3 +52,14 @@ def test_ci_runs_the_readme_test_command():
     assert "--allow-root" in makefile  # JupyterLab refuses root (a container's usual user) without it
     tools = tomllib.loads((paths.ROOT / "pyproject.toml").read_text())["tool"]
     assert tools["ruff"]["lint"]["select"] and "--doctest-modules" in tools["pytest"]["ini_options"]["addopts"]
+
+
+def test_the_package_map_names_every_module():
+    """ftlib/__init__.py lists the modules in pipeline order: a new module must be placed in it."""
+    import ftlib
+
+    root = paths.ROOT / "ftlib"
+    modules = {p.stem for p in root.glob("*.py") if p.stem != "__init__"}
+    modules |= {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("__")}
+    named = set(re.findall(r"[a-z_]+", ftlib.__doc__))
+    assert modules - named == set()
