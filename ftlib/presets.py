@@ -206,10 +206,12 @@ GPU = Preset(
 # train`): Qwen2.5-Coder-0.5B-Instruct, full fine-tuning on the cpu preset's defaults with these
 # per-task settings, then scored on the comparison's test items. The learning rate is this model's,
 # not 135M's (2e-4): the arms below on ViGGO's validation split (results/size/lr_check.md: 320 rows x 1
-# epoch, 100 items) gave full 7e-6 31 %, 2e-5 50 %, 6e-5 44 %, 2e-4 14 %; SQL and GSM8K take ViGGO's rate
+# epoch, 100 items) gave full 7e-6 31 %, 2e-5 50 %, 6e-5 44 %, 2e-4 14 %, LoRA 1e-4 4 %, 1e-3 31 %: full
+# fine-tuning at 2e-5 (23 items against LoRA's 4, p = 0.0003); SQL and GSM8K take ViGGO's rate
 # (not checked on their own validation splits). The shape is the sweep's (more rows, seen once), sized
-# to a session on a 2-core AMX CPU (~150 training tokens/s for this model there, 11-14 GiB): ViGGO the
-# cpu plan's 2,400 rows, SQL 1,600 of its 2,729.
+# to a session on a 2-core AMX CPU (measured there: 121-138 training tokens/s, peak 15-21 GiB; 28-34
+# min a task, results/size/training.md): ViGGO the cpu plan's 2,400 rows, SQL 1,600 of its 2,729, GSM8K
+# 1,200 of 6,973.
 SIZE_TUNED_MODEL = "qwen2.5-coder-0.5b"
 SIZE_LR_CHECK = dict(n_train=320, n_val=32, epochs=1, batch_size=8, warmup_steps=5, eval_split="validation",
                      eval_limit=100)

@@ -149,10 +149,14 @@ def figure(rows: list[dict]):
             err = [[y - 100 * r["ci_low"] for y, r in zip(ys, pts)], [100 * r["ci_high"] - y for y, r in zip(ys, pts)]]
             ax.errorbar([r["params"] for r in pts], ys, yerr=err, fmt=marker, color=color, ms=14 if tuned else 7,
                         capsize=3, lw=1.2, label=name)
+            tuned_sizes = {r["params"] for r in mine if r["tuned"]}
             for r, y in zip(pts, ys):
                 if tuned or y >= 5:  # the near-zero untuned points would only crowd each other
-                    ax.annotate(f"{y:.0f}%", (r["params"], 100 * r["ci_high"]), textcoords="offset points",
-                                xytext=(0, 4), ha="center", fontsize=9.5, color=color,
+                    # above the interval; an untuned point with a tuned one at its size: below it
+                    below = not tuned and r["params"] in tuned_sizes
+                    ax.annotate(f"{y:.0f}%", (r["params"], 100 * r["ci_low" if below else "ci_high"]),
+                                textcoords="offset points", xytext=(0, -4 if below else 4), ha="center",
+                                va="top" if below else "bottom", fontsize=9.5, color=color,
                                 bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5})
         before, after = CASE_STUDY[task]
         ax.plot([CASE_STUDY_PARAMS], [before], "o", mfc="none", mew=1.5, color="tab:red", ms=8,
