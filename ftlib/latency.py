@@ -64,6 +64,7 @@ def _measure(model: str, task: str, style: str, limit: int | None, latency_items
     from ftlib.backends.local import LocalGenerator
 
     t = tasks.get(task)
+    rate = runs.cpu_matmul() if not torch.cuda.is_available() else {}  # the CPU's speed now, before loading
     gen = LocalGenerator.from_spec(model, **({"batch_size": batch_size} if batch_size else {}))
     rows = [r for _, r in prepare.items(t, "test", limit)]
     texts, stop = prompts.batch(t, rows, style, gen.tokenizer)
@@ -80,7 +81,7 @@ def _measure(model: str, task: str, style: str, limit: int | None, latency_items
         "latency_s": round(sum(per_answer) / len(per_answer), 3), "latency_ci_low": round(low, 3),
         "latency_ci_high": round(high, 3), "latency_items": len(per_answer),
         "answers_per_s": round(len(rows) / batch_s, 2), "batch_size": gen.batch_size,
-        "device": str(gen.device), "cpu_kind": runs.cpu_kind(), "threads": torch.get_num_threads(),
+        "device": str(gen.device), "cpu_kind": runs.cpu_kind(), "threads": torch.get_num_threads(), **rate,
     }
     return result
 

@@ -329,6 +329,7 @@ def test_response_time_is_measured_once_per_condition(tmp_path, tiny_model_dir, 
     assert r["n"] == 4 and r["latency_items"] == 2 and r["latency_ci_low"] <= r["latency_s"] <= r["latency_ci_high"]
     assert 0 < r["new_tokens"] <= tasks.get(str(path)).max_new_tokens
     assert r["answers_per_s"] > 0 and r["cpu_kind"] in ("AMX", "AVX-512-BF16", "AVX2", "other")
+    assert r["matmul_gflops"] > 0 and r["matmul_dtype"] in ("bfloat16", "float32")  # the CPU's speed, named
     short = latency.measure(str(tiny_model_dir), str(path), "chat", limit=4, latency_items=2, fresh_process=False)
     assert set(short) == set(r)  # the same figures in this process as in a fresh one
     assert r["prompt_tokens"] > short["prompt_tokens"]  # three worked examples cost tokens
