@@ -359,6 +359,38 @@ def write_report(out: Path | None = None) -> list[dict]:
     return rows
 
 
+def latency_conditions(tuned_135m: str | None = None, runs_root: Path | None = None) -> dict[str, tuple[str, str]]:
+    """The models whose response time the comparison measures on ViGGO: label -> (model spec, style).
+    The tuned 135M model defaults to the `full` plan's ViGGO run; the tuned 0.5B one is `tuned_dir`'s."""
+    from ftlib import plan
+
+    if tuned_135m is None:
+        cfg = plan.train_config(plan.get("full"), "viggo", "smollm2-135m-instruct")
+        tuned_135m = str(runs.run_dir(cfg.experiment, cfg.run_name(), runs_root) / "model")
+    return {SMALL_TUNED: (tuned_135m, "chat"), LARGER_TUNED: (str(tuned_dir("viggo", runs_root) / "model"), "chat"),
+            LARGE_UNTUNED: (QWEN[1], "few_shot")}
+
+
+def latency(conditions: dict[str, tuple[str, str]], runs_root: Path | None = None,
+            out: Path | None = None) -> list[dict]:
+    """Response time of each condition on the first 100 ViGGO test items (30 timed one at a time, then
+    all 100 as a batch), each in a fresh process, into runs/size/latency-*.json (a measured one is
+    kept); the table results/size/latency.csv/.md, with the CPU kind and its matmul rate."""
+    from ftlib import latency as lat
+    from ftlib import plots
+
+    rows = []
+    for label, (model, style) in conditions.items():
+        folder = (runs_root or paths.runs_dir()) / "size" / "latency"
+        folder.mkdir(parents=True, exist_ok=True)
+        r = lat.measure(model, "viggo", style, limit=100, latency_items=30,
+                        out=folder / f"{label.replace(' ', '_')}-{style}.json")
+        rows.append({"model": label, "style": style, **{k: r.get(k) for k in lat.COLUMNS if k != "device"},
+                     "matmul_gflops": r.get("matmul_gflops")})
+    plots.save_table(rows, "latency", out or paths.results_dir() / "size")
+    return rows
+
+
 def _limits(items: list[str]) -> dict[str, int]:
     out = {}
     for item in items:
@@ -370,13 +402,14 @@ def _limits(items: list[str]) -> dict[str, int]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m ftlib.size run|export|report`."""
+    """`python -m ftlib.size run|lr-check|train|export|report|latency`."""
     ap = argparse.ArgumentParser(prog="python -m ftlib.size", description=__doc__.split("\n")[0])
-    ap.add_argument("command", choices=["run", "lr-check", "train", "export", "report"])
+    ap.add_argument("command", choices=["run", "lr-check", "train", "export", "report", "latency"])
     ap.add_argument("--limit", nargs="*", default=["viggo=1083", "sql=592", "gsm8k=500"],
                     help="test items per task, TASK=N (the first N of the prepared split)")
     ap.add_argument("--tasks", nargs="*", choices=list(presets.SIZE_TUNED), default=list(presets.SIZE_TUNED),
                     help="train: the tasks to fine-tune on (each best in its own process: peak memory is per process)")
+    ap.add_argument("--tuned-135m", help="latency: the tuned 135M model's folder (default: the full plan's ViGGO run)")
     args = ap.parse_args(argv)
     if args.command == "run":
         run(_limits(args.limit))
@@ -386,6 +419,8 @@ def main(argv: list[str] | None = None) -> None:
         train(tuple(args.tasks))
     elif args.command == "export":
         print("\n".join(paths.shown(p) for p in export()))
+    elif args.command == "latency":
+        print(json.dumps(latency(latency_conditions(args.tuned_135m)), indent=1))
     else:
         print(json.dumps(write_report(), indent=1))
 

@@ -150,3 +150,28 @@ def test_a_partial_measurement_keeps_the_committed_rows(tmp_path):
 
     rows = {(r["task"], r["lr"]): r["score"] for r in plots.read_table(tmp_path / "lr_check.csv")}
     assert rows == {("viggo", 2e-5): 0.5, ("sql", 2e-5): 0.8}
+
+
+def test_latency_measures_each_condition_once_and_tabulates_it_with_the_cpu(tmp_path, monkeypatch):
+    from ftlib import latency, plots
+
+    calls = []
+
+    def fake_measure(model, task, style, limit, latency_items, out):
+        calls.append((model, task, style, limit, latency_items, out.name))
+        return {"prompt_tokens": 700.0 if style == "few_shot" else 75.0, "new_tokens": 30.0, "latency_s": 1.5,
+                "latency_ci_low": 1.0, "latency_ci_high": 2.0, "latency_items": latency_items,
+                "answers_per_s": 3.0, "n": limit, "cpu_kind": "AMX", "device": "cpu", "matmul_gflops": 1900}
+
+    monkeypatch.setattr(latency, "measure", fake_measure)
+    conditions = size.latency_conditions("some/tuned-135m", tmp_path / "runs")
+    assert conditions[size.SMALL_TUNED] == ("some/tuned-135m", "chat")
+    assert conditions[size.LARGER_TUNED] == (str(size.tuned_dir("viggo", tmp_path / "runs") / "model"), "chat")
+    rows = size.latency(conditions, tmp_path / "runs", tmp_path / "out")
+    assert [(c[0], c[2]) for c in calls] == list(conditions.values())
+    assert all(c[1:2] + c[3:5] == ("viggo", 100, 30) for c in calls)  # the first 100 items, 30 timed singly
+    assert [r["model"] for r in rows] == list(conditions)
+    table = plots.read_table(tmp_path / "out" / "latency.csv")
+    assert [(r["style"], r["cpu_kind"], r["matmul_gflops"]) for r in table][-1] == ("few_shot", "AMX", 1900)
+    default = size.latency_conditions(runs_root=tmp_path / "runs")[size.SMALL_TUNED][0]
+    assert default.startswith(str(tmp_path / "runs" / "full")) and default.endswith("model")
