@@ -379,10 +379,10 @@ def latency(conditions: dict[str, tuple[str, str]], runs_root: Path | None = Non
     from ftlib import latency as lat
     from ftlib import plots
 
+    folder = (runs_root or paths.runs_dir()) / "size" / "latency"
+    folder.mkdir(parents=True, exist_ok=True)
     rows = []
     for label, (model, style) in conditions.items():
-        folder = (runs_root or paths.runs_dir()) / "size" / "latency"
-        folder.mkdir(parents=True, exist_ok=True)
         r = lat.measure(model, "viggo", style, limit=100, latency_items=30,
                         out=folder / f"{label.replace(' ', '_')}-{style}.json")
         rows.append({"model": label, "style": style, **{k: r.get(k) for k in lat.COLUMNS if k != "device"},
