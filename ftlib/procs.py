@@ -6,8 +6,9 @@ Linux only (prctl); elsewhere these functions do nothing and a killed parent may
 - `keep(target)`: run `target` in a forked child and, from this process, wait for it while the
   parent lives; then kill the child and everything it started (`kill_descendants`), whether it
   forked, double-forked or left its session (`setsid`), and exit with its exit code.
-- `python -m ftlib.procs PPID -- CMD ...`: exec CMD with `die_with_parent(PPID)` set, for a
-  `subprocess.Popen` (its `preexec_fn` is unsafe in a program with threads).
+- `tied(argv)`: the command line that runs `argv` killed when this process ends, for a
+  `subprocess.Popen` (its `preexec_fn` is unsafe in a program with threads): this file, run by its
+  path (it imports only the standard library), sets `die_with_parent` and then execs `argv`.
 """
 
 from __future__ import annotations
@@ -112,11 +113,17 @@ def keep(target: Callable[[], object], parent: int) -> None:
     os._exit(code if code >= 0 else 128 - code)  # killed by signal N: 128 + N, as a shell says
 
 
+def tied(argv: list[str]) -> list[str]:
+    """A command line that runs `argv` as the same process, SIGKILLed when this process (the
+    thread that starts it) ends."""
+    return [sys.executable, __file__, str(os.getpid()), "--", *argv]
+
+
 def main(argv: list[str]) -> None:
-    """`python -m ftlib.procs PPID -- CMD ...`: exec CMD, to be killed when PPID ends."""
+    """`python ftlib/procs.py PPID -- CMD ...`: exec CMD, to be killed when PPID ends."""
     ppid, sep, *cmd = argv
     if sep != "--" or not cmd:
-        sys.exit("usage: python -m ftlib.procs PPID -- CMD ...")
+        sys.exit("usage: python ftlib/procs.py PPID -- CMD ...")
     die_with_parent(int(ppid))
     os.execvp(cmd[0], cmd)
 
