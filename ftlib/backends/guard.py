@@ -54,20 +54,20 @@ class _Item(_Strict):  # a Responses API input item: a turn, or a flat content p
     text: str | None = None
 
 
-Number = Annotated[float, Field(allow_inf_nan=False)]
+_Number = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class _Common(_Strict):
     """The fields the engine reads (and `float()`s or passes to generation: a wrong type was a 500)."""
 
     model: str | None = None
-    temperature: Annotated[Number, Field(ge=0, le=2)] | None = None
-    top_p: Annotated[Number, Field(ge=0, le=1)] | None = None
-    frequency_penalty: Annotated[Number, Field(ge=-2, le=2)] | None = None
+    temperature: Annotated[_Number, Field(ge=0, le=2)] | None = None
+    top_p: Annotated[_Number, Field(ge=0, le=1)] | None = None
+    frequency_penalty: Annotated[_Number, Field(ge=-2, le=2)] | None = None
     seed: int | None = None
     stop: str | list[str] | None = None
     stream: bool | None = None
-    logit_bias: dict[Annotated[str, Field(pattern=r"^\d+$")], Number] | None = None
+    logit_bias: dict[Annotated[str, Field(pattern=r"^\d+$")], _Number] | None = None
     generation_config: None = None  # the engine's own JSON settings: they would override max_tokens
 
 
