@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from ftlib import models, procs
+from ftlib import procs
 from ftlib.backends.guard import HOST, Guard
 
 READY = re.compile(r"Uvicorn running on http://[\d.]+:(\d+)")  # uvicorn's start line, on stderr
@@ -43,6 +43,8 @@ RUN_SUBFOLDERS = {"model", "merged"}  # a training run's checkpoint: keep the ru
 def command(spec: str, port: int = 8000, dtype: str | None = None,
             extra: Sequence[str] = ()) -> tuple[list[str], Path | None, str]:
     """(`transformers serve` argv, folder to run it in, model name clients send) for a model spec."""
+    from ftlib import models  # imports torch: seconds that `_serve_until_signal` alone need not pay
+
     resolved = models.resolve(spec)
     folder = Path(resolved)
     if not folder.is_dir():  # a hub id: served and named as it is
@@ -59,6 +61,8 @@ def command(spec: str, port: int = 8000, dtype: str | None = None,
 def guard_for(spec: str, upstream: int, port: int = 0) -> Guard:
     """A Guard for a model spec: its tokenizer and context length, in front of the engine's port."""
     from transformers import AutoConfig
+
+    from ftlib import models
 
     resolved = models.resolve(spec)
     tok = models.load_tokenizer(resolved)
@@ -142,6 +146,8 @@ def _serve_until_signal(cmd: list[str], cwd: Path | None) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m ftlib.backends.serve SPEC [--port N] [--dtype D] [-- transformers serve options]`."""
+    from ftlib import models
+
     ap = argparse.ArgumentParser(prog="python -m ftlib.backends.serve", description=__doc__.split("\n")[0])
     ap.add_argument("model", nargs="?", default=models.DEFAULT_MODEL, help="alias, checkpoint folder or .gguf")
     ap.add_argument("--port", type=int, default=8000)
