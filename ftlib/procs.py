@@ -13,6 +13,7 @@ Linux only (prctl); elsewhere these functions do nothing and a killed parent may
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -109,6 +110,8 @@ def keep(target: Callable[[], object], parent: int) -> None:
     except _Stop:
         pass
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)  # first: without /proc (not Linux) the child is all we can find
     kill_descendants()
     os._exit(code if code >= 0 else 128 - code)  # killed by signal N: 128 + N, as a shell says
 
