@@ -103,3 +103,17 @@ def test_a_timeout_ends_the_worker_and_what_it_started():
 def test_an_exit_code_comes_back_through_the_keeper():
     with scorers.Bounded(lambda p, r: os._exit(3), 5) as bounded:
         assert bounded("1", "1") == (None, "the scorer ended its process (exit code 3)")
+
+
+def test_what_a_scorer_leaves_running_ends_with_the_block():
+    def score(prediction, reference):
+        return {"child": subprocess.Popen(["sleep", "600"], start_new_session=True).pid}
+
+    with scorers.Bounded(score, 5) as bounded:
+        (value, error) = bounded("1", "1")
+        assert error is None and alive(value["child"])  # a result came back; its child still runs
+    try:
+        assert gone_within([value["child"]], 5) == []
+    finally:
+        if alive(value["child"]):
+            os.kill(value["child"], signal.SIGKILL)
