@@ -324,3 +324,22 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_a_wrong_method_is_405_and_an_engine_that_is_gone_502(guarded):
+    import http.client
+
+    guard, _ = guarded
+    conn = http.client.HTTPConnection("127.0.0.1", guard.server_port, timeout=30)
+    conn.request("GET", "/v1/chat/completions")
+    resp = conn.getresponse()
+    assert resp.status == 405 and "use POST" in json.loads(resp.read())["error"]["message"]
+    closed = serve._free_port()  # nobody listens there
+    orphan = serve.Guard(closed, models.load_tokenizer(), context=64).start()
+    try:
+        status, answer = _post(orphan.server_port, {"model": "m", "messages": HI})
+    finally:
+        orphan.shutdown()
+        orphan.server_close()
+    assert status == 502 and f"the engine on port {closed} did not answer" in answer["error"]["message"]
+

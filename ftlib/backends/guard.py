@@ -183,7 +183,9 @@ class _Refused(Exception):
 
 
 def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": "invalid_request_error"}}, status_code=status)
+    """OpenAI's error shape."""
+    kind = "server_error" if status >= 500 else "invalid_request_error"
+    return JSONResponse({"error": {"message": message, "type": kind}}, status_code=status)
 
 
 class Guard:
@@ -231,18 +233,18 @@ class Guard:
 
     async def answer(self, request: Request, path: str) -> Response:
         """Check a request on a known route, then forward it (what the guard refuses: `_Refused`)."""
-        if request.method == "GET" and path in READ_ONLY:
+        if path in READ_ONLY and request.method == "GET":
             return await run_in_threadpool(self.forward, "GET", path, None, request.headers)
-        if path not in ROUTES and path not in READ_ONLY:
-            raise _Refused(404, f"no route {path}: this server answers POST {', '.join(ROUTES)} "
-                                f"and GET {', '.join(READ_ONLY)}")
-        if request.method != "POST" or path not in ROUTES:
+        if path in ROUTES and request.method == "POST":
+            body = await _read_body(request)
+            error, body = await run_in_threadpool(check_request, path, body, self.tokenizer, self.context)
+            if error:
+                raise _Refused(400, error)
+            return await run_in_threadpool(self.forward, "POST", path, body, request.headers)
+        if path in READ_ONLY or path in ROUTES:
             raise _Refused(405, f"{request.method} {path}: use {'POST' if path in ROUTES else 'GET'}")
-        body = await _read_body(request)
-        error, body = await run_in_threadpool(check_request, path, body, self.tokenizer, self.context)
-        if error:
-            raise _Refused(400, error)
-        return await run_in_threadpool(self.forward, "POST", path, body, request.headers)
+        raise _Refused(404, f"no route {path}: this server answers POST {', '.join(ROUTES)} "
+                            f"and GET {', '.join(READ_ONLY)}")
 
     def forward(self, method: str, path: str, body: bytes | None, headers) -> Response:
         """Send the request on (its canonical path, no query); stream the answer back; the engine's
