@@ -201,8 +201,13 @@ def join_parts(alias: str) -> Path:
     """Join a parted GGUF into `.cache/gguf/` in part order, refusing a size or sha256 mismatch."""
     info = EMBEDDED[alias]
     parts, target = info.parts, paths.cache_dir() / "gguf" / info.gguf_file
-    if target.exists():
-        return target  # written only after its hash matched (the rename below)
+    if target.exists():  # written only after its hash matched (the rename below), but may be damaged since
+        size, sha = target.stat().st_size, None
+        if size == parts.size and (sha := file_sha256(target)) == parts.sha256:
+            return target  # hashed only before a conversion: seconds, beside the conversion's minutes
+        raise ModelNotInstalled(
+            f"{target} is damaged since it was joined ({size:,} bytes, sha256 {sha or 'not computed'}; expected "
+            f"{parts.size:,} bytes, sha256 {parts.sha256}): delete it and rerun  make {info.make_target}")
     files = [part_file(parts, i) for i in range(1, parts.count + 1)]  # every part there before joining
     tmp = target.with_name(target.name + ".partial")
     tmp.parent.mkdir(parents=True, exist_ok=True)
@@ -244,9 +249,57 @@ def convert_gguf(gguf: Path, out_dir: Path, info: EmbeddedModel | None = None) -
         add_chat_format(model, tokenizer, info)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    (tmp / "SOURCE.json").write_text(json.dumps({"gguf": gguf.name}, indent=2))
+    write_stamp(tmp, gguf.name)
     tmp.rename(out_dir)
     return out_dir
+
+
+STAMP = "SOURCE.json"  # in a converted checkpoint: the GGUF it came from, each file's size and sha256
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file, read in blocks (the file may be gigabytes)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_stamp(folder: Path, gguf_name: str) -> None:
+    """Record, after a conversion, the size and sha256 of every file of the checkpoint (`check_stamp`)."""
+    files = {f.name: {"size": f.stat().st_size, "sha256": file_sha256(f)}
+             for f in sorted(folder.iterdir()) if f.is_file() and f.name != STAMP}
+    (folder / STAMP).write_text(json.dumps({"gguf": gguf_name, "files": files}, indent=2))
+
+
+def check_stamp(folder: Path, spec: str) -> None:
+    """Refuse a converted checkpoint whose files changed since `write_stamp`, naming what to delete and
+    rerun. A file modified at or after the stamp is rehashed; folders converted before stamps carried
+    sizes are used as they are."""
+    stamp = folder / STAMP
+    try:
+        files = json.loads(stamp.read_text()).get("files", {})
+    except (OSError, ValueError):
+        files = {}
+    for name, want in files.items():
+        if why := _changed(folder / name, want, stamp.stat().st_mtime):
+            fix = f"python -m ftlib.models prepare {spec}"
+            if spec in EMBEDDED:
+                fix += f"   (or: make {EMBEDDED[spec].make_target})"
+            raise ModelNotInstalled(f"{folder / name} is damaged since the conversion ({why}): "
+                                    f"delete the folder {folder} and rerun  {fix}")
+
+
+def _changed(f: Path, want: dict, stamped: float) -> str | None:
+    """How a stamped file differs: missing, another size, or (modified after the stamp) another sha256."""
+    if not f.is_file():
+        return "it is missing"
+    if f.stat().st_size != want["size"]:
+        return f"{f.stat().st_size:,} bytes, not {want['size']:,}"
+    if f.stat().st_mtime >= stamped and file_sha256(f) != want["sha256"]:  # rehashed only if touched
+        return "its sha256 changed"
+    return None
 
 
 def add_chat_format(model, tokenizer, info: EmbeddedModel) -> None:
@@ -278,13 +331,16 @@ def resolve(spec: str = DEFAULT_MODEL) -> str:
     if spec in EMBEDDED:
         out = paths.cache_dir() / "models" / spec
         if (out / "config.json").exists():  # converted once: the package is no longer needed
+            check_stamp(out, spec)
             return str(out)
         return str(convert_gguf(embedded_gguf_path(spec), out, EMBEDDED[spec]))
     p = Path(spec).expanduser()
     if p.suffix == ".gguf":
         if not p.exists():
             raise FileNotFoundError(f"GGUF file not found: {p}")
-        return str(convert_gguf(p.resolve(), paths.cache_dir() / "models" / p.stem))
+        out = convert_gguf(p.resolve(), paths.cache_dir() / "models" / p.stem)
+        check_stamp(out, spec)
+        return str(out)
     if p.is_dir():
         if not (p / "config.json").exists():
             raise FileNotFoundError(f"{p} is a folder but holds no config.json: not a checkpoint")

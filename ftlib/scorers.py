@@ -20,18 +20,23 @@ loops, exits or crashes costs its item (`scorer_error: timeout ...`), never the 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import importlib.util
 import inspect
 import json
 import math
 import multiprocessing
+import os
 import re
+import signal
 import string
 from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from ftlib import procs
 from ftlib.io import DataFormatError
 
 Scorer = Callable[[str, str], dict]
@@ -265,8 +270,10 @@ class Bounded:
     `with Bounded(score, 10) as f: value, error = f(prediction, reference)`.
 
     A call past the limit kills the worker (a fresh one serves the next call) and returns the error
-    "timeout: ..."; a worker that dies returns its exit code. Without `fork` (Windows) the scorer runs
-    in this process, unbounded.
+    "timeout: ..."; a worker that dies returns its exit code. The worker runs under a keeper
+    (`procs.keep`, in its own process group) that kills it and everything it started when the call
+    times out, the block ends, or this process dies, even by SIGKILL. Without `fork` (Windows) the
+    scorer runs in this process, unbounded.
     """
 
     def __init__(self, score: Callable, timeout_s: float):
@@ -276,7 +283,8 @@ class Bounded:
     def _start(self) -> None:
         ctx = multiprocessing.get_context("fork")
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_serve, args=(child, self.score), daemon=True)
+        work = functools.partial(_serve, child, self.score)
+        self.proc = ctx.Process(target=procs.keep, args=(work, os.getpid()), daemon=True)
         self.proc.start()
         child.close()
 
@@ -300,10 +308,15 @@ class Bounded:
         return None, error
 
     def close(self) -> None:
-        """Stop the worker (killed: it may be stuck in the scorer)."""
+        """Stop the worker: its keeper kills it (it may be stuck in the scorer) and what it started."""
         if self.proc is not None:
-            self.proc.kill()
-            self.proc.join()
+            self.proc.terminate()
+            self.proc.join(5)
+            if self.proc.exitcode is None:  # the keeper itself is stuck: it and its group go
+                self.proc.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.join()
             self.conn.close()
             self.proc = None
 

@@ -88,3 +88,38 @@ def test_folder_without_config_is_rejected(tmp_path):
 
 def test_hub_ids_pass_through():
     assert models.resolve("meta-llama/Llama-2-7b-hf") == "meta-llama/Llama-2-7b-hf"
+
+
+def _converted(tmp_path, monkeypatch):
+    """A fake converted checkpoint of an embedded alias in a tmp cache, stamped as conversion stamps it."""
+    monkeypatch.setenv("FTLIB_CACHE", str(tmp_path))
+    monkeypatch.setitem(models.EMBEDDED, "ghost", models.EmbeddedModel("no_such_pkg_xyz", "no-such-pkg", "x.gguf"))
+    folder = tmp_path / "models" / "ghost"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text('{"model_type": "llama"}')
+    (folder / "model.safetensors").write_bytes(b"weights" * 100)
+    models.write_stamp(folder, "x.gguf")
+    return folder
+
+
+@pytest.mark.parametrize("damage", [
+    lambda f: f.write_bytes(f.read_bytes()[:10]),  # truncated
+    lambda f: f.write_bytes(b"x" * f.stat().st_size),  # junk of the same size
+    lambda f: f.unlink(),
+])
+def test_a_damaged_converted_checkpoint_names_what_to_delete(tmp_path, monkeypatch, damage):
+    folder = _converted(tmp_path, monkeypatch)
+    assert models.resolve("ghost") == str(folder)  # intact: used
+    damage(folder / "model.safetensors")
+    with pytest.raises(models.ModelNotInstalled, match=r"model.safetensors .*delete the folder .*ghost and rerun  "
+                                                       r"python -m ftlib.models prepare ghost"):
+        models.resolve("ghost")
+
+
+def test_a_touched_but_intact_checkpoint_is_still_used(tmp_path, monkeypatch):
+    import os
+
+    folder = _converted(tmp_path, monkeypatch)
+    later = (folder / "SOURCE.json").stat().st_mtime + 100
+    os.utime(folder / "model.safetensors", (later, later))  # copied without keeping times: rehashed, same
+    assert models.resolve("ghost") == str(folder)

@@ -5,6 +5,7 @@ import hashlib
 import importlib
 import importlib.util
 import itertools
+import re
 
 import pytest
 
@@ -110,3 +111,14 @@ def test_qwen_template_renders_the_projects_chat_prompts():
         if msgs[0]["role"] != "system":  # no system turn of ours: Qwen's template puts in its default one
             expected = f"<|im_start|>system\n{QWEN_DEFAULT_SYSTEM}<|im_end|>\n" + expected
         assert text == expected + "<|im_start|>assistant\n", style
+
+
+@pytest.mark.parametrize("damage", [lambda b: b[:10], lambda b: b"junk" * (len(b) // 4) + b"j" * (len(b) % 4)],
+                         ids=["truncated", "junk of the same size"])
+def test_a_damaged_joined_file_is_refused_with_what_to_delete(tmp_path, monkeypatch, damage):
+    """Joined once, then damaged in the cache: the next use re-checks it and names the file and the fix."""
+    alias, whole = fake_parts(tmp_path, monkeypatch, CHUNKS)
+    path = models.embedded_gguf_path(alias)
+    path.write_bytes(damage(whole))
+    with pytest.raises(models.ModelNotInstalled, match=re.escape(str(path)) + ".*delete it and rerun  make setup-qwen"):
+        models.embedded_gguf_path(alias)

@@ -9,6 +9,7 @@ import torch
 
 from ftlib import harness, models
 from ftlib.backends import api, serve
+from ftlib.backends import guard as guard_module
 from ftlib.backends.local import LocalGenerator
 
 
@@ -192,3 +193,153 @@ def test_good_requests_pass_with_max_tokens_cut_to_the_context(guarded):
     prompt = len(models.load_tokenizer().apply_chat_template(HI, tokenize=True, add_generation_prompt=True,
                                                                return_dict=False))
     assert ep.bodies[-1]["max_tokens"] == 64 - prompt  # what the context leaves, not 100,000
+
+
+@pytest.mark.parametrize("field, value, error", [
+    ("temperature", "hot", "'temperature' must be a number from 0 to 2, got str \"hot\""),
+    ("temperature", 7, "'temperature' must be a number from 0 to 2, got 7"),
+    ("stop", 5, "'stop' must be a string or a list of strings, got int 5"),
+    ("seed", "x", "'seed' must be an integer, got str \"x\""),
+    ("max_tokens", True, "'max_tokens' must be a positive integer, got bool true"),
+    ("top_p", [1], "'top_p' must be a number from 0 to 1, got list"),
+    ("stream", "yes", "'stream' must be true or false"),
+    ("generation_config", '{"max_new_tokens": 100000}', "'generation_config' is not accepted"),
+])
+def test_wrong_field_types_get_400_with_the_field(guarded, field, value, error):
+    guard, ep = guarded
+    before = ep.requests
+    status, answer = _post(guard.server_port, {"model": "m", "messages": HI, field: value})
+    assert status == 400 and error in answer["error"]["message"]
+    assert ep.requests == before
+
+
+LONG = "word " * 100  # over the guard's context of 64 tokens
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/v1/chat/completions?x=1", {"messages": [{"role": "user", "content": LONG}]}),
+    ("/v1/chat/completions/", {"messages": [{"role": "user", "content": LONG}]}),
+    ("//v1//chat/completions", {"messages": [{"role": "user", "content": LONG}]}),
+    ("/v1/completions?stream=true", {"prompt": LONG}),
+    ("/v1/responses", {"input": LONG}),
+    ("/v1/responses/?x=1", {"input": [{"role": "user", "content": LONG}]}),
+    ("/v1/responses", {"input": "hi", "instructions": LONG}),
+    ("/v1/responses", {"input": [{"role": "user", "content": [{"type": "input_text", "text": LONG}]}]}),
+])
+def test_every_route_and_query_variant_goes_through_the_guard(guarded, path, body):
+    guard, ep = guarded
+    before = ep.requests
+    status, answer = _post(guard.server_port, {"model": "m", **body}, path)
+    assert status == 400
+    assert re.search(r"the prompt is \d+ tokens; the model's context is 64", answer["error"]["message"])
+    assert ep.requests == before
+
+
+@pytest.mark.parametrize("path", ["/load_model", "/reset", "/v1/Chat/Completions", "/v1/systemone"])
+def test_routes_the_guard_does_not_check_are_not_forwarded(guarded, path):
+    guard, ep = guarded
+    before = ep.requests
+    status, answer = _post(guard.server_port, {"model": "m", "messages": HI}, path)
+    assert status == 404 and "/v1/chat/completions" in answer["error"]["message"]
+    assert ep.requests == before
+
+
+def test_a_good_request_with_a_query_string_and_a_trailing_slash_passes(guarded):
+    guard, ep = guarded
+    status, answer = _post(guard.server_port, {"model": "m", "messages": HI}, "/v1/chat/completions/?x=1")
+    assert status == 200 and answer["choices"][0]["message"]["content"] == "echo: hi"
+
+
+def _raw(port: int, head: str, body: bytes = b"", timeout: float = 10) -> bytes:
+    """Send a hand-written request; return whatever comes back before the server closes or `timeout`."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+        got = b""
+        try:
+            while chunk := s.recv(65536):
+                got += chunk
+                if b"\r\n\r\n" in got:
+                    break
+        except TimeoutError:
+            pass
+        return got
+
+
+@pytest.mark.parametrize("length", ["abc", "-1", "1e3", "5000"])  # 5000: more than the body sends
+def test_a_bad_content_length_gets_400_at_once(guarded, monkeypatch, length):
+    import time
+
+    monkeypatch.setattr(guard_module, "BODY_TIMEOUT_S", 1.0)
+    guard, ep = guarded
+    before = ep.requests
+    body = json.dumps({"model": "m", "messages": HI}).encode()
+    t0 = time.monotonic()
+    head = (f"POST /v1/chat/completions HTTP/1.1\nHost: x\nContent-Type: application/json\n"
+            f"Content-Length: {length}\n")
+    answer = _raw(guard.server_port, head, body)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    assert time.monotonic() - t0 < 8 and ep.requests == before
+
+
+def test_the_engine_dies_with_the_server():
+    """`python -m ftlib.backends.serve` killed outright (SIGKILL) or hung up on (SIGHUP): its engine is
+    not left running. Both at once: each wrapper takes seconds to import."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    wrapper = ("import sys; from ftlib.backends import serve; serve.STOP_GRACE_S = 1; "
+               f"sys.exit(serve._serve_until_signal([sys.executable, '-c', {DEAF!r}], None))")
+    servers = [subprocess.Popen([sys.executable, "-c", wrapper], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    engines = []
+    try:
+        for proc in servers:
+            assert proc.stdout.readline().strip() == "ready"
+            pgrep = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True)
+            engines += map(int, pgrep.stdout.split())
+        assert len(engines) == 2 and all(map(_alive, engines))
+        for proc, sig in zip(servers, (signal.SIGKILL, signal.SIGHUP)):
+            proc.send_signal(sig)
+        for proc in servers:
+            proc.wait(timeout=30)
+        deadline = time.monotonic() + 5
+        while any(map(_alive, engines)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [e for e in engines if _alive(e)] == []
+    finally:  # whatever the outcome, leave nothing running
+        for proc in servers:
+            proc.kill()
+        for pid in filter(_alive, engines):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    from pathlib import Path
+
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_wrong_method_is_405_and_an_engine_that_is_gone_502(guarded):
+    import http.client
+
+    guard, _ = guarded
+    conn = http.client.HTTPConnection("127.0.0.1", guard.server_port, timeout=30)
+    conn.request("GET", "/v1/chat/completions")
+    resp = conn.getresponse()
+    assert resp.status == 405 and "use POST" in json.loads(resp.read())["error"]["message"]
+    closed = serve._free_port()  # nobody listens there
+    orphan = serve.Guard(closed, models.load_tokenizer(), context=64).start()
+    try:
+        status, answer = _post(orphan.server_port, {"model": "m", "messages": HI})
+    finally:
+        orphan.shutdown()
+        orphan.server_close()
+    assert status == 502 and f"the engine on port {closed} did not answer" in answer["error"]["message"]
+

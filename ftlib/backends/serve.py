@@ -11,10 +11,11 @@ requests that name it exactly, and a relative name keeps machine paths out of re
 keys. It listens on 127.0.0.1 only (it has no authentication). Other `transformers serve`
 options pass through: `python -m ftlib.backends.serve SPEC -- --continuous-batching`.
 
-Clients talk to a guard (`Guard`) in front of the engine: a malformed request or a prompt of the
-model's context or more gets a 400 saying what is wrong (the engine answered a bare 500, or generated
-for minutes past its context), and max_tokens is cut to what the context leaves. The engine runs as
-a child process that SIGTERM or Ctrl-C stops within seconds (`stop`).
+Clients talk to a guard (ftlib.backends.guard) in front of the engine: only the routes it checks,
+a malformed request, a field of the wrong type or a prompt of the model's context or more gets a 400
+saying what is wrong, and max_tokens is cut to what the context leaves. The engine runs as a child
+process that SIGTERM, SIGHUP or Ctrl-C stops within seconds (`stop`), and that dies with this
+process even when it is killed with SIGKILL (`procs.tied`).
 
 In Python (tests, notebooks), `running(spec)` starts it, waits until it answers, and stops it.
 """
@@ -23,21 +24,18 @@ from __future__ import annotations
 
 import argparse
 import collections
-import http.client
-import json
 import re
 import socket
 import subprocess
 import sys
 import threading
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from ftlib import models
+from ftlib import procs
+from ftlib.backends.guard import HOST, Guard
 
-HOST = "127.0.0.1"
 READY = re.compile(r"Uvicorn running on http://[\d.]+:(\d+)")  # uvicorn's start line, on stderr
 RUN_SUBFOLDERS = {"model", "merged"}  # a training run's checkpoint: keep the run's name in the model name
 
@@ -45,6 +43,8 @@ RUN_SUBFOLDERS = {"model", "merged"}  # a training run's checkpoint: keep the ru
 def command(spec: str, port: int = 8000, dtype: str | None = None,
             extra: Sequence[str] = ()) -> tuple[list[str], Path | None, str]:
     """(`transformers serve` argv, folder to run it in, model name clients send) for a model spec."""
+    from ftlib import models  # imports torch: seconds that `_serve_until_signal` alone need not pay
+
     resolved = models.resolve(spec)
     folder = Path(resolved)
     if not folder.is_dir():  # a hub id: served and named as it is
@@ -58,119 +58,11 @@ def command(spec: str, port: int = 8000, dtype: str | None = None,
     return argv, cwd, name
 
 
-# ---- a guard in front of the engine: requests checked before they cost anything -----------------
-
-def check_request(path: str, body: bytes, tokenizer, context: int) -> tuple[str | None, bytes]:
-    """(what is wrong, or None; the body to forward) for an OpenAI-style request.
-
-    Refused: a body that is not a JSON object, chat `messages` that are not a list of {role, content}
-    turns, a completion `prompt` that is not a string, a max_tokens that is not a positive integer,
-    and a prompt of the model's context or more. A max_tokens beyond what the context leaves is cut
-    to it, so no request generates for longer than the model can attend.
-    """
-    if not path.rstrip("/").endswith("completions"):
-        return None, body
-    try:
-        req = json.loads(body or b"null")
-    except ValueError:
-        return "the body is not valid JSON", body
-    if not isinstance(req, dict):
-        return "the body must be a JSON object", body
-    chat = path.rstrip("/").endswith("chat/completions")
-    error, n = _prompt_tokens(req, chat, tokenizer)
-    if error:
-        return error, body
-    for key in ("max_tokens", "max_completion_tokens"):
-        v = req.get(key)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-            return f"'{key}' must be a positive integer, got {v!r}", body
-    if n >= context:
-        return f"the prompt is {n} tokens; the model's context is {context} tokens", body
-    for key in ("max_tokens", "max_completion_tokens"):
-        if req.get(key) is not None:
-            req[key] = min(req[key], context - n)
-    return None, json.dumps(req).encode()
-
-
-def _prompt_tokens(req: dict, chat: bool, tokenizer) -> tuple[str | None, int]:
-    """(what is wrong with the prompt, or None; its length in tokens)."""
-    if not chat:
-        prompt = req.get("prompt")
-        if not isinstance(prompt, str):
-            return f"'prompt' must be a string, got {type(prompt).__name__}", 0
-        return None, len(tokenizer(prompt, add_special_tokens=False).input_ids)
-    messages = req.get("messages")
-    ok = isinstance(messages, list) and messages and all(
-        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
-        for m in messages)
-    if not ok:
-        return ("'messages' must be a non-empty list of {\"role\": ..., \"content\": \"...\"} objects, got "
-                f"{json.dumps(messages)[:80] if messages is not None else 'none'}"), 0
-    ids = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True, return_dict=False)
-    return None, len(ids)
-
-
-class Guard(ThreadingHTTPServer):
-    """An HTTP server on HOST:port that checks each request (`check_request`: 400 with the reason)
-    and passes the rest to the engine at `upstream` (its port), streaming the answer back."""
-
-    daemon_threads = True
-
-    def __init__(self, upstream: int, tokenizer, context: int, port: int = 0):
-        super().__init__((HOST, port), _GuardHandler)
-        self.upstream, self.tokenizer, self.context = upstream, tokenizer, context
-
-    def start(self) -> "Guard":
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-        return self
-
-
-class _GuardHandler(BaseHTTPRequestHandler):
-    server: Guard
-
-    def log_message(self, *args) -> None:  # the engine logs requests already
-        pass
-
-    def do_GET(self) -> None:
-        self._forward(None)
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        error, body = check_request(self.path, body, self.server.tokenizer, self.server.context)
-        if error:
-            data = json.dumps({"error": {"message": error, "type": "invalid_request_error"}}).encode()
-            self.send_response(400)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-            return
-        self._forward(body)
-
-    def _forward(self, body: bytes | None) -> None:
-        """Send the request on; stream the answer back; drop the engine's connection if the client goes."""
-        conn = http.client.HTTPConnection(HOST, self.server.upstream)
-        try:
-            headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "authorization")}
-            conn.request(self.command, self.path, body=body, headers=headers)
-            resp = conn.getresponse()
-            self.send_response(resp.status)
-            for k, v in resp.getheaders():
-                if k.lower() not in ("transfer-encoding", "connection", "content-length", "date", "server"):
-                    self.send_header(k, v)
-            self.end_headers()  # HTTP/1.0: the body ends when the connection closes
-            while chunk := resp.read1(65536):
-                self.wfile.write(chunk)
-                self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client went away
-        finally:
-            conn.close()
-
-
 def guard_for(spec: str, upstream: int, port: int = 0) -> Guard:
     """A Guard for a model spec: its tokenizer and context length, in front of the engine's port."""
     from transformers import AutoConfig
+
+    from ftlib import models
 
     resolved = models.resolve(spec)
     tok = models.load_tokenizer(resolved)
@@ -191,7 +83,7 @@ def running(spec: str, port: int = 0, dtype: str | None = None, extra: Sequence[
             startup_s: float = 300) -> Iterator[dict[str, str]]:
     """Serve `spec` while the block runs; yields client_env (port 0: a free one is picked)."""
     argv, cwd, name = command(spec, 0, dtype, extra)  # the engine on a free port, behind the guard
-    proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(procs.tied(argv), cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     log: collections.deque[str] = collections.deque(maxlen=40)  # the end of its log, for errors
     ready, found = threading.Event(), []
@@ -234,16 +126,18 @@ def stop(proc: subprocess.Popen, grace_s: float = STOP_GRACE_S) -> int:
 
 
 def _serve_until_signal(cmd: list[str], cwd: Path | None) -> int:
-    """Run the server as a child and stop it within seconds of SIGTERM or Ctrl-C (`stop`): served
-    directly, a server busy generating for a client that is gone ignored SIGTERM for minutes."""
+    """Run the server as a child and stop it within seconds of SIGTERM, SIGHUP or Ctrl-C (`stop`):
+    served directly, a server busy generating for a client that is gone ignored SIGTERM for minutes.
+    Killed outright (SIGKILL), this process takes the server with it (`procs.tied`)."""
     import signal
 
-    proc = subprocess.Popen(cmd, cwd=cwd)
+    proc = subprocess.Popen(procs.tied(cmd), cwd=cwd)
 
     def on_signal(signum, frame):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)  # the terminal closed: nobody is left to stop it
     try:
         return proc.wait()
     except KeyboardInterrupt:
@@ -252,6 +146,8 @@ def _serve_until_signal(cmd: list[str], cwd: Path | None) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m ftlib.backends.serve SPEC [--port N] [--dtype D] [-- transformers serve options]`."""
+    from ftlib import models
+
     ap = argparse.ArgumentParser(prog="python -m ftlib.backends.serve", description=__doc__.split("\n")[0])
     ap.add_argument("model", nargs="?", default=models.DEFAULT_MODEL, help="alias, checkpoint folder or .gguf")
     ap.add_argument("--port", type=int, default=8000)
