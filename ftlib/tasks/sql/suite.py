@@ -4,8 +4,10 @@ Small random databases let near-misses through: on six rows drawn from a few sha
 and `<`, or `LIKE 'x%'` and `LIKE '%x%'`, often return the same rows. So for each gold query we
 write its *mutants* (a comparison flipped, a condition dropped, a LIKE pattern widened, AND/OR
 swapped, DISTINCT, LIMIT or a sort direction toggled), build candidate databases (the plain ones of
-`synthetic` plus richer ones with near-miss values, ties and NULLs), and keep the few candidates on
-which the gold disagrees with the most mutants. A prediction is then judged on those.
+`synthetic` plus richer ones with near-miss values, ties and NULLs; dense ones while the gold still
+selects nothing; two that break a key assumption), and keep the few candidates on which the gold
+disagrees with the most mutants. A prediction is then judged on those. Every kept database respects
+the keys of `keys`, except a broken one kept because it alone tells a condition mutant apart.
 
 A gold that selects nothing on every kept database, or that no database tells from any of its
 mutants, cannot judge a prediction: `Suite.judgeable` is False and scoring leaves the item out.
@@ -25,6 +27,8 @@ CANDIDATES = (6, 18)  # plain and rich candidate databases per gold query
 MAX_DATABASES = 6  # kept per gold query
 _BATCH = 4  # candidates tried between checks for stopping early (at least two batches are tried)
 MIN_DATABASES = 3  # kept even when fewer already separate every mutant (they still test columns, tables)
+DENSE = 12  # dense candidates tried, while the gold selects nothing (HAVING thresholds, INTERSECTs)
+BROKEN = 2  # candidates that break a key assumption, kept only to tell a condition mutant apart
 _FLIPS = {"=": ("!=", "<", ">"), "!=": ("=",), "<>": ("=",), "<": ("<=", ">", "<>"), ">": (">=", "<", "<>"),
           "<=": ("<", ">="), ">=": (">", "<=")}
 _STRING = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
@@ -155,48 +159,77 @@ def _candidates(context: str, gold: str, seed: int):
     """Candidate databases, plain and rich in turn, built only as far as they are asked for."""
     for i in range(max(CANDIDATES)):
         if i < CANDIDATES[0]:
-            yield synthetic.database_image(context, gold, seed, i, keys=True)
+            yield synthetic.database_image(context, gold, seed, i, "plain")
         if i < CANDIDATES[1]:
-            yield synthetic.database_image(context, gold, seed, i, rich=True, keys=True)
+            yield synthetic.database_image(context, gold, seed, i, "rich")
+
+
+def _extra(context: str, gold: str, seed: int):
+    """Candidates tried after the others: dense ones (until the gold selects rows), then broken ones."""
+    for i in range(DENSE):
+        yield "dense", synthetic.database_image(context, gold, seed, i, "dense")
+    for i in range(BROKEN):
+        yield "broken", synthetic.database_image(context, gold, seed, i, "broken")
+
+
+def _kills(image: bytes, gold: str, muts: list[str], skip: set[int]) -> tuple[list[tuple] | None, set[int]]:
+    """The gold's rows on one database, and the mutants (not in `skip`) whose result differs there."""
+    rows = _result(image, gold)
+    g = _key(rows, top_level_order_by(gold))
+    if g is None:
+        return None, set()
+    return rows, {j for j, m in enumerate(muts) if j not in skip
+                  and _key(_result(image, m), top_level_order_by(m)) != g}
 
 
 def _evaluate(context: str, gold: str, seed: int, muts: list[str]):
-    """(images, gold rows, kills): each candidate run against the mutants not yet told apart; stops
-    early once every mutant is, or a batch of candidates tells apart nothing new."""
-    images, gold_rows, kills, killed = [], [], [], set()
-    ordered = top_level_order_by(gold)
+    """(images, gold rows, kills, kinds): each candidate run against the mutants not yet told apart;
+    stops early once every mutant is, or a batch of candidates tells apart nothing new. Dense
+    candidates follow while the gold has selected nothing; broken ones always (see `build`)."""
+    images, gold_rows, kills, kinds, killed = [], [], [], [], set()
     for image in _candidates(context, gold, seed):
-        rows = _result(image, gold)
-        g = _key(rows, ordered)
-        kills.append({j for j, m in enumerate(muts) if j not in killed and g is not None
-                      and _key(_result(image, m), top_level_order_by(m)) != g})
+        rows, new = _kills(image, gold, muts, killed)
         images.append(image)
         gold_rows.append(rows)
-        killed |= kills[-1]
+        kills.append(new)
+        kinds.append("plain")
+        killed |= new
         done = len(killed) == len(muts) or (len(images) % _BATCH == 0 and not any(kills[-_BATCH:]))
         if len(images) >= 2 * _BATCH and done:
             break
-    return images, gold_rows, kills
+    for kind, image in _extra(context, gold, seed):
+        if kind == "dense" and any(map(_selects_something, gold_rows)):
+            continue
+        rows, new = _kills(image, gold, muts, set())
+        images.append(image)
+        gold_rows.append(rows)
+        kills.append(new)
+        kinds.append(kind)
+    return images, gold_rows, kills, kinds
 
 
 @functools.lru_cache(maxsize=4096)
 def build(context: str, gold: str, seed: int = 0) -> Suite:
     """Choose, greedily, the candidate databases that tell the gold from the most of its mutants."""
     muts = mutants(gold)
-    images, gold_rows, kills = _evaluate(context, gold, seed, muts)
+    images, gold_rows, kills, kinds = _evaluate(context, gold, seed, muts)
+    conditions = {j for j, m in enumerate(muts) if m in set(condition_mutants(gold))}
     chosen, killed = [], set()
+    usable = [i for i in range(len(images)) if gold_rows[i] is not None and kinds[i] != "broken"]
     while len(chosen) < MAX_DATABASES:
-        order = sorted(range(len(images)),
-                       key=lambda i: (-len(kills[i] - killed), not _selects_something(gold_rows[i]), i))
+        order = sorted(usable, key=lambda i: (-len(kills[i] - killed), not _selects_something(gold_rows[i]), i))
         best = next((i for i in order if i not in chosen), None)
         if best is None or (not kills[best] - killed and len(chosen) >= MIN_DATABASES):
             break
         chosen.append(best)
         killed |= kills[best]
-    selecting = [i for i in range(len(images)) if _selects_something(gold_rows[i])]
+    selecting = [i for i in usable if _selects_something(gold_rows[i])]
     if selecting and not any(i in selecting for i in chosen):  # one database where the gold selects rows
         chosen = chosen[: MAX_DATABASES - 1] + [selecting[0]]
-    conditions = {j for j, m in enumerate(muts) if m in set(condition_mutants(gold))}
+    for i, kind in enumerate(kinds):  # a broken database only where it tells apart a real near-miss
+        if kind == "broken" and gold_rows[i] is not None and (kills[i] & conditions) - killed:
+            chosen = chosen[: MAX_DATABASES - 1] + [i] if len(chosen) >= MAX_DATABASES else chosen + [i]
+            killed |= kills[i]
     return Suite(images=tuple(images[i] for i in chosen), mutants=len(muts), killed=len(killed),
                  conditions=len(conditions), conditions_killed=len(conditions & killed),
                  selects=any(_selects_something(gold_rows[i]) for i in chosen))
