@@ -164,14 +164,6 @@ def _candidates(context: str, gold: str, seed: int):
             yield synthetic.database_image(context, gold, seed, i, "rich")
 
 
-def _extra(context: str, gold: str, seed: int):
-    """Candidates tried after the others: dense ones (until the gold selects rows), then broken ones."""
-    for i in range(DENSE):
-        yield "dense", synthetic.database_image(context, gold, seed, i, "dense")
-    for i in range(BROKEN):
-        yield "broken", synthetic.database_image(context, gold, seed, i, "broken")
-
-
 def _kills(image: bytes, gold: str, muts: list[str], skip: set[int]) -> tuple[list[tuple] | None, set[int]]:
     """The gold's rows on one database, and the mutants (not in `skip`) whose result differs there."""
     rows = _result(image, gold)
@@ -182,10 +174,11 @@ def _kills(image: bytes, gold: str, muts: list[str], skip: set[int]) -> tuple[li
                   and _key(_result(image, m), top_level_order_by(m)) != g}
 
 
-def _evaluate(context: str, gold: str, seed: int, muts: list[str]):
+def _evaluate(context: str, gold: str, seed: int, muts: list[str], conditions: set[int]):
     """(images, gold rows, kills, kinds): each candidate run against the mutants not yet told apart;
     stops early once every mutant is, or a batch of candidates tells apart nothing new. Dense
-    candidates follow while the gold has selected nothing; broken ones always (see `build`)."""
+    candidates follow while the gold has selected nothing; broken ones while a condition mutant is
+    not told apart (they are run on those mutants only: see `build`)."""
     images, gold_rows, kills, kinds, killed = [], [], [], [], set()
     for image in _candidates(context, gold, seed):
         rows, new = _kills(image, gold, muts, killed)
@@ -197,10 +190,14 @@ def _evaluate(context: str, gold: str, seed: int, muts: list[str]):
         done = len(killed) == len(muts) or (len(images) % _BATCH == 0 and not any(kills[-_BATCH:]))
         if len(images) >= 2 * _BATCH and done:
             break
-    for kind, image in _extra(context, gold, seed):
-        if kind == "dense" and any(map(_selects_something, gold_rows)):
+    extra = [("dense", i) for i in range(DENSE)] + [("broken", i) for i in range(BROKEN)]
+    for kind, i in extra:
+        if kind == "dense" and any(map(_selects_something, gold_rows)) or kind == "broken" and conditions <= killed:
             continue
-        rows, new = _kills(image, gold, muts, set())
+        image = synthetic.database_image(context, gold, seed, i, kind)
+        skip = killed | (set(range(len(muts))) - conditions) if kind == "broken" else set()
+        rows, new = _kills(image, gold, muts, skip)
+        killed |= new
         images.append(image)
         gold_rows.append(rows)
         kills.append(new)
@@ -212,8 +209,8 @@ def _evaluate(context: str, gold: str, seed: int, muts: list[str]):
 def build(context: str, gold: str, seed: int = 0) -> Suite:
     """Choose, greedily, the candidate databases that tell the gold from the most of its mutants."""
     muts = mutants(gold)
-    images, gold_rows, kills, kinds = _evaluate(context, gold, seed, muts)
     conditions = {j for j, m in enumerate(muts) if m in set(condition_mutants(gold))}
+    images, gold_rows, kills, kinds = _evaluate(context, gold, seed, muts, conditions)
     chosen, killed = [], set()
     usable = [i for i in range(len(images)) if gold_rows[i] is not None and kinds[i] != "broken"]
     while len(chosen) < MAX_DATABASES:

@@ -103,9 +103,16 @@ def _break(rows: list[list], table: Table, found: keys_lib.Keys, rng: random.Ran
             rows[-2][j] = 10_000 + rng.randint(0, 9)
 
 
-def _fill(conn: sqlite3.Connection, tables: dict[str, Table], gold: str, rng: random.Random, kind: str) -> None:
+@functools.lru_cache(maxsize=1024)
+def _plan(context: str, gold: str) -> tuple[dict[str, Table], keys_lib.Keys, Literals]:
+    """What every instance of one (context, gold) shares: its tables, keys and literals (cached)."""
+    tables = parse_context(context)
+    return tables, keys_lib.infer(tables, gold), gold_literals(gold)
+
+
+def _fill(conn: sqlite3.Connection, context: str, gold: str, rng: random.Random, kind: str) -> None:
     """Create every table (numeric columns with NUMERIC affinity) and insert its rows, referenced tables first."""
-    found, lit = keys_lib.infer(tables, gold), gold_literals(gold)
+    tables, found, lit = _plan(context, gold)
     pools: dict[str, list] = {}
     for t in found.order([t for t, table in tables.items() if table.columns]):
         table = tables[t]
@@ -131,7 +138,7 @@ def database_image(context: str, gold: str, seed: int, instance: int, kind: str 
     rng = random.Random(f"{seed}:{instance}:{context}:{gold}:{kind}")
     conn = sqlite3.connect(":memory:")
     try:
-        _fill(conn, parse_context(context), gold, rng, kind)
+        _fill(conn, context, gold, rng, kind)
         conn.commit()
         return conn.serialize()
     finally:
