@@ -67,7 +67,8 @@ def test_keys_are_inferred_from_names_and_joins():
     # a key named after the table only by the gold's join: match_season.Country -> country.Country_id
     ctx = "CREATE TABLE country (Country_id VARCHAR, Country_name VARCHAR); CREATE TABLE match_season (Country VARCHAR)"
     gold = "SELECT * FROM country AS T1 JOIN match_season AS T2 ON T1.Country_id = T2.Country"
-    assert keys.infer(schema.parse_context(ctx), gold).foreign == {("match_season", "country"): ("country", "country_id")}
+    found = keys.infer(schema.parse_context(ctx), gold)
+    assert found.foreign == {("match_season", "country"): ("country", "country_id")}
     # two tables claiming one column by a short stem: neither's key (Reviewer.rID, Rating.rID)
     ctx = "CREATE TABLE Reviewer (name VARCHAR, rID VARCHAR); CREATE TABLE Rating (rID VARCHAR)"
     assert keys.infer(schema.parse_context(ctx)).primary == {}
@@ -99,7 +100,7 @@ def test_only_broken_databases_break_the_keys():
 
 def test_string_literals_are_fuzzed_at_and_inside_word_boundaries():
     ctx, gold = "CREATE TABLE songs (title VARCHAR)", "SELECT title FROM songs WHERE title LIKE '% the %'"
-    titles = {r[0] for i in range(6) for r in
+    titles = {r[0] for i in range(18) for r in
               sandbox.run_trusted(synthetic.database_image(ctx, gold, 0, i, "rich"), "SELECT title FROM songs").rows}
     assert any(t and " the " in f" {t} " for t in titles) and any(t and "the" in t and " the " not in t for t in titles)
     assert any(t and "THE" in t for t in titles) and None in titles
@@ -107,7 +108,7 @@ def test_string_literals_are_fuzzed_at_and_inside_word_boundaries():
 
 def test_numbers_sit_at_just_above_and_just_below_each_literal():
     ctx, gold = "CREATE TABLE t (name VARCHAR, age INTEGER)", "SELECT name FROM t WHERE age > 56"
-    ages = {r[0] for i in range(6) for r in
+    ages = {r[0] for i in range(18) for r in
             sandbox.run_trusted(synthetic.database_image(ctx, gold, 0, i, "rich"), "SELECT age FROM t").rows}
     assert {55, 56, 57, None} <= ages
 
@@ -170,3 +171,19 @@ def test_rescore_states_the_headline_without_gold_errors(tmp_path, monkeypatch):
     assert out["new"]["n"] == 3 and out["new"]["score"] == pytest.approx(2 / 3)
     assert out["extra"]["execution_match_clean"]["n"] == 2 and out["extra"]["execution_match_clean"]["score"] == 1.0
     shutil.rmtree(tmp_path / "results")
+
+
+def test_the_committed_hand_reading_holds_the_current_scorers_verdicts():
+    """results/size/sql_reading.csv: 100 answers of the two Qwen models read by hand; its scorer
+    column must be what the scorer says today (rescore, reread the changed rows, then commit)."""
+    import csv
+
+    rows = list(csv.DictReader((paths.ROOT / "results" / "size" / "sql_reading.csv").open()))
+    assert len(rows) >= 100 and {r["model"] for r in rows} == {TUNED[4:-6], UNTUNED[4:-6]}
+    for r in rows:
+        record = _record(f"sql-{r['model']}.jsonl", int(r["item"]))
+        row = sql.sql_row(record)
+        kind = match.compare(record["prediction"], row["answer"], row["context"])
+        assert (r["scorer"], r["scorer_kind"]) == ("right" if kind == "correct" else "wrong", kind), r["item"]
+    wrong_right = sum(r["scorer"] == "right" and r["reader"] == "wrong" for r in rows)
+    assert wrong_right <= 0.01 * sum(r["scorer"] == "right" for r in rows)

@@ -74,6 +74,7 @@ class Keys:
     primary: dict[str, str] = field(default_factory=dict)  # table -> column
     unique: dict[str, tuple[str, ...]] = field(default_factory=dict)  # link table -> its column pair...
     foreign: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)  # (t, c) -> (t2, c2)
+    numbered: set[tuple[str, str]] = field(default_factory=set)  # other id-like columns: small integers
 
     def order(self, tables: list[str]) -> list[str]:
         """Tables in an order that fills every referenced table before the tables referring to it."""
@@ -107,7 +108,9 @@ def _target(table: str, column: str, primary: dict[str, str], names: dict[str, s
 
 _TABLE_REF = re.compile(r"\b(?:FROM|JOIN)\s+(\w+)(?:\s+(?:AS\s+)?(?!ON\b|JOIN\b|WHERE\b|GROUP\b|ORDER\b|LIMIT\b"
                         r"|INNER\b|LEFT\b|NATURAL\b|CROSS\b|UNION\b|INTERSECT\b|EXCEPT\b|HAVING\b)(\w+))?", re.I)
-_EQUAL = re.compile(r"(?:(\w+)\.)?(\w+)\s*=\s*(?:(\w+)\.)?([A-Za-z_]\w*)")
+# `a.x = b.y`, and `x = (SELECT y ...` / `x IN (SELECT y ...`: a subquery's column meets x too
+_EQUAL = re.compile(r"(?:(\w+)\.)?(\w+)\s*(?:=|\bIN\b)\s*(?:\(\s*SELECT\s+(?:DISTINCT\s+)?)?(?:(\w+)\.)?([A-Za-z_]\w*)",
+                    re.I)
 
 
 def _column_of(alias: str | None, column: str, aliases: dict[str, str], tables: dict[str, Table]) -> tuple | None:
@@ -121,7 +124,8 @@ def _column_of(alias: str | None, column: str, aliases: dict[str, str], tables: 
 
 
 def join_pairs(gold: str, tables: dict[str, Table]) -> list[tuple[tuple[str, str], tuple[str, str]]]:
-    """The (table, column) pairs a query sets equal, such as `ON T1.Country_id = T2.Country`.
+    """The (table, column) pairs a query sets equal, such as `ON T1.Country_id = T2.Country` (a table
+    may meet itself: `employees.reports_to = employees.id`).
 
     >>> from ftlib.tasks.sql.schema import parse_context
     >>> ctx = parse_context("CREATE TABLE c (id INT); CREATE TABLE m (country INT)")
@@ -136,7 +140,7 @@ def join_pairs(gold: str, tables: dict[str, Table]) -> list[tuple[tuple[str, str
     pairs = []
     for m in _EQUAL.finditer(re.sub(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"", "''", gold)):
         a, b = _column_of(m.group(1), m.group(2), aliases, tables), _column_of(m.group(3), m.group(4), aliases, tables)
-        if a and b and a[0] != b[0]:
+        if a and b and a != b:
             pairs.append((a, b))
     return pairs
 
@@ -171,10 +175,21 @@ def infer(tables: dict[str, Table], gold: str = "") -> Keys:
             target = _target(t, c, keys.primary, names)
             if target is not None:
                 keys.foreign[(t, c.lower())] = (target, keys.primary[target])
-    for a, b in join_pairs(gold, tables):
-        for (t1, c1), (t2, c2) in ((a, b), (b, a)):
-            if keys.primary.get(t1) == c1 and keys.primary.get(t2) != c2 and (t2, c2) not in keys.foreign:
-                keys.foreign[(t2, c2)] = (t1, c1)
+    pairs = join_pairs(gold, tables)
+    for (t1, c1), (t2, c2) in pairs + [(b, a) for a, b in pairs]:  # `prescribes.patient = patient.SSN`
+        if t1 not in keys.primary and c2 in table_forms(names[t1]) and keys.primary.get(t2) != c2:
+            keys.primary[t1] = c1
+    for (t1, c1), (t2, c2) in pairs + [(b, a) for a, b in pairs]:
+        if keys.primary.get(t1) == c1 and keys.primary.get(t2) != c2 and (t2, c2) not in keys.foreign:
+            keys.foreign[(t2, c2)] = (t1, c1)
+    keyed = {(t, c) for t, c in keys.primary.items()} | set(keys.foreign)
+    keys.numbered = {(t, c.lower()) for t, table in tables.items() for c, _ in table.columns
+                     if stem(c) is not None and (t, c.lower()) not in keyed}
+    for _ in pairs:  # a column the gold sets equal to a numbered one is numbered too (until nothing changes)
+        grown = {x for a, b in pairs for x, y in ((a, b), (b, a)) if y in keys.numbered and x not in keyed}
+        if grown <= keys.numbered:
+            break
+        keys.numbered |= grown
     for t, table in tables.items():
         if t in keys.primary:
             continue

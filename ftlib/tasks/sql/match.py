@@ -63,6 +63,8 @@ def _judge(context: str, gold: str, seed: int, instance: int) -> tuple[sandbox.Q
         return ref, keys[:n], None
     tail = Counter(r[:width] for r, k in zip(keyed.rows, keys) if k == keys[n - 1])
     head = [r[:width] for r in keyed.rows[:n]]  # the gold's rows, ties at the limit broken as the full sort does
+    if not same_result(head, ref.rows, True, keys[:n], tail):  # the rewrite changed the rows: compare as is
+        return ref, None, None
     return sandbox.QueryResult(rows=head), keys[:n], tail
 
 
@@ -74,9 +76,10 @@ def _without_limit(gold: str) -> str | None:
 
 def _with_keys(gold: str) -> str | None:
     """The gold with its ORDER BY keys appended to the select list (`ORDER BY 2` names a column
-    already there), or None where that is not a plain rewrite (a compound query, no top-level FROM)."""
-    if re.search(r"\b(?:UNION|INTERSECT|EXCEPT)\b", gold, re.I):
-        return None
+    already there), or None where that is not a plain rewrite (a compound or DISTINCT query, no
+    top-level FROM)."""
+    if re.search(r"\b(?:UNION|INTERSECT|EXCEPT)\b", gold, re.I) or re.match(r"\s*SELECT\s+DISTINCT\b", gold, re.I):
+        return None  # (a key added to a DISTINCT select list changes which rows are distinct)
     order = [m for m in re.finditer(r"\bORDER\s+BY\b", gold, re.I) if _depth(gold, m.start()) == 0]
     froms = [m for m in re.finditer(r"\bFROM\b", gold, re.I) if _depth(gold, m.start()) == 0]
     if not order or not froms:

@@ -57,11 +57,13 @@ def _operator_mutants(query: str) -> list[str]:
 
 
 def _like_mutants(query: str) -> list[str]:
-    """Each LIKE pattern made wider, narrower or exact: 'x%' -> '%x%', '%x', 'x' and so on."""
+    """Each LIKE pattern made wider, narrower or exact: 'x%' -> '%x%', '%x', 'x' and so on; spaces
+    around a word dropped: '% x %' -> '%x%'."""
     out = []
     for m in re.finditer(r"(\bLIKE\s+)(['\"])(.*?)\2", query, re.I):
         core, q = m.group(3).strip("%"), m.group(2)
-        for pattern in {f"%{core}%", f"{core}%", f"%{core}", core} - {m.group(3)}:
+        word = core.strip()  # '% the %' -> '%the%' too: "the" inside "other" tells them apart
+        for pattern in {f"%{core}%", f"{core}%", f"%{core}", core, f"%{word}%"} - {m.group(3)}:
             out.append(f"{query[:m.start(2)]}{q}{pattern}{q}{query[m.end():]}")
     return out
 
@@ -82,11 +84,13 @@ def _condition_mutants(query: str) -> list[str]:
 
 
 def _clause_mutants(query: str) -> list[str]:
-    """DISTINCT added or removed, LIMIT removed, each sort direction flipped."""
+    """DISTINCT added or removed, LIMIT removed, an aggregate dropped, each sort direction flipped."""
     out = [re.sub(r"^\s*SELECT\s+DISTINCT\b", "SELECT", query, count=1, flags=re.I)
            if re.match(r"\s*SELECT\s+DISTINCT\b", query, re.I)
            else re.sub(r"^\s*SELECT\b", "SELECT DISTINCT", query, count=1, flags=re.I)]
     out.append(re.sub(r"\s+LIMIT\s+\d+(?:\s*,\s*\d+)?", "", query, flags=re.I))
+    for m in re.finditer(r"\b(?:SUM|AVG|MIN|MAX)\s*\(\s*((?:\w+\.)?\w+)\s*\)", query, re.I):  # SUM(x) -> x
+        out.append(query[:m.start()] + m.group(1) + query[m.end():])
     for m in re.finditer(r"\b(ASC|DESC)\b", query, re.I):
         out.append(query[:m.start()] + ("ASC" if m.group(1).upper() == "DESC" else "DESC") + query[m.end():])
     if re.search(r"\bORDER\s+BY\b", query, re.I) and not re.search(r"\b(?:ASC|DESC)\b", query, re.I):
@@ -185,12 +189,12 @@ def _evaluate(context: str, gold: str, seed: int, muts: list[str], conditions: s
         images.append(image)
         gold_rows.append(rows)
         kills.append(new)
-        kinds.append("plain")
+        kinds.append("plain")  # (or rich)
         killed |= new
         done = len(killed) == len(muts) or (len(images) % _BATCH == 0 and not any(kills[-_BATCH:]))
         if len(images) >= 2 * _BATCH and done:
             break
-    extra = [("dense", i) for i in range(DENSE)] + [("broken", i) for i in range(BROKEN)]
+    extra = [("twins", 0)] + [("dense", i) for i in range(DENSE)] + [("broken", i) for i in range(BROKEN)]
     for kind, i in extra:
         if kind == "dense" and any(map(_selects_something, gold_rows)) or kind == "broken" and conditions <= killed:
             continue
@@ -223,6 +227,9 @@ def build(context: str, gold: str, seed: int = 0) -> Suite:
     selecting = [i for i in usable if _selects_something(gold_rows[i])]
     if selecting and not any(i in selecting for i in chosen):  # one database where the gold selects rows
         chosen = chosen[: MAX_DATABASES - 1] + [selecting[0]]
+    twins = [i for i in usable if kinds[i] == "twins" and _selects_something(gold_rows[i])]
+    if twins and twins[0] not in chosen:  # names that repeat: GROUP BY a name is not GROUP BY its key
+        chosen = chosen[: MAX_DATABASES - 1] + twins[:1]
     for i, kind in enumerate(kinds):  # a broken database only where it tells apart a real near-miss
         if kind == "broken" and gold_rows[i] is not None and (kills[i] & conditions) - killed:
             chosen = chosen[: MAX_DATABASES - 1] + [i] if len(chosen) >= MAX_DATABASES else chosen + [i]

@@ -26,7 +26,8 @@ from ftlib.tasks.sql.values import Literals, gold_literals
 NUMERIC_TYPE = re.compile(r"INT|REAL|NUM|FLOA|DOUB|DEC", re.I)
 ROWS_PER_TABLE = (6, 12)
 MAX_DENSE_ROWS = 500  # rows per table of a dense instance (a HAVING COUNT(*) >= 200 needs 200 in a group)
-KINDS = ("plain", "rich", "dense", "broken")
+KINDS = ("plain", "rich", "dense", "twins", "broken")
+COMMON = {"dense": 0.6, "twins": 0.9}  # share of a text column's free values on one word
 
 
 def _row_count(kind: str, lit: Literals, rng: random.Random) -> int:
@@ -35,14 +36,19 @@ def _row_count(kind: str, lit: Literals, rng: random.Random) -> int:
     return rng.randint(*ROWS_PER_TABLE)
 
 
-def _value(column: str, numeric: bool, lit: Literals, rng: random.Random, kind: str):
-    """A value of an ordinary (not key) column."""
+def _value(column: str, numeric: bool, lit: Literals, rng: random.Random, kind: str, numbered: bool = False):
+    """A value of an ordinary (not key) column; a `numbered` one (id-like, `keys.Keys.numbered`) holds
+    small integers, as keys do, so a join the names do not reveal (`manager_id = employee_id`) meets."""
     lits = lit.by_column.get(column.lower(), [])
+    if not lits and numbered:
+        if kind in ("dense", "twins") and rng.random() < 0.6:
+            return 1
+        return None if kind == "rich" and rng.random() < 0.1 else rng.randint(1, 6)
     if numeric and kind == "rich" and rng.random() < 0.3:
         return values.rich_number(lits, rng)
     if numeric:
-        return values.numeric_value(lits, rng)
-    return values.text_value(lits, lit.strings, rng, rich=kind == "rich", dense=kind == "dense")
+        return values.numeric_value(lits, rng, wide=column.lower() in lit.ordered)
+    return values.text_value(lits, lit.strings, rng, rich=kind == "rich", common=COMMON.get(kind, 0.0))
 
 
 def _key_pool(n: int, wanted: list, rng: random.Random) -> list:
@@ -58,8 +64,10 @@ def _key_pool(n: int, wanted: list, rng: random.Random) -> list:
 
 def _foreign_value(targets: list, rng: random.Random, kind: str):
     """An existing key of the referenced table, skewed to a few (groups of several rows, shared members)."""
+    if kind == "dense":  # most rows on one key: a group past a HAVING COUNT(*) threshold
+        return targets[0] if rng.random() < 0.7 else rng.choice(targets)
     popular = targets[: max(1, len(targets) // 3)]
-    return rng.choice(popular if rng.random() < (0.7 if kind == "dense" else 0.4) else targets)
+    return rng.choice(popular if rng.random() < 0.4 else targets)
 
 
 def _rows(table: Table, kinds: list[bool], found: keys_lib.Keys, pools: dict, lit: Literals,
@@ -79,10 +87,10 @@ def _rows(table: Table, kinds: list[bool], found: keys_lib.Keys, pools: dict, li
             target = found.foreign.get((t, c))
             if c == pk:
                 row.append(pools[t][i])
-            elif target is not None and pools.get(target[0]):
-                row.append(_foreign_value(pools[target[0]], rng, kind))
+            elif target is not None:  # (a table in a cycle of references comes first: its targets are 1..6)
+                row.append(_foreign_value(pools.get(target[0]) or list(range(1, 7)), rng, kind))
             else:
-                row.append(_value(column, numeric, lit, rng, kind))
+                row.append(_value(column, numeric, lit, rng, kind, (t, c) in found.numbered))
         rows.append(row)
     unique = found.unique.get(t)
     if unique:  # a link table holds each combination once
@@ -116,7 +124,8 @@ def _fill(conn: sqlite3.Connection, context: str, gold: str, rng: random.Random,
     pools: dict[str, list] = {}
     for t in found.order([t for t, table in tables.items() if table.columns]):
         table = tables[t]
-        kinds = [bool(NUMERIC_TYPE.search(ty)) or c.lower() in lit.numeric for c, ty in table.columns]
+        kinds = [(bool(NUMERIC_TYPE.search(ty)) and c.lower() not in lit.textual) or c.lower() in lit.numeric
+                 for c, ty in table.columns]
         cols = ", ".join(f'"{c}" {"NUMERIC" if k else "TEXT"}' for (c, _), k in zip(table.columns, kinds))
         conn.execute(f'CREATE TABLE "{table.name}" ({cols})')
         rows = _rows(table, kinds, found, pools, lit, rng, kind)
@@ -131,7 +140,8 @@ def database_image(context: str, gold: str, seed: int, instance: int, kind: str 
     """The serialized SQLite image of one synthetic instance (cached: contexts repeat across calls).
 
     `kind`: "plain"; "rich" (fuzzed literals, numbers at each bound, NULLs); "dense" (many rows,
-    common values: a HAVING threshold or an INTERSECT of two values can select rows); "broken"
+    common values: a HAVING threshold or an INTERSECT of two values can select rows); "twins" (as
+    plain, with the common values of dense: two rows of different keys share a name); "broken"
     (one row breaks each key assumption: for telling real near-misses apart only)."""
     if kind not in KINDS:
         raise ValueError(f"database kind {kind!r}: expected one of {KINDS}")
