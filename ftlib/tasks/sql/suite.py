@@ -114,12 +114,6 @@ def condition_mutants(gold: str) -> list[str]:
     return [m for m in dict.fromkeys(found) if m.strip() != gold.strip()]
 
 
-def _result(image: bytes, query: str) -> list[tuple] | None:
-    """The rows of a trusted query (gold or mutant); None on error."""
-    result = sandbox.run_trusted(image, query)
-    return None if result.error is not None else result.rows
-
-
 def _key(rows: list[tuple] | None, ordered: bool):
     """A result as a value to compare: the list when the query sorts, else the multiset."""
     if rows is None:
@@ -170,12 +164,14 @@ def _candidates(context: str, gold: str, seed: int):
 
 def _kills(image: bytes, gold: str, muts: list[str], skip: set[int]) -> tuple[list[tuple] | None, set[int]]:
     """The gold's rows on one database, and the mutants (not in `skip`) whose result differs there."""
-    rows = _result(image, gold)
+    todo = [j for j in range(len(muts)) if j not in skip]
+    results = sandbox.run_trusted_many(image, [gold] + [muts[j] for j in todo])
+    rows = None if results[0].error is not None else results[0].rows
     g = _key(rows, top_level_order_by(gold))
     if g is None:
         return None, set()
-    return rows, {j for j, m in enumerate(muts) if j not in skip
-                  and _key(_result(image, m), top_level_order_by(m)) != g}
+    return rows, {j for j, r in zip(todo, results[1:])
+                  if _key(None if r.error is not None else r.rows, top_level_order_by(muts[j])) != g}
 
 
 def _evaluate(context: str, gold: str, seed: int, muts: list[str], conditions: set[int]):
