@@ -187,3 +187,7 @@ def test_the_committed_hand_reading_holds_the_current_scorers_verdicts():
         assert (r["scorer"], r["scorer_kind"]) == ("right" if kind == "correct" else "wrong", kind), r["item"]
     wrong_right = sum(r["scorer"] == "right" and r["reader"] == "wrong" for r in rows)
     assert wrong_right <= 0.01 * sum(r["scorer"] == "right" for r in rows)
+
+
+def test_a_gold_that_fails_everywhere_is_a_gold_error_not_unjudgeable():
+    assert match.compare("SELECT 1", "SELECT nope FROM t", "CREATE TABLE t (a INT)") == "gold_error"

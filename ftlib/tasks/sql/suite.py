@@ -213,6 +213,7 @@ def build(context: str, gold: str, seed: int = 0) -> Suite:
     images, gold_rows, kills, kinds = _evaluate(context, gold, seed, muts, conditions)
     chosen, killed = [], set()
     usable = [i for i in range(len(images)) if gold_rows[i] is not None and kinds[i] != "broken"]
+    usable = usable or [i for i in range(len(images)) if kinds[i] == "plain"]  # a failing gold: its error shows
     while len(chosen) < MAX_DATABASES:
         order = sorted(usable, key=lambda i: (-len(kills[i] - killed), not _selects_something(gold_rows[i]), i))
         best = next((i for i in order if i not in chosen), None)
