@@ -70,7 +70,7 @@ def _foreign_value(targets: list, rng: random.Random, kind: str):
     return rng.choice(popular if rng.random() < 0.4 else targets)
 
 
-def _rows(table: Table, kinds: list[bool], found: keys_lib.Keys, pools: dict, lit: Literals,
+def _rows(table: Table, numeric_columns: list[bool], found: keys_lib.Keys, pools: dict, lit: Literals,
           rng: random.Random, kind: str) -> list[list]:
     """The rows of one table: its key from `pools`, foreign keys from the referenced keys, the rest random."""
     t, n = table.name.lower(), _row_count(kind, lit, rng)
@@ -82,7 +82,7 @@ def _rows(table: Table, kinds: list[bool], found: keys_lib.Keys, pools: dict, li
     rows = []
     for i in range(n):
         row = []
-        for (column, _), numeric in zip(table.columns, kinds):
+        for (column, _), numeric in zip(table.columns, numeric_columns):
             c = column.lower()
             target = found.foreign.get((t, c))
             if c == pk:
@@ -124,11 +124,11 @@ def _fill(conn: sqlite3.Connection, context: str, gold: str, rng: random.Random,
     pools: dict[str, list] = {}
     for t in found.order([t for t, table in tables.items() if table.columns]):
         table = tables[t]
-        kinds = [(bool(NUMERIC_TYPE.search(ty)) and c.lower() not in lit.textual) or c.lower() in lit.numeric
-                 for c, ty in table.columns]
-        cols = ", ".join(f'"{c}" {"NUMERIC" if k else "TEXT"}' for (c, _), k in zip(table.columns, kinds))
+        numeric = [(bool(NUMERIC_TYPE.search(ty)) and c.lower() not in lit.textual) or c.lower() in lit.numeric
+                   for c, ty in table.columns]
+        cols = ", ".join(f'"{c}" {"NUMERIC" if k else "TEXT"}' for (c, _), k in zip(table.columns, numeric))
         conn.execute(f'CREATE TABLE "{table.name}" ({cols})')
-        rows = _rows(table, kinds, found, pools, lit, rng, kind)
+        rows = _rows(table, numeric, found, pools, lit, rng, kind)
         if kind == "broken":
             _break(rows, table, found, rng)
         marks = ", ".join("?" * len(table.columns))
