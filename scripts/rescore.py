@@ -3,10 +3,12 @@
     python scripts/rescore.py            # every results/*/predictions/*.jsonl, rewritten in place
 
 For each file it replaces each record's `scores`, then prints (and writes to results/rescoring.csv)
-the old and the new headline with its 95% interval. It then rewrites, from the new scores, the rows of
-results/*/scores.csv and scores.md and of results/sweep/sweep_*.csv and .md whose evaluation it
-rescored, and the sweep's paired sign tests. Tables that need the git-ignored runs/ folders
-(summary.md, before_after, errors...) and the figures are left as they are.
+the old and the new headline with its 95% interval, and the other metrics; where the task names rows
+to leave out of a second figure (`Task.excluded`, SQL: the gold errors), `<primary>_clean` is that
+figure. It then rewrites, from the new scores, the rows of results/*/scores.csv and scores.md and of
+results/sweep/sweep_*.csv and .md whose evaluation it rescored, and the sweep's paired sign tests.
+Tables that need the git-ignored runs/ folders (summary.md, before_after, errors...) and the figures
+are left as they are.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ def rescore_file(path: Path) -> dict:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     new = _headline(task, [r["scores"] for r in records], task.primary)
     extra = {k: _headline(task, [r["scores"] for r in records], k) for k in task.metrics if k != task.primary}
+    if task.excluded is not None:  # the second, stated headline: without the rows the task leaves out
+        kept = [r["scores"] for r in records if not task.excluded(task.record_row(r))]
+        extra[f"{task.primary}_clean"] = {**_headline(task, kept, task.primary), "metric": f"{task.primary}_clean"}
     return {"file": str(path.relative_to(ROOT.parent)), "task": task.name, "label": path.stem.split("-", 1)[1],
             "old": old, "new": new, "extra": extra}
 

@@ -240,8 +240,8 @@ def test_every_executable_gold_matches_itself(sql_rows):
     test = sql_rows["test"]
     usable = [r for r in test if match.sql_gold_usable(r)]
     kinds = Counter(match.sql_error_kind(r["answer"], r["answer"], r["context"]) for r in usable)
-    assert set(kinds) == {"correct", "unjudgeable"}
-    assert kinds["unjudgeable"] <= 20  # the golds that select nothing (the audit counts 16 empty ones)
+    assert set(kinds) <= {"correct", "unjudgeable"}
+    assert kinds["unjudgeable"] <= 0.01 * len(usable)  # dense databases are built until the gold selects rows
     # `<SQL>` tags and a trailing semicolon change nothing
     assert all(match.sql_error_kind(f"<SQL>{r['answer']};</SQL>", r["answer"], r["context"])
                in ("correct", "unjudgeable") for r in usable[:100])

@@ -55,6 +55,7 @@ class Task:
     hub: Callable[[str], list[dict]] | None = None  # prepare(source="hub"): a split from the hub
     audit: Callable[[list[dict]], dict] | None = None  # prepare: defects of a raw split, kept in stats.json
     flagged: Callable[[dict], bool] | None = None  # rows an optional filter drops (prepare, rounds)
+    excluded: Callable[[dict], bool] | None = None  # rows a second, stated headline leaves out (SQL: gold errors)
     corrupt: Callable[[list[dict], float, int], list[dict]] | None = None  # rounds: (rows, fraction, seed)
     rounds_metrics: tuple[str, ...] = ()  # rounds: metrics shown beside the headline
     sweep_grid: tuple[tuple[str, float, int | None, float], ...] = ()  # sweep: (method, lr, n_train, epochs)

@@ -1,7 +1,9 @@
-"""The SQL task (`task`) and its execution match, in four small modules (none needs torch):
+"""The SQL task (`task`) and its execution match, in small modules (none needs torch):
 
 - `schema`: the one parser of a `CREATE TABLE` context (tables, columns, declared types, spellings);
-- `synthetic`: small SQLite databases filled from a gold query's literals, several per item;
+- `keys`: the primary and foreign keys a reader assumes, inferred from names and the gold's joins;
+- `values`: values derived from a gold query's literals (the test-suite fuzzer's way);
+- `synthetic`: small SQLite databases that respect those keys, several kinds per item;
 - `sandbox`: where model output runs (read-only, in memory, every SQLite limit set, a step budget);
 - `match`: gold vs predicted results on those databases, one word per outcome, and the gold audit;
 - `task`: the task's data split, scoring, prepare-time filter and audit, and its declaration `TASK`.

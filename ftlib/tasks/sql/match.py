@@ -1,7 +1,10 @@
 """Execution match for SQL: run the gold and the predicted query on the databases that judge the gold
 (`suite`: chosen so the gold differs from its near-miss mutants), compared as the test-suite
 evaluation does: any order of the selected columns; row order only where the gold sorts, and then only
-on its ORDER BY keys (rows tied on the keys may come in any order).
+on its ORDER BY keys (rows tied on the keys may come in any order); where it sorts and limits, the
+last rows may be any of those tied with its last one (`ORDER BY COUNT(*) DESC LIMIT 1` with two
+groups at the top count: either is a correct answer). One prediction has `ITEM_SECONDS` of wall
+clock on all the item's databases together.
 
 Also the audit of the gold queries themselves: the local sql-create-context data has real defects
 (gold queries naming a column their context lacks; tables or columns repeated with another case),
@@ -13,6 +16,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
+import time
 from collections import Counter
 
 from ftlib.tasks.sql import sandbox, schema, suite, synthetic
@@ -20,6 +24,7 @@ from ftlib.tasks.sql import sandbox, schema, suite, synthetic
 _SYNTAX = ("syntax error", "incomplete input", "unrecognized token")
 _FORBIDDEN = ("not authorized", "authorization denied", "not a read-only", "one statement", "nul character")
 _BUDGET = ("interrupted", "more than", "too big", "too long")
+ITEM_SECONDS = 1.5  # wall clock for one prediction on all its databases: a slow answer fails the item
 MAX_PERMUTED = 6  # columns up to which every order of the predicted columns is tried (6! = 720)
 # Queries whose row count is not "rows of the FROM table that pass the filter".
 _NOT_SINGLE = re.compile(r"\bJOIN\b|\bGROUP\s+BY\b|\b(?:COUNT|SUM|AVG|MIN|MAX)\s*\(|\bDISTINCT\b|\bLIMIT\b"
@@ -38,25 +43,43 @@ def _gold_result(context: str, gold: str, seed: int, instance: int) -> sandbox.Q
 
 
 @functools.lru_cache(maxsize=16384)
-def _judge(context: str, gold: str, seed: int, instance: int) -> tuple[sandbox.QueryResult, list | None]:
-    """The gold's result on one judging database, and its ORDER BY key per row (None: compare the
-    whole order); cached, as every prediction for an item reuses it."""
+def _judge(context: str, gold: str, seed: int, instance: int) -> tuple[sandbox.QueryResult, list | None,
+                                                                     Counter | None]:
+    """The gold's result on one judging database, its ORDER BY key per row (None: compare the whole
+    order) and, where it sorts and limits, every row tied with its last one (any of them may end a
+    correct answer); cached, as every prediction for an item reuses it."""
     image = suite.build(context, gold, seed).images[instance]
     ref = sandbox.run_trusted(image, gold)
     if ref.error is not None or not suite.top_level_order_by(gold):
-        return ref, None
-    keys = sandbox.run_trusted(image, _with_keys(gold)) if _with_keys(gold) else None
-    if keys is None or keys.error is not None or len(keys.rows) != len(ref.rows):
-        return ref, None
-    width = len(ref.rows[0]) if ref.rows else 0
-    return ref, [r[width:] for r in keys.rows]
+        return ref, None, None
+    limit = _without_limit(gold)
+    query = _with_keys(limit or gold)
+    keyed = sandbox.run_trusted(image, query) if query else None
+    width, n = (len(ref.rows[0]) if ref.rows else 0), len(ref.rows)
+    if keyed is None or keyed.error is not None or len(keyed.rows) < n or (not limit and len(keyed.rows) != n):
+        return ref, None, None
+    keys = [r[width:] for r in keyed.rows]
+    if not limit or n == 0:
+        return ref, keys[:n], None
+    tail = Counter(r[:width] for r, k in zip(keyed.rows, keys) if k == keys[n - 1])
+    head = [r[:width] for r in keyed.rows[:n]]  # the gold's rows, ties at the limit broken as the full sort does
+    if not same_result(head, ref.rows, True, keys[:n], tail):  # the rewrite changed the rows: compare as is
+        return ref, None, None
+    return sandbox.QueryResult(rows=head), keys[:n], tail
+
+
+def _without_limit(gold: str) -> str | None:
+    """The gold without its final top-level `LIMIT n`; None where it has none (or an OFFSET)."""
+    m = re.search(r"\s+LIMIT\s+\d+\s*$", gold, re.I)
+    return gold[: m.start()] if m and _depth(gold, m.start()) == 0 else None
 
 
 def _with_keys(gold: str) -> str | None:
     """The gold with its ORDER BY keys appended to the select list (`ORDER BY 2` names a column
-    already there), or None where that is not a plain rewrite (a compound query, no top-level FROM)."""
-    if re.search(r"\b(?:UNION|INTERSECT|EXCEPT)\b", gold, re.I):
-        return None
+    already there), or None where that is not a plain rewrite (a compound or DISTINCT query, no
+    top-level FROM)."""
+    if re.search(r"\b(?:UNION|INTERSECT|EXCEPT)\b", gold, re.I) or re.match(r"\s*SELECT\s+DISTINCT\b", gold, re.I):
+        return None  # (a key added to a DISTINCT select list changes which rows are distinct)
     order = [m for m in re.finditer(r"\bORDER\s+BY\b", gold, re.I) if _depth(gold, m.start()) == 0]
     froms = [m for m in re.finditer(r"\bFROM\b", gold, re.I) if _depth(gold, m.start()) == 0]
     if not order or not froms:
@@ -95,11 +118,15 @@ def _runs(keys: list[tuple]) -> list[tuple[int, int]]:
     return runs
 
 
-def same_result(gold_rows: list[tuple], pred_rows: list[tuple], ordered: bool, keys: list | None = None) -> bool:
+def same_result(gold_rows: list[tuple], pred_rows: list[tuple], ordered: bool, keys: list | None = None,
+                tail: Counter | None = None) -> bool:
     """Equal up to an order of the predicted columns; rows as a multiset unless the gold sorts, then
-    in order between runs of rows tied on the gold's ORDER BY keys (`keys`; None: every row in order).
+    in order between runs of rows tied on the gold's ORDER BY keys (`keys`; None: every row in order);
+    with `tail` (the gold limits), the last run may be any rows of `tail`, the rows tied at the limit.
 
     >>> same_result([("a", 1), ("b", 2)], [(2, "b"), (1, "a")], ordered=False)
+    True
+    >>> same_result([("a", 5)], [("b", 5)], True, [(5,)], Counter({("a", 5): 1, ("b", 5): 1}))
     True
     """
     if len(gold_rows) != len(pred_rows):
@@ -116,9 +143,20 @@ def same_result(gold_rows: list[tuple], pred_rows: list[tuple], ordered: bool, k
         elif keys is None:
             if rows == gold_rows:
                 return True
-        elif all(Counter(rows[a:b]) == Counter(gold_rows[a:b]) for a, b in _runs(keys)):
+        elif _runs_match(rows, gold_rows, _runs(keys), tail):
             return True
     return False
+
+
+def _runs_match(rows: list[tuple], gold_rows: list[tuple], runs: list[tuple[int, int]], tail: Counter | None) -> bool:
+    """Each run of tied rows the same multiset as the gold's; the last one, with `tail`, within it."""
+    for a, b in runs:
+        if tail is not None and b == len(rows):
+            if Counter(rows[a:b]) - tail:
+                return False
+        elif Counter(rows[a:b]) != Counter(gold_rows[a:b]):
+            return False
+    return True
 
 
 def _error_kind(error: str) -> str:
@@ -132,16 +170,17 @@ def _error_kind(error: str) -> str:
 
 def compare(prediction: str, gold: str, context: str, *, seed: int = 0) -> str:
     """One word for the outcome: correct, no_sql (no query found), syntax_error, runtime_error
-    (unknown column/table...), forbidden (not one read-only statement), budget (too slow or too many
-    rows), gold_error (the gold query fails), unjudgeable (the gold selects nothing, or no database
-    tells it from its mutants: leave the item out), wrong_columns or wrong_rows.
+    (unknown column/table...), forbidden (not one read-only statement), budget (too many rows, or
+    over `ITEM_SECONDS` on all the item's databases together), gold_error (the gold query fails),
+    unjudgeable (the gold selects nothing, or no database tells it from its mutants: leave the item
+    out), wrong_columns or wrong_rows.
 
     >>> compare("<SQL>SELECT COUNT(*) FROM head</SQL>", "SELECT COUNT(*) FROM head", "CREATE TABLE head (age INTEGER)")
     'correct'
     """
     judge = suite.build(context, gold, seed)
     golds = [_judge(context, gold, seed, i) for i in range(len(judge.images))]
-    if any(ref.error is not None for ref, _ in golds):
+    if any(ref.error is not None for ref, _, _ in golds):
         return "gold_error"
     if not judge.judgeable:  # a property of the gold: the same items are left out of every evaluation
         return "unjudgeable"
@@ -149,11 +188,16 @@ def compare(prediction: str, gold: str, context: str, *, seed: int = 0) -> str:
     if query is None:
         return "no_sql"
     ordered = suite.top_level_order_by(gold)
-    for image, (ref, keys) in zip(judge.images, golds):
-        pred = sandbox.run_query(image, query)
+    deadline = time.perf_counter() + ITEM_SECONDS
+    for image, (ref, keys, tail) in zip(judge.images, golds):
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            return "budget"
+        pred = sandbox.run_query(image, query, max_seconds=min(sandbox.MAX_SECONDS, left),
+                                 kill_seconds=min(sandbox.KILL_SECONDS, left))
         if pred.error is not None:
             return _error_kind(pred.error)
-        if not same_result(ref.rows, pred.rows, ordered, keys):
+        if not same_result(ref.rows, pred.rows, ordered, keys, tail):
             widths = {len(r) for r in ref.rows} | {len(r) for r in pred.rows}
             return "wrong_columns" if len(widths) > 1 else "wrong_rows"
     return "correct"

@@ -157,19 +157,25 @@ def _budget(max_steps: int, max_seconds: float):
     return handler
 
 
-def _execute(image: bytes, sql: str, max_rows: int, max_steps: int, max_seconds: float) -> QueryResult:
-    """Run one checked statement on a fresh copy of `image`, in this process (the worker's job)."""
-    conn = open_sandbox(image)
+def _run(conn: sqlite3.Connection, sql: str, max_rows: int, max_steps: int, max_seconds: float) -> QueryResult:
+    """Run one checked statement on an open sandbox, with a fresh step and time budget."""
     conn.set_progress_handler(_budget(max_steps, max_seconds), _CHECK_EVERY)
     try:
         rows = conn.execute(sql).fetchmany(max_rows + 1)
     except (sqlite3.Error, sqlite3.Warning, ValueError, OverflowError, MemoryError) as e:
         return QueryResult(error=str(e) or type(e).__name__)
-    finally:
-        conn.close()
     if len(rows) > max_rows:
         return QueryResult(error=f"more than {max_rows} rows")
     return QueryResult(rows=[_normalize(r) for r in rows])
+
+
+def _execute(image: bytes, sql: str, max_rows: int, max_steps: int, max_seconds: float) -> QueryResult:
+    """Run one checked statement on a fresh copy of `image`, in this process (the worker's job)."""
+    conn = open_sandbox(image)
+    try:
+        return _run(conn, sql, max_rows, max_steps, max_seconds)
+    finally:
+        conn.close()
 
 
 def _serve(memory_bytes: int) -> None:
@@ -246,6 +252,16 @@ def run_trusted(image: bytes, sql: str) -> QueryResult:
     if not is_read_start(sql):
         return QueryResult(error="not a read-only query")
     return _execute(image, sql, MAX_ROWS, MAX_STEPS, MAX_SECONDS)
+
+
+def run_trusted_many(image: bytes, queries: list[str]) -> list[QueryResult]:
+    """`run_trusted` for several queries on one open copy of `image` (they only read: one copy serves all)."""
+    conn = open_sandbox(image)
+    try:
+        return [_run(conn, q, MAX_ROWS, MAX_STEPS, MAX_SECONDS) if is_read_start(q)
+                else QueryResult(error="not a read-only query") for q in queries]
+    finally:
+        conn.close()
 
 
 def run_query(image: bytes, sql: str, *, max_rows: int = MAX_ROWS, max_steps: int = MAX_STEPS,

@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 
 from ftlib.tasks.base import SPLITS, builtin, check_split, hub_rows, read_vendored
-from ftlib.tasks.sql import match, schema
+from ftlib.tasks.sql import gold_errors, match, schema
 from ftlib.tasks.sql.match import compare
 from ftlib.tasks.sql.sandbox import extract_sql
 
@@ -148,5 +148,6 @@ TASK = builtin(
     title="SQL (execution match)",
     audit=match.audit_rows,
     flagged=lambda r: varchar_number_comparison(r["context"], r["answer"]),
+    excluded=gold_errors.is_gold_error,
     sweep_grid=SWEEP,
 )
