@@ -65,11 +65,13 @@ def read_predictions(path: Path) -> list[dict]:
     return good
 
 
-def _record(idx: int, task: Task, row: dict, prediction: str, seconds: float) -> dict:
-    """One predictions.jsonl line (`idx`: the item's number in the prepared split), scored later."""
+def _record(idx: int, task: Task, row: dict, prediction: str, seconds: float, truncated: bool | None) -> dict:
+    """One predictions.jsonl line (`idx`: the item's number in the prepared split), scored later.
+    `truncated`: the answer hit the token budget before it ended (None: the backend cannot tell)."""
     rid = task.row_id(row) if task.row_id else None
     return {"idx": idx, "id": idx if rid is None else rid, "input": task.question(row),
-            "reference": task.reference(row), "prediction": prediction, "scores": None, "seconds": seconds}
+            "reference": task.reference(row), "prediction": prediction, "scores": None, "seconds": seconds,
+            "truncated": truncated}
 
 
 SCORE_TIMEOUT_S = 30.0  # per item: a scorer that takes longer is stuck (SQL's own bounds are tighter)
@@ -109,11 +111,11 @@ def check_context(gen: Generator, rendered: dict[int, object], max_new: int) -> 
                              "examples (few_shot: 0 leaves them out)")
 
 
-def _run_chunks(gen: Generator, task: Task, style: str, todo: list, pred_path: Path, bar) -> None:
+def _run_chunks(gen: Generator, task: Task, style: str, todo: list, pred_path: Path, bar, max_new: int) -> None:
     """Generate the remaining examples, appending each chunk as it finishes (unscored: scoring
     comes after, so a scorer problem never costs the generation)."""
     texts, stop = prompts.batch(task, [r for _, r in todo], style, None if gen.wants_messages else gen.tokenizer)
-    rendered, max_new = {i: text for (i, _), text in zip(todo, texts)}, task.max_new_tokens
+    rendered = {i: text for (i, _), text in zip(todo, texts)}
     check_context(gen, rendered, max_new)
     size = chunk_size(gen)
     for start in range(0, len(todo), size):
@@ -121,7 +123,9 @@ def _run_chunks(gen: Generator, task: Task, style: str, todo: list, pred_path: P
         t0 = time.perf_counter()
         outs = gen.generate([rendered[i] for i, _ in chunk], max_new, stop)
         per = (time.perf_counter() - t0) / len(chunk)
-        io.append_jsonl(pred_path, [_record(i, task, r, o, per) for (i, r), o in zip(chunk, outs)])
+        cut = getattr(gen, "truncated", None)
+        cut = cut if isinstance(cut, list) and len(cut) == len(chunk) else [None] * len(chunk)
+        io.append_jsonl(pred_path, [_record(i, task, r, o, per, c) for (i, r), o, c in zip(chunk, outs, cut)])
         bar.update(len(chunk))
 
 
@@ -132,10 +136,22 @@ def summarize_run(cfg: dict, task: Task, records: list[dict], unusable: int, gen
     stats = getattr(gen, "stats", None)
     return {**cfg, "n": len(records), "unusable_in_split": unusable,
             "scorer_errors": sum("scorer_error" in r for r in records), "primary": task.primary,
+            "max_new_tokens": cfg.get("max_new_tokens", task.max_new_tokens), "truncated": truncated_share(records),
             "metrics": {m: metrics[m] for m in task.metrics if m in metrics},
             "generation_seconds": round(seconds, 2),
             "examples_per_s": round(len(records) / seconds, 3) if seconds else None,
             "tokens_per_s_this_session": round(stats.tokens_per_s, 1) if stats and stats.seconds else None}
+
+
+def truncated_share(records: list[dict]) -> float | None:
+    """The share of answers that hit their token budget; None where a record does not say (a backend
+    that cannot tell, a file older than the flag).
+
+    >>> truncated_share([{"truncated": True}, {"truncated": False}]), truncated_share([{"truncated": True}, {}])
+    (0.5, None)
+    """
+    flags = [r.get("truncated") for r in records]
+    return None if not flags or None in flags else round(sum(flags) / len(flags), 4)
 
 
 TOOLS = {"calculator": gsm8k.calculator}  # decoding tools a local model can use (LocalGenerator.tool)
@@ -143,11 +159,12 @@ TOOLS = {"calculator": gsm8k.calculator}  # decoding tools a local model can use
 
 def evaluate(model: str | Generator, task: str | Task, split: str = "test", style: str = "chat",
              limit: int | None = None, out_dir: str | Path | None = None, tool: str | None = None,
-             **gen_kw) -> dict:
+             max_new_tokens: int | None = None, **gen_kw) -> dict:
     """Evaluate a model spec (or a Generator) on a task split; returns the summary dict.
 
     `task`: a Task, or a spec resolved here once (config.json keeps the spec as given, a Task's name).
     `tool`: a name in TOOLS, e.g. "calculator" for GSM8K (recorded in the summary).
+    `max_new_tokens`: the answer's token budget, default the task's (recorded where it differs).
 
     >>> evaluate("smollm2-135m-instruct", "viggo", "test", "few_shot", limit=50)  # doctest: +SKIP
     """
@@ -163,11 +180,15 @@ def evaluate(model: str | Generator, task: str | Task, split: str = "test", styl
     out = Path(out_dir) if out_dir else default_out_dir(name, t, split, style)
     cfg = {"model": name, "task": task if isinstance(task, str) else t.name, "split": split, "style": style,
            "limit": limit}
+    if max_new_tokens is not None and max_new_tokens != t.max_new_tokens:
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens={max_new_tokens!r}: expected an integer >= 1")
+        cfg["max_new_tokens"] = max_new_tokens  # only where it differs: older folders stay finished
     if tool is not None:
         if tool not in TOOLS:
             raise ValueError(f"unknown tool {tool!r}; expected one of {list(TOOLS)}")
         cfg["tool"], gen_kw["tool"] = tool, TOOLS[tool]
-    if (out / "summary.json").exists() and _same(saved := io.read_json(out / "summary.json"), cfg) \
+    if (out / "summary.json").exists() and _same(saved := io.read_json(out / "summary.json"), cfg, t) \
             and saved.get("scorer", "") == t.scorer_id:
         return saved  # finished, and scored by this scorer: skip
     with io.folder_lock(out, "an evaluation"):  # one process per folder: no item written twice
@@ -187,7 +208,8 @@ def _evaluate_in(out: Path, cfg: dict, task: Task, model: str | Generator, gen_k
     gen = backends.from_spec(model, **gen_kw) if todo else None
     with tqdm(total=len(items), initial=len(done), unit="ex", desc=f"{task.name}/{style}") as bar:
         if todo:
-            _run_chunks(gen, task, style, todo, out / "predictions.jsonl", bar)
+            _run_chunks(gen, task, style, todo, out / "predictions.jsonl", bar,
+                        cfg.get("max_new_tokens", task.max_new_tokens))
     records = {r["idx"]: r for r in read_predictions(out / "predictions.jsonl") if r["idx"] in wanted}
     score_records(task, records, dict(items), out / "predictions.jsonl")
     summary = summarize_run(cfg, task, [records[i] for i in sorted(records)], unusable, gen)
@@ -204,8 +226,11 @@ def _warn_scorer_errors(summary: dict, records: dict, out: Path) -> None:
               f"failed), first on item {first['idx']}: {first['scorer_error']} (see {out / 'predictions.jsonl'})")
 
 
-def _same(saved: dict, cfg: dict) -> bool:
-    return all(saved.get(k) == v for k, v in cfg.items()) and saved.get("tool") == cfg.get("tool")
+def _same(saved: dict, cfg: dict, task: Task) -> bool:
+    """Whether a finished summary answers this config (a summary without a budget used the task's)."""
+    budget = cfg.get("max_new_tokens", task.max_new_tokens)
+    return all(saved.get(k) == v for k, v in cfg.items()) and saved.get("tool") == cfg.get("tool") \
+        and saved.get("max_new_tokens", task.max_new_tokens) == budget
 
 
 def _claim(out: Path, cfg: dict) -> None:
@@ -213,7 +238,7 @@ def _claim(out: Path, cfg: dict) -> None:
     path = out / "config.json"
     if path.exists():
         old = io.read_json(path)
-        if any(old.get(k) != cfg.get(k) for k in ("model", "task", "split", "style", "tool")):
+        if any(old.get(k) != cfg.get(k) for k in ("model", "task", "split", "style", "tool", "max_new_tokens")):
             raise ValueError(f"{out} holds an evaluation of {old}; not mixing in {cfg}")
     io.write_json(path, cfg)
 
@@ -229,12 +254,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default=None, help="output folder (default runs/eval/<model>-<task>-...)")
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--tool", choices=list(TOOLS), help="a decoding tool, e.g. calculator (GSM8K notes)")
+    ap.add_argument("--max-new-tokens", type=int, default=None, help="the answer's token budget (default: the task's)")
     args = ap.parse_args(argv)
     if args.limit is not None and args.limit < 1:
         ap.error(f"--limit {args.limit}: expected an integer >= 1 (leave it out for every item)")
     kw = {"batch_size": args.batch_size} if args.batch_size else {}
     try:
-        s = evaluate(args.model, args.task, args.split, args.style, args.limit, args.out, tool=args.tool, **kw)
+        s = evaluate(args.model, args.task, args.split, args.style, args.limit, args.out, tool=args.tool,
+                     max_new_tokens=args.max_new_tokens, **kw)
     except (io.FolderBusy, io.WriteError) as e:  # another process holds the folder, or a full disk:
         raise SystemExit(f"error: {e}") from None  # what and what to do, without a traceback
     for m, v in s["metrics"].items():

@@ -76,14 +76,17 @@ def numeric_rows(rows: list[dict]) -> list[dict]:
              **evals.Score.from_row(r).rounded(4).row()} for r in rows]
 
 
+KEPT = ("truncated", "budget")  # a record's optional keys that travel with it: did it hit its budget, which
+
+
 def export_predictions(found: dict[tuple[str, str], Path], out_dir: Path) -> list[Path]:
     """Per-item predictions of every evaluation as `<out_dir>/<task>-<label>.jsonl` (id, prediction,
     reference, scores): enough to re-score a headline number without rerunning anything."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for (task, label), folder in sorted(found.items()):
-        rows = [{"id": r["id"], "prediction": r["prediction"], "reference": r["reference"], "scores": r["scores"]}
-                for r in predictions(folder)]
+        rows = [{"id": r["id"], "prediction": r["prediction"], "reference": r["reference"], "scores": r["scores"],
+                 **{k: r[k] for k in KEPT if r.get(k) is not None}} for r in predictions(folder)]
         path = out_dir / f"{task}-{label}.jsonl"
         io.write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
         written.append(path)

@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ftlib import evals, io, paths, presets, runs, tasks
+from ftlib import baselines, evals, harness, io, paths, presets, runs, tasks
 
 # Each untuned chat model is asked in one style per task: few-shot where the output has a format to
 # copy (ViGGO's meaning representation, SQL in tags), zero-shot on GSM8K, where an instruction model
@@ -60,10 +60,37 @@ CASE_STUDY = {"viggo": (58, 98), "sql": (42, 89), "gsm8k": (28, 47)}  # Llama-2-
 CASE_STUDY_PARAMS = 13e9
 
 
+def style_of(col: Column, task: str, root: Path | None = None) -> str:
+    """The prompting a column answers a task in: an untuned Qwen model's better one on validation
+    (`baselines.chosen`), the fixed STYLE for the others."""
+    alias = next((a for a in QWEN if a in col.file), None)
+    if col.tuned or alias is None:
+        return STYLE[task]
+    return baselines.chosen(task, alias, METRIC[task], STYLE[task], root)
+
+
 def predictions_path(col: Column, task: str, root: Path | None = None) -> Path:
     """Where a column's per-item predictions of a task are committed."""
     root = root or paths.results_dir()
-    return root / col.folder / "predictions" / col.file.format(task=task, style=STYLE[task])
+    return root / col.folder / "predictions" / col.file.format(task=task, style=style_of(col, task, root))
+
+
+def model_of(col: Column) -> str:
+    """The model spec whose tokenizer counts a column's answers."""
+    alias = next((a for a in QWEN if a in col.file), None)
+    return alias or ("gemma3-270m" if "gemma" in col.file else "smollm2-135m-instruct")
+
+
+def committed_budgets(root: Path | None = None) -> list[tuple[Path, str, int]]:
+    """(predictions file, model, the budget it was made with) for every committed column file: what
+    `baselines.mark` counts truncated answers against (a record that says its budget wins)."""
+    out = []
+    for col in COLUMNS:
+        for task in STYLE:
+            path = predictions_path(col, task, root)
+            if path.exists():
+                out.append((path, model_of(col), tasks.get(task).max_new_tokens))
+    return out
 
 
 def read_columns(task: str, root: Path | None = None) -> dict[str, dict]:
@@ -97,13 +124,14 @@ def compare(task: str, root: Path | None = None, metric: str | None = None) -> l
         s = evals.summarize([{metric: recs[i]["scores"][metric]} for i in ids])[metric] if ids else None
         col = by_label[label]
         rows.append({"task": task, "model": label, "params": col.params, "tuned": col.tuned,
-                     "style": "chat (tuned format)" if col.tuned else _style(col, task), "metric": metric,
-                     **evals.Score.of(s).rounded(4).row(), "n": len(ids)})
+                     "style": "chat (tuned format)" if col.tuned else _style(col, task, root), "metric": metric,
+                     **evals.Score.of(s).rounded(4).row(), "n": len(ids),
+                     "truncated": harness.truncated_share([recs[i] for i in ids])})
     return rows
 
 
-def _style(col: Column, task: str) -> str:
-    return "few_shot_text" if "few_shot_text" in col.file else STYLE[task]
+def _style(col: Column, task: str, root: Path | None) -> str:
+    return "few_shot_text" if "few_shot_text" in col.file else style_of(col, task, root)
 
 
 def paired(task: str, a: str = LARGE_UNTUNED, b: str = SMALL_TUNED, root: Path | None = None) -> dict | None:
@@ -199,40 +227,45 @@ def export(runs_root: Path | None = None, out: Path | None = None) -> list[Path]
     from ftlib import report
 
     found = {(task, f"{alias}-{style}"): eval_dir(alias, style, task, runs_root)
-             for alias in QWEN for task in STYLE for style in ("zero_shot", "few_shot")}
+             for alias in QWEN for task in STYLE for style in baselines.PROMPTINGS}
     found |= {(task, f"{presets.SIZE_TUNED_MODEL}-fine-tuned"): tuned_dir(task, runs_root) / "eval" for task in STYLE}
     found = {k: f for k, f in found.items() if (f / "predictions.jsonl").exists()}
     return report.export_predictions(found, out or paths.results_dir() / "size" / "predictions")
 
 
 def styles(root: Path | None = None) -> list[dict]:
-    """Every Qwen evaluation in either prompt style, each on its own items (the first n of the test
-    split; n differs between rows): does the style the comparison uses matter? Scored on METRIC, and
-    on GSM8K on strict-match too."""
+    """Every Qwen model in every prompting: on validation (what the choice rests on, `chosen` marks the
+    one the comparison uses) and on test where it was run (the first n test items; n differs between
+    rows). Scored on METRIC, and on GSM8K on strict-match too; `truncated`: answers that hit the budget."""
     root = root or paths.results_dir()
     rows = []
     for task in STYLE:
         metrics = list(dict.fromkeys([METRIC[task], tasks.get(task).primary]))  # GSM8K: its headline too
         for alias in QWEN:
-            for style in ("zero_shot", "few_shot"):
-                path = root / "size" / "predictions" / f"{task}-{alias}-{style}.jsonl"
-                if not path.exists():
-                    continue
-                scores = [r["scores"] for r in io.iter_jsonl(path)]
-                summary = evals.summarize(scores)
-                for m in metrics:
-                    rows.append({"task": task, "model": alias, "style": style, "metric": m,
-                                 **evals.Score.of(summary[m]).rounded(4).row()})
+            pick = baselines.chosen(task, alias, METRIC[task], STYLE[task], root)
+            for style in baselines.TRIED[task]:
+                for split, path in (("validation", baselines.val_file(alias, style, task, root)),
+                                    ("test", root / "size" / "predictions" / f"{task}-{alias}-{style}.jsonl")):
+                    if not path.exists():
+                        continue
+                    recs = list(io.iter_jsonl(path))
+                    summary = evals.summarize([r["scores"] for r in recs])
+                    for m in metrics:
+                        rows.append({"task": task, "model": alias, "style": style, "split": split,
+                                     "chosen": style == pick, "metric": m,
+                                     **evals.Score.of(summary[m]).rounded(4).row(),
+                                     "truncated": harness.truncated_share(recs)})
     return rows
 
 
 def run(limits: dict[str, int], models: tuple[str, ...] = QWEN) -> None:
-    """Evaluate the larger untuned models on the first `limits[task]` test items (resumes), then export."""
-    from ftlib import harness
-
+    """Evaluate the larger untuned models on the first `limits[task]` test items, each in the prompting
+    it does best on validation and that prompting's budget (resumes), then export."""
     for task, limit in limits.items():
         for alias in models:
-            harness.evaluate(alias, task, "test", STYLE[task], limit=limit, out_dir=eval_dir(alias, STYLE[task], task))
+            p = baselines.chosen(task, alias, METRIC[task], STYLE[task])
+            harness.evaluate(alias, baselines.task_for(task, p), "test", baselines.PROMPTINGS[p].style, limit=limit,
+                             out_dir=eval_dir(alias, p, task))
     export()
 
 

@@ -160,3 +160,33 @@ def test_a_second_evaluation_of_a_busy_folder_is_refused(tmp_path, small_chunks)
         assert not (tmp_path / "predictions.jsonl").exists()
     harness.evaluate(FakeGenerator(), "viggo", "test", "zero_shot", limit=6, out_dir=tmp_path)
     assert [r["idx"] for r in lines(tmp_path / "predictions.jsonl")] == list(range(6))
+
+
+class BudgetGenerator(FakeGenerator):
+    """Records the budget it was given; says every other answer hit it."""
+
+    def generate(self, prompts_: list, max_new_tokens: int, stop=()) -> list[str]:
+        self.budget = max_new_tokens
+        self.truncated = [i % 2 == 1 for i in range(len(prompts_))]
+        return super().generate(prompts_, max_new_tokens, stop)
+
+
+def test_a_token_budget_is_used_recorded_and_never_mixed(tmp_path, small_chunks):
+    gen = BudgetGenerator()
+    s = harness.evaluate(gen, "viggo", "test", "zero_shot", limit=8, out_dir=tmp_path, max_new_tokens=300)
+    assert gen.budget == 300 and s["max_new_tokens"] == 300
+    assert s["truncated"] == 0.5
+    assert [r["truncated"] for r in lines(tmp_path / "predictions.jsonl")] == [False, True] * 4
+    with pytest.raises(ValueError, match="holds an evaluation"):  # another budget: not the same evaluation
+        harness.evaluate(BudgetGenerator(), "viggo", "test", "zero_shot", limit=8, out_dir=tmp_path)
+    other = BudgetGenerator()
+    harness.evaluate(other, "viggo", "test", "zero_shot", limit=8, out_dir=tmp_path / "default")
+    assert other.budget == tasks.VIGGO.max_new_tokens
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        harness.evaluate(BudgetGenerator(), "viggo", "test", "zero_shot", limit=8, out_dir=tmp_path / "x",
+                         max_new_tokens=0)
+
+
+def test_a_backend_that_cannot_tell_leaves_truncated_unknown(tmp_path, small_chunks):
+    s = harness.evaluate(FakeGenerator(), "viggo", "test", "zero_shot", limit=4, out_dir=tmp_path)
+    assert s["truncated"] is None and all(r["truncated"] is None for r in lines(tmp_path / "predictions.jsonl"))

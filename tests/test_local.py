@@ -64,6 +64,17 @@ def test_harness_path_equals_one_at_a_time_with_rows_ending_at_different_steps(t
     assert gen.stats.new_tokens < len(MIXED) * 16
 
 
+def test_truncated_flags_the_answers_that_hit_the_cap(gen):
+    """An answer that hit max_new_tokens is flagged; one that ended (EOS) sooner is not, in the
+    prompts' order, whatever the batch order."""
+    prompts = [f"{SHARED}<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n" for q in QUESTIONS]
+    gen.eos_ids = [naive_ids(gen, prompts[1], 6)[4]]  # a random model never says EOS: make one token end
+    ended = [gen.eos_ids[0] in naive_ids(gen, p, 30) for p in prompts]
+    assert any(ended) and not all(ended)  # both cases occur, or the test proves nothing
+    gen.generate(prompts, max_new_tokens=30)
+    assert gen.truncated == [not e for e in ended]
+
+
 def test_stop_strings_cut_the_output(gen):
     prompt = "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
     full = gen.generate([prompt], 16)[0]
@@ -105,8 +116,8 @@ def test_a_tool_dictates_what_follows_and_decoding_goes_on(tiny_model_dir, one_t
     dictated = tok("42>>", add_special_tokens=False).input_ids
     gen = LocalGenerator(model, tok, batch_size=2, tool=lambda text: None)
     gen._tool_tokens = lambda new_ids: dictated if len(new_ids) == 1 else []  # after the first token
-    out = gen._generate_batch([prompt, prompt], 10, [])
-    rest = plain._generate_batch([prompt + [first] + dictated], 10 - 1 - len(dictated), [])[0]
+    out = gen._generate_batch([prompt, prompt], 10, [])[0]
+    rest = plain._generate_batch([prompt + [first] + dictated], 10 - 1 - len(dictated), [])[0][0]
     assert out[0] == out[1] == tok.decode([first] + dictated) + rest
     assert "42>>" in out[0]
 

@@ -70,6 +70,7 @@ class LocalGenerator:
         # (this model: ~23 KB per token in bf16, so 1M tokens is ~23 GB of GPU memory).
         self.max_batch_tokens = max_batch_tokens or (1_000_000 if on_gpu else 40_000)
         self.stats = Stats()
+        self.truncated: list[bool] = []  # the last generate call's answers that hit max_new_tokens
         self.eos_ids = eos_ids(model, tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
 
@@ -93,10 +94,12 @@ class LocalGenerator:
         ids = [self.tokenizer(p, add_special_tokens=False).input_ids for p in prompts]
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         out: list[str] = [""] * len(ids)
+        cut = [False] * len(ids)
         for batch in self._batches(order, ids, max_new_tokens):
-            texts = self._generate_batch([ids[i] for i in batch], max_new_tokens, list(stop))
-            for i, t in zip(batch, texts):
-                out[i] = t
+            texts, ended = self._generate_batch([ids[i] for i in batch], max_new_tokens, list(stop))
+            for i, t, e in zip(batch, texts, ended):
+                out[i], cut[i] = t, not e
+        self.truncated = cut
         self.stats.prompts += len(ids)
         self.stats.prompt_tokens += sum(map(len, ids))
         self.stats.seconds += time.perf_counter() - start
@@ -114,8 +117,9 @@ class LocalGenerator:
         return batches + ([cur] if cur else [])
 
     @torch.inference_mode()
-    def _generate_batch(self, seqs: list[list[int]], max_new: int, stop: list[str]) -> list[str]:
-        """Generate for one batch: shared-prefix prefill, then the decode loop."""
+    def _generate_batch(self, seqs: list[list[int]], max_new: int, stop: list[str]) -> tuple[list[str], list[bool]]:
+        """Generate for one batch: shared-prefix prefill, then the decode loop. Returns the texts and,
+        for each, whether it ended (EOS or a stop string) rather than hitting `max_new`."""
         cache, mask, logits = self._prefill(seqs)
         rows = torch.arange(len(seqs), device=self.device)  # original row of each live row
         new: list[list[int]] = [[] for _ in seqs]
@@ -142,7 +146,7 @@ class LocalGenerator:
             mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
             logits = self._step(nxt[:, None], mask, cache)
         self.stats.new_tokens += sum(map(len, new))
-        return [self._decode(n, stop) for n in new]
+        return [self._decode(n, stop) for n in new], done
 
     def _prefill(self, seqs: list[list[int]]):
         """Run the prompts: the shared prefix once, then each row's own tokens, left-padded."""
