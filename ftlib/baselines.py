@@ -26,7 +26,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ftlib import evals, harness, io, paths, prepare, prompts, report, tasks
+from ftlib import evals, harness, io, models, paths, prepare, prompts, report, tasks
 from ftlib.tasks import Task
 
 
@@ -76,8 +76,6 @@ def mark(path: Path, model: str, limit: int) -> int:
     records = list(io.iter_jsonl(path))
     todo = [r for r in records if r.get("truncated") is None]
     if todo:
-        from ftlib import models
-
         tok = models.load_tokenizer(model)
         for r in todo:
             r["truncated"] = hit_budget(r["prediction"], tok, limit)
@@ -174,7 +172,10 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.command == "mark":
         for path, model, limit in size.committed_budgets():
-            print(f"{paths.shown(path)}: {mark(path, model, limit)} hit {limit} tokens")
+            try:
+                print(f"{paths.shown(path)}: {mark(path, model, limit)} hit {limit} tokens")
+            except models.ModelNotInstalled as e:  # its tokenizer counts: without it, the file stays unmarked
+                print(f"{paths.shown(path)}: not marked, {e}")
     elif args.command == "extend":
         for alias in args.model:
             path = paths.results_dir() / "size" / "predictions" / f"{args.task}-{alias}-{args.style}.jsonl"
