@@ -16,7 +16,7 @@ import re
 import sys
 from pathlib import Path
 
-from ftlib import evals, paths, plots, size
+from ftlib import evals, paths, plots, presets, size
 
 BLOCK = re.compile(r"(<!-- numbers:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /numbers -->)", re.S)
 VALUE = re.compile(r"(<!--n:(?P<key>[\w.-]+)-->)(?P<body>.*?)(<!--/n-->)")
@@ -121,10 +121,18 @@ def own_task_values(root: Path) -> dict[str, str]:
             "own.shorter": f"{few['prompt_tokens'] / tuned['prompt_tokens']:.0f}", "own.cpu": tuned["cpu_kind"]}
 
 
+def time_values(root: Path) -> dict[str, str]:
+    """Notebook 03's time (results/cpu/notebooks/timings.json) and the full plan's training hours."""
+    timings = json.loads((root / "cpu" / "notebooks" / "timings.json").read_text())["seconds"]
+    training = _rows(root / "full", "training.csv")
+    return {"rounds.min": f"{timings['03_iterative_rounds.ipynb'] / 60:.0f}",
+            "full.train_h": f"{sum(r['minutes'] for r in training) / 60:.1f}"}
+
+
 def values(root: Path | None = None) -> dict[str, str]:
     """Every inline value the README may quote, by key."""
     root = Path(root or paths.ROOT / "results")
-    return {**size_values(root), **own_task_values(root)}
+    return {**size_values(root), **own_task_values(root), **time_values(root)}
 
 
 def size_table(root: Path) -> str:
@@ -177,11 +185,22 @@ def preset_rows(root: Path) -> list[dict]:
     return rows
 
 
+def preset_words(name: str) -> str:
+    """Training rows / test items of each task of a preset's plan, from ftlib/presets.py.
+
+    >>> preset_words("quick")
+    'ViGGO 400 / 100'
+    """
+    plan = presets.get(name).plan
+    rows = {t: plan.train_overrides.get(t, {}).get("n_train") for t in plan.tasks}
+    return ", ".join(f"{task_name(t)} {'all' if n is None else f'{n:,}'} / {plan.eval_limit[t]:,}"
+                     for t, n in rows.items())
+
+
 def presets_table(root: Path) -> str:
     """The presets' times and fine-tuned scores (headline metrics, GSM8K's strict-match beside)."""
-    what = {"quick": "ViGGO only: 400 rows, the first 100 test items", "cpu": "all three tasks, a slice of each",
-            "full": "every row, every test item"}
-    lines = ["| preset | what it trains and scores | notebooks' time | fine-tuned 135M, % |", "|---|---|---|---|"]
+    what = {name: preset_words(name) for name in PRESETS}
+    lines = ["| preset | training rows / test items | notebooks' time | fine-tuned 135M, % |", "|---|---|---|---|"]
     for r in preset_rows(root):
         lines.append(f"| `{r['preset']}` | {what[r['preset']]} | {r['time']} | {r['scores']} |")
     return "\n".join(lines) + "\n"
