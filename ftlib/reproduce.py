@@ -19,7 +19,7 @@ from pathlib import Path
 
 import nbformat
 
-from ftlib import harness, paths, plan, presets, train
+from ftlib import harness, paths, plan, presets, runs, train
 from ftlib.io import read_json, write_json
 
 NOTEBOOKS = paths.ROOT / "notebooks"
@@ -150,15 +150,17 @@ def main(argv: list[str] | None = None) -> None:
     out_dir = plan.results_dir(the_plan, args.model) / "notebooks"
     params = {"PRESET": args.preset, "MODEL": args.model}
     record = out_dir / "timings.json"
-    timings = read_json(record)["seconds"] if record.exists() else {}  # `--only` keeps the others'
+    old = read_json(record) if record.exists() else {}
+    timings, kinds = old.get("seconds", {}), old.get("cpu_kind", {})  # `--only` keeps the others'
     for nb in notebooks():
         if not any(nb.name.startswith(p) for p in wanted):
             continue
         print(f"== {nb.name} (preset {args.preset}) -> {paths.shown(out_dir / nb.name)}", flush=True)
         timings[nb.name] = round(run_notebook(nb, out_dir, params), 1)
+        kinds[nb.name] = runs.cpu_kind()  # a time means little without the CPU that took it
         print(f"   {timings[nb.name]} s", flush=True)
     write_json(record, {"preset": args.preset, "model": paths.shown(args.model) if Path(args.model).exists()
-                        else args.model, "seconds": timings})
+                        else args.model, "seconds": timings, "cpu_kind": kinds})
     print(json.dumps(timings, indent=2))
 
 

@@ -219,3 +219,17 @@ def test_the_strip_filter_gives_the_committed_lesson_back_after_a_run_in_lab(nb,
     stored = subprocess.run([sys.executable, "-m", "nbstripout", *_nbstripout_args(), "-t", str(path)],
                             capture_output=True, text=True, check=True).stdout
     assert stored == nb.read_text()
+
+
+def test_reproduce_records_each_notebooks_time_with_its_cpu_kind(tmp_path, monkeypatch):
+    from ftlib import plan, runs
+
+    monkeypatch.setattr(plan, "results_dir", lambda *a: tmp_path)
+    monkeypatch.setattr(reproduce, "run_notebook", lambda nb, out, params: 12.34)
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "timings.json").write_text(json.dumps({"seconds": {"02_sft.ipynb": 99.0},
+                                                                     "cpu_kind": {"02_sft.ipynb": "AMX"}}))
+    reproduce.main(["--preset", "quick", "--only", "01"])
+    record = json.loads((tmp_path / "notebooks" / "timings.json").read_text())
+    assert record["seconds"] == {"02_sft.ipynb": 99.0, "01_data_prep.ipynb": 12.3}
+    assert record["cpu_kind"] == {"02_sft.ipynb": "AMX", "01_data_prep.ipynb": runs.cpu_kind()}
