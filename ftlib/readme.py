@@ -109,6 +109,7 @@ def size_values(root: Path) -> dict[str, str]:
             values[f"latency.{key}.s"] = f"{row['latency_s']:.2f}"
             values[f"latency.{key}.per_s"] = f"{row['answers_per_s']:.2f}"
             values["latency.cpu"] = row["cpu_kind"]
+            values[f"latency.{key}.prompt"] = f"{row['prompt_tokens']:.0f}"
     return values
 
 
@@ -131,10 +132,18 @@ def time_values(root: Path) -> dict[str, str]:
             "full.train_h": f"{sum(r['minutes'] for r in training) / 60:.1f}"}
 
 
+def sql_values(root: Path) -> dict[str, str]:
+    """How many SQL test items the full plan leaves unjudged (a gold whose suite cannot tell its near-misses)."""
+    path = root / "full" / "predictions" / "sql-fine-tuned.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    unjudged = sum(r["scores"].get("judged") is False for r in records)
+    return {"sql.unjudged": str(unjudged), "sql.items": f"{len(records):,}"}
+
+
 def values(root: Path | None = None) -> dict[str, str]:
     """Every inline value the README may quote, by key."""
     root = Path(root or paths.ROOT / "results")
-    return {**size_values(root), **own_task_values(root), **time_values(root)}
+    return {**size_values(root), **own_task_values(root), **time_values(root), **sql_values(root)}
 
 
 def size_table(root: Path) -> str:
