@@ -16,7 +16,7 @@ MODEL  ?= smollm2-135m-instruct
 
 setup: $(VENV)/.installed
 
-# Running or saving a lesson in JupyterLab must leave `git status` clean: git stores notebooks/*.ipynb
+# Running or saving a lesson in JupyterLab must change nothing git stores: git stores notebooks/*.ipynb
 # (.gitattributes; not the executed copies under results/) through nbstripout with these options: cell
 # ids kept, and Lab's per-machine Python version and papermill's timings dropped.
 # tests/test_notebooks.py runs this same command on a lesson with outputs.

@@ -199,7 +199,7 @@ def test_only_the_lessons_go_through_the_strip_filter():
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
 def test_the_strip_filter_gives_the_committed_lesson_back_after_a_run_in_lab(nb, tmp_path):
     """What git stores when a participant has run and saved a lesson in Lab: the committed file, byte
-    for byte (so `git status` stays clean)."""
+    for byte (so `git diff` stays empty and a commit takes no outputs)."""
     import subprocess
     import sys
 
