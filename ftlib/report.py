@@ -116,3 +116,53 @@ def paired(before: list[dict], after: list[dict], metric: str) -> dict[str, floa
     p = min(1.0, 2 * sum(math.comb(n, j) for j in range(k + 1)) / 2**n) if n else 1.0
     return {"items": len(b), "both": sum(b[i] and a[i] for i in b), "only_before": only_b,
             "only_after": only_a, "p": float(f"{p:.4g}")}
+
+
+def committed_predictions(folder: Path) -> dict[tuple[str, str], list[dict]]:
+    """A results folder's exported predictions ({(task, label): records}), as export_predictions wrote them."""
+    found = {}
+    for path in sorted(Path(folder).glob("predictions/*.jsonl")):
+        task, label = path.stem.split("-", 1)
+        found[(task, label)] = list(io.iter_jsonl(path))
+    return found
+
+
+def summary_table(rows: list[dict], task_names: list[str], others: list[str]) -> list[dict]:
+    """Notebook 04's summary: per task, each column's headline as `score_text`, the case study beside it."""
+    from ftlib import plots
+
+    def cell(task, label):  # "96.8 [95.5, 97.7] (n=1,083)": score in %, its 95% CI, the items scored
+        return score_text(next((r for r in rows if r["task"] == task and r["label"] == label), None))
+
+    return [{"task": t, "metric": tasks.get(t).primary, "untuned zero-shot": cell(t, "untuned-zero_shot"),
+             "untuned few-shot": cell(t, "untuned-few_shot"), "fine-tuned": cell(t, "fine-tuned"),
+             **{label: cell(t, label) for label in others},
+             "case study 13B before → after": "{} → {}".format(*plots.CASE_STUDY_13B.get(t, ("-", "-")))}
+            for t in task_names]
+
+
+def error_table(kinds: dict[tuple[str, str], Counter]) -> list[dict]:
+    """errors.csv's rows: each (task, model)'s outcome counts as `kind=n, ...` (zero counts left out)."""
+    return [{"task": task, "model": label, "counts": ", ".join(f"{k}={v}" for k, v in sorted(c.items()) if v)}
+            for (task, label), c in kinds.items()]
+
+
+def refresh_from_predictions(folder: Path) -> list[Path]:
+    """Rewrite a results folder's summary and errors tables (and the outcome charts) from its committed
+    predictions, with the current scorers' scores: what notebook 04 writes, without the run folders."""
+    from ftlib import plots, redraw
+
+    folder = Path(folder)
+    found = committed_predictions(folder)
+    rows = [{"task": task, "label": label, "metric": tasks.get(task).primary,
+             **evals.Score.of(evals.summarize([r["scores"] for r in recs]).get(tasks.get(task).primary)).row()}
+            for (task, label), recs in found.items()]
+    order = {t: i for i, t in enumerate(tasks.names())}
+    task_names = sorted({t for t, _ in found}, key=lambda t: order.get(t, len(order)))
+    standard = {"fine-tuned", "untuned-zero_shot", "untuned-few_shot"}
+    others = sorted({label for _, label in found} - standard)
+    written = [plots.save_table(summary_table(rows, task_names, others), "summary", folder)]
+    kinds = {(t, label): error_kinds(t, found[(t, label)]) for t in task_names
+             for label in ("untuned-few_shot", "fine-tuned") if (t, label) in found}
+    written.append(plots.save_table(error_table(kinds), "errors", folder))
+    return written + redraw.errors(folder)

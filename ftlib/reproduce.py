@@ -19,7 +19,7 @@ from pathlib import Path
 
 import nbformat
 
-from ftlib import harness, paths, plan, presets, train
+from ftlib import harness, paths, plan, presets, runs, train
 from ftlib.io import read_json, write_json
 
 NOTEBOOKS = paths.ROOT / "notebooks"
@@ -67,26 +67,45 @@ def tidy(path: Path) -> None:
             cell.outputs = _merged(cell.outputs)
     text = nbformat.writes(nb).replace(sys.prefix, "<python>")
     text = text.replace(str(paths.ROOT) + "/", "").replace(str(paths.ROOT), ".")
-    path.write_text(re.sub(r'"(input|output)_path": "[^"]*"', r'"\1_path": null', text))
+    path.write_text(lab_form(re.sub(r'"(input|output)_path": "[^"]*"', r'"\1_path": null', text)))
 
 
 LAB_KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 
 
 def lab_form(text: str) -> str:
-    """A lesson as JupyterLab saves it: nbformat 4.5 with cell ids, ipykernel's kernel name and the
-    kernel's language info. Opening a lesson in Lab then leaves the file (and `git status`) unchanged."""
+    """A notebook as JupyterLab saves it: nbformat 4.5 with cell ids, ipykernel's kernel name and the
+    kernel's language info, so opening it in Lab rewrites nothing. The Python version is kept where the
+    notebook has one (an executed copy: its kernel's); a lesson has none, since the nbstripout filter
+    (Makefile, NBSTRIPOUT) drops the one Lab writes: each participant's Python differs."""
     nb = nbformat.reads(text, as_version=4)
     nb.nbformat_minor = max(nb.nbformat_minor, 5)
     for i, cell in enumerate(nb.cells):
         cell.setdefault("id", f"cell-{i:02d}")
-    version = nb.metadata.get("language_info", {}).get("version") or sys.version.split()[0]
+    version = nb.metadata.get("language_info", {}).get("version")
     nb.metadata.kernelspec = nbformat.NotebookNode(LAB_KERNELSPEC)
     nb.metadata.language_info = nbformat.NotebookNode({
         "codemirror_mode": {"name": "ipython", "version": 3}, "file_extension": ".py",
         "mimetype": "text/x-python", "name": "python", "nbconvert_exporter": "python",
-        "pygments_lexer": "ipython3", "version": version})
+        "pygments_lexer": "ipython3", **({"version": version} if version else {})})
     return nbformat.writes(nb) + "\n"
+
+
+def retext(executed: Path, lesson: Path) -> None:
+    """Bring an executed copy's text up to its lesson's when only text changed: markdown cells, and code
+    cells whose statements are the same (comments and layout aside). The outputs stay, since the code
+    that made them is unchanged; any other difference is an error: rerun the notebook instead."""
+    import ast
+
+    copy, source = nbformat.read(executed, as_version=4), nbformat.read(lesson, as_version=4)
+    cells = [c for c in copy.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+    if [c.cell_type for c in cells] != [c.cell_type for c in source.cells]:
+        raise ValueError(f"{executed.name}: its cells are not the lesson's: rerun it (make reproduce)")
+    for old, new in zip(cells, source.cells):
+        if old.cell_type == "code" and ast.dump(ast.parse(old.source)) != ast.dump(ast.parse(new.source)):
+            raise ValueError(f"{executed.name}: the code changed, not only its text: rerun it\n{new.source}")
+        old.source = new.source
+    executed.write_text(lab_form(nbformat.writes(copy)))
 
 
 def run_notebook(nb: Path, out_dir: Path, parameters: dict) -> float:
@@ -131,15 +150,17 @@ def main(argv: list[str] | None = None) -> None:
     out_dir = plan.results_dir(the_plan, args.model) / "notebooks"
     params = {"PRESET": args.preset, "MODEL": args.model}
     record = out_dir / "timings.json"
-    timings = read_json(record)["seconds"] if record.exists() else {}  # `--only` keeps the others'
+    old = read_json(record) if record.exists() else {}
+    timings, kinds = old.get("seconds", {}), old.get("cpu_kind", {})  # `--only` keeps the others'
     for nb in notebooks():
         if not any(nb.name.startswith(p) for p in wanted):
             continue
         print(f"== {nb.name} (preset {args.preset}) -> {paths.shown(out_dir / nb.name)}", flush=True)
         timings[nb.name] = round(run_notebook(nb, out_dir, params), 1)
+        kinds[nb.name] = runs.cpu_kind()  # a time means little without the CPU that took it
         print(f"   {timings[nb.name]} s", flush=True)
     write_json(record, {"preset": args.preset, "model": paths.shown(args.model) if Path(args.model).exists()
-                        else args.model, "seconds": timings})
+                        else args.model, "seconds": timings, "cpu_kind": kinds})
     print(json.dumps(timings, indent=2))
 
 

@@ -22,7 +22,9 @@ def sizes(preset: str) -> Sizes:
     sz = presets.get(preset).rounds
     if sz is None:
         have = [name for name, p in presets.PRESETS.items() if p.rounds is not None]
-        raise ValueError(f"preset {preset!r} has no rounds sizes; expected one of {have}")
+        raise ValueError(f"PRESET = {preset!r}: notebook 03 has no rounds of that size (its smallest real "
+                         f"run is cpu's, 100 min on a 2-core CPU). Use one of {have}: 'smoke' shows every "
+                         "step in minutes with a tiny model, 'cpu' runs the experiment, 'gpu' its scale-up")
     return sz
 
 

@@ -6,9 +6,9 @@ For each file it replaces each record's `scores`, then prints (and writes to res
 the old and the new headline with its 95% interval, and the other metrics; where the task names rows
 to leave out of a second figure (`Task.excluded`, SQL: the gold errors), `<primary>_clean` is that
 figure. It then rewrites, from the new scores, the rows of results/*/scores.csv and scores.md and of
-results/sweep/sweep_*.csv and .md whose evaluation it rescored, and the sweep's paired sign tests.
-Tables that need the git-ignored runs/ folders (summary.md, before_after, errors...) and the figures
-are left as they are.
+results/sweep/sweep_*.csv and .md whose evaluation it rescored, and the sweep's paired sign tests; then
+each plan folder's summary and errors tables and outcome charts (`report.refresh_from_predictions`).
+Tables that need the git-ignored runs/ folders (before_after, training...) are left as they are.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import csv
 import json
 from pathlib import Path
 
-from ftlib import evals, paths, plots, tasks
+from ftlib import evals, paths, plots, report, tasks
 from ftlib import sweep as sweep_lib
 
 ROOT = Path(paths.ROOT) / "results"
@@ -80,6 +80,7 @@ def main() -> None:
         found = {(r["task"], r["label"]): r["new"] for r in results if Path(r["file"]).parts[1] == folder}
         if (ROOT / folder / "scores.csv").exists():
             _update_table(ROOT / folder / "scores.csv", found, "label", 4)
+            report.refresh_from_predictions(ROOT / folder)
         for sweep in (ROOT / folder).glob("sweep_*.csv"):
             _update_table(sweep, found, "arm", None)
             task = sweep.stem.removeprefix("sweep_")

@@ -25,6 +25,8 @@ def test_notebook_is_committed_clean_with_parameters(nb):
     assert len(params) == 1
     src = "".join(params[0]["source"])
     assert "PRESET =" in src and "MODEL =" in src
+    assert src.startswith("# Parameters"), "the cell says what it is to a reader"
+    assert max(map(len, src.splitlines())) <= 90, "parameter comments fit the notebook's width"
     assert cells[0]["cell_type"] == "markdown" and cells[0]["source"][0].startswith("# ")
 
 
@@ -67,6 +69,7 @@ def _pngs(folder: Path) -> dict[str, int]:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("smoke-notebooks")  # one worker, in order: each reads what the one before wrote
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs_in_smoke_mode_and_shows_every_figure_it_saves(nb, smoke_env):
     root, model = smoke_env
@@ -132,23 +135,121 @@ def test_lesson_is_saved_as_jupyterlab_saves_it(nb):
     assert data["metadata"]["language_info"]["pygments_lexer"] == "ipython3"
 
 
-def _code(path: Path) -> list[str]:
-    """The code cells of a notebook, without papermill's injected parameters."""
+def _cells(path: Path) -> list[tuple[str, str]]:
+    """A notebook's cells as (type, source), without papermill's injected parameters."""
     cells = json.loads(path.read_text())["cells"]
-    return ["".join(c["source"]) for c in cells if c["cell_type"] == "code"
-            and "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    return [(c["cell_type"], "".join(c["source"])) for c in cells
+            if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
 
 
+MANIFEST = json.loads((paths.ROOT / "results" / "executed.json").read_text())["copies"]
+EXPECTED = [paths.ROOT / "results" / folder / "notebooks" / next(p.name for p in NOTEBOOKS if p.name.startswith(n))
+            for folder, numbers in MANIFEST.items() for n in numbers]
 EXECUTED = sorted((paths.ROOT / "results").glob("*/notebooks/*.ipynb"))
+# What no output of an executed copy may show: the Trainer's raw log dicts, the tied-head warning,
+# tqdm's warning without ipywidgets (ftlib/progress.py and the pinned ipywidgets remove all three).
+NOISE = ("{'loss':", "{'eval_loss':", "missing keys", "TqdmWarning")
 
 
-def test_there_are_executed_notebooks():
-    assert EXECUTED
+def test_every_executed_copy_is_listed_in_the_manifest():
+    assert sorted(EXECUTED) == sorted(p for p in EXPECTED if p.exists()), "results/executed.json"
+
+
+@pytest.mark.parametrize("executed", EXPECTED, ids=lambda p: f"{p.parent.parent.name}/{p.name}")
+def test_executed_copy_exists_with_its_lessons_code_and_text(executed):
+    """Every copy results/executed.json promises: there, with exactly its lesson's cells. Fails for a
+    missing copy (make reproduce PRESET=<folder>) or a stale one (rerun it; reproduce.retext when only
+    comments or markdown changed)."""
+    assert executed.exists(), f"{paths.shown(executed)} is missing: make reproduce PRESET={executed.parent.parent.name}"
+    assert _cells(executed) == _cells(reproduce.NOTEBOOKS / executed.name), f"{paths.shown(executed)} is stale"
 
 
 @pytest.mark.parametrize("executed", EXECUTED, ids=lambda p: f"{p.parent.parent.name}/{p.name}")
-def test_executed_notebook_comes_from_the_current_lesson(executed):
-    """Every executed copy under results/ has exactly its lesson's code: rerun or remove it otherwise."""
-    lesson = reproduce.NOTEBOOKS / executed.name
-    assert lesson.exists(), f"{executed.name}: no such lesson"
-    assert _code(executed) == _code(lesson), f"{executed} is stale: regenerate it (make reproduce) or remove it"
+def test_executed_copy_shows_no_raw_logs_or_warnings(executed):
+    cells = json.loads(executed.read_text())["cells"]
+    texts = ["".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", ""))
+             for c in cells if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    found = sorted({n for n in NOISE for t in texts if n in t})
+    assert not found, f"{paths.shown(executed)} shows {found}: rerun it with the current ftlib"
+
+
+@pytest.mark.parametrize("executed", EXECUTED, ids=lambda p: f"{p.parent.parent.name}/{p.name}")
+def test_executed_copy_is_saved_as_jupyterlab_saves_it(executed):
+    """Opening a copy in Lab must not rewrite it: Lab's kernel name, language info and cell ids."""
+    text = executed.read_text()
+    assert reproduce.lab_form(text) == text
+    assert json.loads(text)["metadata"]["kernelspec"]["display_name"] == "Python 3 (ipykernel)"
+
+
+def _nbstripout_args() -> list[str]:
+    """The filter's options, as the Makefile gives them to git (`make setup`)."""
+    import re
+    import shlex
+
+    line = re.search(r"^NBSTRIPOUT := nbstripout (.*)$", (paths.ROOT / "Makefile").read_text(), re.M).group(1)
+    return shlex.split(line)
+
+
+def test_only_the_lessons_go_through_the_strip_filter():
+    rules = [line.split() for line in (paths.ROOT / ".gitattributes").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert rules == [["notebooks/*.ipynb", "filter=nbstripout"]]
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_the_strip_filter_gives_the_committed_lesson_back_after_a_run_in_lab(nb, tmp_path):
+    """What git stores when a participant has run and saved a lesson in Lab: the committed file, byte
+    for byte (so `git diff` stays empty and a commit takes no outputs)."""
+    import subprocess
+    import sys
+
+    import nbformat
+
+    pytest.importorskip("nbstripout")
+    run = nbformat.read(nb, as_version=4)
+    run.metadata.language_info["version"] = "3.12.9"  # the participant's Python
+    run.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    for i, cell in enumerate(c for c in run.cells if c.cell_type == "code"):
+        cell.execution_count = i + 1
+        cell.metadata["execution"] = {"iopub.status.busy": "2026-12-07T22:00:00.000Z"}
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"output {i}\n")]
+    path = tmp_path / nb.name
+    path.write_text(reproduce.lab_form(nbformat.writes(run)))
+    assert path.read_text() != nb.read_text()
+    stored = subprocess.run([sys.executable, "-m", "nbstripout", *_nbstripout_args(), "-t", str(path)],
+                            capture_output=True, text=True, check=True).stdout
+    assert stored == nb.read_text()
+
+
+def test_reproduce_records_each_notebooks_time_with_its_cpu_kind(tmp_path, monkeypatch):
+    from ftlib import plan, runs
+
+    monkeypatch.setattr(plan, "results_dir", lambda *a: tmp_path)
+    monkeypatch.setattr(reproduce, "run_notebook", lambda nb, out, params: 12.34)
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "timings.json").write_text(json.dumps({"seconds": {"02_sft.ipynb": 99.0},
+                                                                     "cpu_kind": {"02_sft.ipynb": "AMX"}}))
+    reproduce.main(["--preset", "quick", "--only", "01"])
+    record = json.loads((tmp_path / "notebooks" / "timings.json").read_text())
+    assert record["seconds"] == {"02_sft.ipynb": 99.0, "01_data_prep.ipynb": 12.3}
+    assert record["cpu_kind"] == {"02_sft.ipynb": "AMX", "01_data_prep.ipynb": runs.cpu_kind()}
+
+
+def test_retext_takes_the_lessons_text_only_when_the_code_is_the_same(tmp_path):
+    import nbformat
+
+    def notebook(code: str, text: str) -> nbformat.NotebookNode:
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_markdown_cell(text), nbformat.v4.new_code_cell(code)]
+        return nb
+
+    executed = notebook("x = 1  # old comment", "old text")
+    executed.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="1\n")]
+    nbformat.write(executed, tmp_path / "copy.ipynb")
+    nbformat.write(notebook("x = 1  # new comment", "new text"), tmp_path / "lesson.ipynb")
+    reproduce.retext(tmp_path / "copy.ipynb", tmp_path / "lesson.ipynb")
+    cells = nbformat.read(tmp_path / "copy.ipynb", as_version=4).cells
+    assert [c.source for c in cells] == ["new text", "x = 1  # new comment"] and cells[1].outputs
+    nbformat.write(notebook("x = 2", "new text"), tmp_path / "lesson.ipynb")
+    with pytest.raises(ValueError, match="the code changed"):
+        reproduce.retext(tmp_path / "copy.ipynb", tmp_path / "lesson.ipynb")

