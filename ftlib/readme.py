@@ -89,6 +89,7 @@ def size_values(root: Path) -> dict[str, str]:
         for key, label in COLUMNS.items():
             row = _find(scores, task=task, model=label)
             values[f"{task}.{key}"], values[f"{task}.{key}.ci"] = pct(row["score"]), with_ci(row)
+            values[f"{task}.{key}.cut"] = pct(row.get("truncated"))  # answers that hit the token budget
             values[f"{task}.n"] = f"{row['n']:,}"
         for p in _rows(root / "size", "paired.csv"):
             key = next(k for k, v in COLUMNS.items() if v == p["b"])
@@ -158,6 +159,9 @@ def size_table(root: Path) -> str:
         cells = [f"**{c}**" if HEADERS[k].startswith("**") else c for k, c in zip(HEADERS, cells)]
         study = "{} → {}".format(*size.CASE_STUDY[task]) if metric == HEADLINE[task] else ""
         lines.append(f"| {task_name(task)} ({METRIC_WORDS[metric]}, {n:,}) | " + " | ".join(cells) + f" | {study} |")
+    gsm8k = [r for r in scores if r["task"] == "gsm8k"]
+    cut = [pct(_find(gsm8k, model=label).get("truncated")) for label in COLUMNS.values()]
+    lines.append("| GSM8K answers cut at the token budget, % | " + " | ".join(cut) + " |  |")
     return "\n".join(lines) + "\n"
 
 
