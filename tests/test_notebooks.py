@@ -142,17 +142,48 @@ def _cells(path: Path) -> list[tuple[str, str]]:
             if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
 
 
-MANIFEST = json.loads((paths.ROOT / "results" / "executed.json").read_text())["copies"]
-EXPECTED = [paths.ROOT / "results" / folder / "notebooks" / next(p.name for p in NOTEBOOKS if p.name.startswith(n))
-            for folder, numbers in MANIFEST.items() for n in numbers]
-EXECUTED = sorted((paths.ROOT / "results").glob("*/notebooks/*.ipynb"))
+_EXECUTED_JSON = json.loads((paths.ROOT / "results" / "executed.json").read_text())
+MANIFEST, PENDING = _EXECUTED_JSON["copies"], _EXECUTED_JSON.get("pending", {})
+
+
+def _copy(folder: str, number: str) -> Path:
+    return paths.ROOT / "results" / folder / "notebooks" / next(p.name for p in NOTEBOOKS if p.name.startswith(number))
+
+
+def _pending(path: Path) -> bool:
+    return f"{path.parent.parent.name}/{path.name[:2]}" in PENDING
+
+
+EXPECTED_ALL = [_copy(folder, n) for folder, numbers in MANIFEST.items() for n in numbers]
+EXPECTED = [p for p in EXPECTED_ALL if not _pending(p)]
+EXECUTED_ALL = sorted((paths.ROOT / "results").glob("*/notebooks/*.ipynb"))
+EXECUTED = [p for p in EXECUTED_ALL if not _pending(p)]
 # What no output of an executed copy may show: the Trainer's raw log dicts, the tied-head warning,
 # tqdm's warning without ipywidgets (ftlib/progress.py and the pinned ipywidgets remove all three).
 NOISE = ("{'loss':", "{'eval_loss':", "missing keys", "TqdmWarning")
 
 
 def test_every_executed_copy_is_listed_in_the_manifest():
-    assert sorted(EXECUTED) == sorted(p for p in EXPECTED if p.exists()), "results/executed.json"
+    assert sorted(EXECUTED_ALL) == sorted(p for p in EXPECTED_ALL if p.exists()), "results/executed.json"
+
+
+def _noise(path: Path) -> list[str]:
+    cells = json.loads(path.read_text())["cells"]
+    texts = ["".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", ""))
+             for c in cells if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    return sorted({n for n in NOISE for t in texts if n in t})
+
+
+@pytest.mark.parametrize("key", sorted(PENDING))
+def test_a_pending_copy_says_what_makes_it_and_is_not_yet_fine(key):
+    """A copy the manifest promises but does not have yet (or has in an old form): the entry names the
+    command that makes it, and fails once the copy is there and clean, so the entry goes then."""
+    folder, number = key.split("/")
+    assert number in MANIFEST.get(folder, []), f"pending {key} is not a promised copy"
+    assert "make " in PENDING[key], f"pending {key}: say which command makes it"
+    path = _copy(folder, number)
+    fine = path.exists() and _cells(path) == _cells(reproduce.NOTEBOOKS / path.name) and not _noise(path)
+    assert not fine, f"{paths.shown(path)} is made and clean: remove {key} from results/executed.json's pending"
 
 
 @pytest.mark.parametrize("executed", EXPECTED, ids=lambda p: f"{p.parent.parent.name}/{p.name}")
@@ -166,14 +197,11 @@ def test_executed_copy_exists_with_its_lessons_code_and_text(executed):
 
 @pytest.mark.parametrize("executed", EXECUTED, ids=lambda p: f"{p.parent.parent.name}/{p.name}")
 def test_executed_copy_shows_no_raw_logs_or_warnings(executed):
-    cells = json.loads(executed.read_text())["cells"]
-    texts = ["".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", ""))
-             for c in cells if c["cell_type"] == "code" for o in c.get("outputs", [])]
-    found = sorted({n for n in NOISE for t in texts if n in t})
+    found = _noise(executed)
     assert not found, f"{paths.shown(executed)} shows {found}: rerun it with the current ftlib"
 
 
-@pytest.mark.parametrize("executed", EXECUTED, ids=lambda p: f"{p.parent.parent.name}/{p.name}")
+@pytest.mark.parametrize("executed", EXECUTED_ALL, ids=lambda p: f"{p.parent.parent.name}/{p.name}")
 def test_executed_copy_is_saved_as_jupyterlab_saves_it(executed):
     """Opening a copy in Lab must not rewrite it: Lab's kernel name, language info and cell ids."""
     text = executed.read_text()
