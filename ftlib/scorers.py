@@ -14,7 +14,8 @@ Built in (name in the task file's "scorer", options in "scorer_args"):
 
 Each metric is a boolean per item (reported with a Wilson interval) or a number (reported with a
 normal-approximation interval); anything else (a string, None, NaN, an integer too large for a
-float) is refused per item (`check_scores`). Scorers run in a worker process (`Bounded`), so one that
+float) is refused per item (`check_scores`); a key that is not a metric (a note such as "why") is kept
+in the item's scores and left out of the summary. Scorers run in a worker process (`Bounded`), so one that
 loops, exits or crashes costs its item (`scorer_error: timeout ...`), never the evaluation.
 """
 
@@ -24,7 +25,6 @@ import hashlib
 import importlib.util
 import inspect
 import json
-import math
 import multiprocessing
 import re
 import string
@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from ftlib.evals import is_number
 from ftlib.io import DataFormatError
 
 Scorer = Callable[[str, str], dict]
@@ -199,7 +200,11 @@ def metric_names(score: Scorer, spec: str, where: str) -> list[str]:
     if not isinstance(out, dict) or not out:
         raise DataFormatError(f"{where}: a scorer must return a non-empty dict of metric -> value, "
                               f"got {out!r}")
-    return list(out)
+    names = [k for k, v in out.items() if is_number(v)]  # a text beside them is a note, kept per item
+    if not names:
+        raise DataFormatError(f"{where}: the scorer returned no bool or number on a probe ({out!r:.120}); "
+                              "declare its \"metrics\" in the task file")
+    return names
 
 
 def check_scores(out: object, metrics: tuple[str, ...]) -> str | None:
@@ -220,11 +225,7 @@ def check_scores(out: object, metrics: tuple[str, ...]) -> str | None:
         return f"returned no {missing}; expected the metrics {list(metrics)}"
     for m in metrics:
         v = out[m]
-        try:
-            ok = isinstance(v, bool) or (isinstance(v, (int, float)) and math.isfinite(float(v)))
-        except OverflowError:  # an int beyond a float's range
-            ok = False
-        if not ok:
+        if not is_number(v):
             return f"metric {m!r} is {v!r:.80}; expected a bool or a finite number"
     return None
 

@@ -425,3 +425,18 @@ def test_the_pipeline_calls_a_tasks_hooks_and_names_no_task(tmp_path, runs_root,
     tasks.register(dataclasses.replace(t, name="reverse_plain", corrupt=None))
     with pytest.raises(ValueError, match="corrupt"):  # a task without the hook: the stage says so
         rounds.source_rows(rounds.Source("reverse_plain", corrupt=0.5))
+
+
+@pytest.mark.parametrize("metrics", [["ok"], None])
+def test_a_scorers_text_beside_its_metrics_is_kept_not_summarized(tmp_path, runs_root, metrics):
+    """A scorer returning {"ok": 1, "why": "some text"}: the text stays in predictions.jsonl, the
+    summary holds the metric (it once failed on float("some text"), on every rerun)."""
+    path = write_task(tmp_path / "task", **({"metrics": metrics} if metrics else {}))
+    (tmp_path / "task" / "score.py").write_text(
+        "def score(prediction, reference):\n"
+        "    return {'ok': int(prediction.strip() == reference), 'why': 'compared ' + prediction}\n")
+    assert tasks.get(str(path)).metrics == ("ok",)
+    s = harness.evaluate(_answers(), str(path), "test", "chat", out_dir=tmp_path / "eval")
+    assert s["metrics"]["ok"]["mean"] == 1.0 and set(s["metrics"]) == {"ok"} and s["scorer_errors"] == 0
+    lines = [json.loads(x) for x in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
+    assert all(r["scores"]["why"] == "compared " + r["prediction"] for r in lines)
