@@ -78,25 +78,39 @@ CHECKPOINT_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt")  # bes
 
 
 def checkpoint_problems(ckpt: Path) -> list[str]:
-    """What makes a trainer checkpoint unusable for resuming: missing, empty or truncated files."""
-    import zipfile
-
+    """What makes a trainer checkpoint unusable for resuming: missing files, or any file of it that
+    does not load whole (weights, torch archives such as rng_state.pth, JSON such as config.json)."""
     problems = [f"{name} is missing" for name in CHECKPOINT_FILES if not (ckpt / name).exists()]
     weights = sorted(ckpt.glob("*.safetensors"))
     if not weights:
         problems.append("no weights (*.safetensors)")
     problems += [f"{w.name} is truncated ({w.stat().st_size} bytes)" for w in weights
                  if not safetensors_complete(w)]
-    for name in ("optimizer.pt", "scheduler.pt"):  # torch.save writes zip archives: a cut one is not
-        if (ckpt / name).exists() and not zipfile.is_zipfile(ckpt / name):
-            problems.append(f"{name} is truncated ({(ckpt / name).stat().st_size} bytes)")
-    state = ckpt / "trainer_state.json"
-    if state.exists():
-        try:
-            read_json(state)
-        except ValueError:
-            problems.append("trainer_state.json is cut short")
+    for f in sorted(ckpt.iterdir()):
+        if f.suffix in (".pt", ".pth", ".bin") and not _archive_whole(f):
+            problems.append(f"{f.name} is truncated ({f.stat().st_size} bytes)")
+        elif f.suffix == ".json":
+            try:
+                read_json(f)
+            except ValueError:
+                problems.append(f"{f.name} is cut short")
     return problems
+
+
+WHOLE_CHECK_BYTES = 64 * 2**20  # archives up to this size have every entry's checksum verified
+
+
+def _archive_whole(path: Path) -> bool:
+    """Whether a torch.save file (a zip archive) is whole: its directory reads, and for small files
+    (rng_state.pth, scheduler.pt) every entry's checksum matches; a large optimizer.pt is not read
+    through, its directory at the end is what a cut save loses."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            return path.stat().st_size > WHOLE_CHECK_BYTES or z.testzip() is None
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return False
 
 
 def last_checkpoint(folder: Path) -> Path | None:

@@ -348,6 +348,8 @@ def _checkpoint(folder: Path, step: int) -> Path:
     torch.save({"state": {}}, ckpt / "optimizer.pt")
     torch.save({"last_epoch": step}, ckpt / "scheduler.pt")
     (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    torch.save({"python": [1, 2, 3], "cpu": torch.zeros(8, dtype=torch.uint8)}, ckpt / "rng_state.pth")
+    (ckpt / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": 64}))
     return ckpt
 
 
@@ -362,6 +364,10 @@ def _cut(path: Path, keep: int) -> None:
     (lambda c: _cut(c / "optimizer.pt", 100), "optimizer.pt is truncated (100 bytes)"),
     (lambda c: (c / "optimizer.pt").unlink(), "optimizer.pt is missing"),  # removed by hand
     (lambda c: _cut(c / "trainer_state.json", 5), "trainer_state.json is cut short"),
+    # every file of the checkpoint must load, not only the ones the trainer needs first
+    (lambda c: _cut(c / "rng_state.pth", 40), "rng_state.pth is truncated (40 bytes)"),
+    (lambda c: (c / "rng_state.pth").write_bytes(b"junk" * 50), "rng_state.pth is truncated (200 bytes)"),
+    (lambda c: _cut(c / "config.json", 10), "config.json is cut short"),
 ])
 def test_resume_takes_the_newest_complete_checkpoint_and_names_what_is_wrong(tmp_path, capsys, damage, named):
     assert runs.checkpoint_problems(_checkpoint(tmp_path, 8)) == []
