@@ -3,7 +3,8 @@
 Writes into `out_dir`:
 - `config.json`: what is being evaluated (a rerun with another config in the same folder is refused);
 - `predictions.jsonl`: one line per example (idx, input, reference, prediction, scores), appended
-  per batch, so an interrupted run continues where it stopped (a truncated last line is dropped);
+  per batch, so an interrupted run continues where it stopped (a truncated last line is dropped; a
+  damaged line elsewhere is named and only its item generated again);
 - `summary.json`, written atomically at the end: every metric of the task with its 95%
   confidence interval and n, timing and tokens/s. A folder with a summary is finished and skipped,
   unless the task's scorer changed since (its code, `Task.scorer_id`): then the stored predictions
@@ -48,20 +49,26 @@ def default_out_dir(model: str, task: Task, split: str, style: str) -> Path:
 
 
 def read_predictions(path: Path) -> list[dict]:
-    """Rows written so far; a last line cut short by an interruption is removed from the file."""
+    """Rows written so far. A damaged line (not UTF-8, not Unicode, not a JSON record) is named and
+    left out, so its item is generated again, and the rows after it are kept; a last line cut short
+    by an interruption goes quietly. The file is then rewritten without them."""
     if not path.exists():
         return []
-    good, keep_bytes = [], 0
-    with path.open("rb") as f:
-        for line in f:
-            try:
-                good.append(json.loads(line))
-            except json.JSONDecodeError:
-                break  # only the last line can be partial: append_jsonl flushes whole batches
-            keep_bytes += len(line)
-    if keep_bytes < path.stat().st_size:
-        with path.open("r+b") as f:
-            f.truncate(keep_bytes)
+    good, damaged = [], False
+    for lineno, raw in io.read_lines(path):
+        where = f"{path}:{lineno}"
+        try:
+            row = io.parse_line(raw, where)
+            if not (isinstance(row, dict) and isinstance(row.get("idx"), int)
+                    and isinstance(row.get("prediction"), str)):
+                raise io.DataFormatError(f"{where}: expected a record with an integer 'idx' and a 'prediction'")
+            good.append(row)
+        except io.DataFormatError as e:
+            damaged = True
+            if raw.endswith(b"\n"):  # a whole line that is damaged, not the cut end of an interruption
+                print(f"warning: {e}; left out, its item is generated again")
+    if damaged:
+        io.write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in good))
     return good
 
 

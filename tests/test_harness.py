@@ -160,3 +160,33 @@ def test_a_second_evaluation_of_a_busy_folder_is_refused(tmp_path, small_chunks)
         assert not (tmp_path / "predictions.jsonl").exists()
     harness.evaluate(FakeGenerator(), "viggo", "test", "zero_shot", limit=6, out_dir=tmp_path)
     assert [r["idx"] for r in lines(tmp_path / "predictions.jsonl")] == list(range(6))
+
+
+class Counting(FakeGenerator):
+    """A FakeGenerator that counts the prompts it answers."""
+
+    spec = "FakeGenerator"  # the same model, as the folder's config.json names it
+
+    def __init__(self):
+        super().__init__()
+        self.prompts = 0
+
+    def generate(self, prompts_, max_new_tokens, stop=()):
+        self.prompts += len(prompts_)
+        return super().generate(prompts_, max_new_tokens, stop)
+
+
+@pytest.mark.parametrize("bad", [b'{"idx": 4, "predic\n', b"\xff\xfe garbage\n", b'{"idx": 4, "x": "\\ud800"}\n'])
+def test_a_corrupt_line_in_the_middle_of_predictions_costs_only_its_item(tmp_path, small_chunks, capsys, bad):
+    """Line 5 of 10 is damaged (cut, not UTF-8, not Unicode): it is named, its item alone is
+    generated again, and the 5 good rows after it are kept (they were once dropped silently)."""
+    harness.evaluate(FakeGenerator(), "viggo", "test", "zero_shot", limit=10, out_dir=tmp_path)
+    (tmp_path / "summary.json").unlink()
+    path = tmp_path / "predictions.jsonl"
+    raw = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(raw[:4] + [bad] + raw[5:]))
+    gen = Counting()
+    s = harness.evaluate(gen, "viggo", "test", "zero_shot", limit=10, out_dir=tmp_path)
+    assert gen.prompts == 1 and s["n"] == 10
+    assert sorted(r["idx"] for r in lines(path)) == list(range(10))
+    assert f"{path}:5: " in capsys.readouterr().out
