@@ -138,18 +138,36 @@ BUILT_IN: dict[str, Callable[..., Scorer]] = {
 }
 
 
+LOAD_TIMEOUT_S = 30.0  # importing a scorer file: as long as scoring one item may take (harness)
+
+
 def load_function(spec: str, base: Path, where: str) -> Scorer:
-    """`file.py:function` (relative to `base`) imported as a scorer."""
+    """`file.py:function` (relative to `base`) imported as a scorer. The file is first run in a
+    bounded worker (`Bounded`), so a loop or an error at its top level fails here with one line
+    instead of hanging or stopping the harness; its top level therefore runs twice."""
     file, _, func = spec.rpartition(":")
     path = (base / file).resolve()
     if not path.exists():
         raise DataFormatError(f"{where}: scorer file {file} not found next to the task file")
-    module_spec = importlib.util.spec_from_file_location(f"user_scorer_{path.stem}", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
+    with Bounded(lambda p: _import(p) and None, LOAD_TIMEOUT_S) as trial:  # a module does not pickle
+        _, error = trial(path)
+    if error and error.startswith("timeout"):
+        raise DataFormatError(f"{where}: loading {file} did not finish within {LOAD_TIMEOUT_S:g} s "
+                              "(a loop at its top level?)")
+    if error:
+        raise DataFormatError(f"{where}: loading {file} failed: {error}")
+    module = _import(path)
     if not callable(getattr(module, func, None)):
         raise DataFormatError(f"{where}: {file} defines no function {func!r}")
     return getattr(module, func)
+
+
+def _import(path: Path):
+    """The module of a Python file, run once."""
+    module_spec = importlib.util.spec_from_file_location(f"user_scorer_{path.stem}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
 
 
 def wants_row(score: Callable) -> bool:

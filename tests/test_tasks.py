@@ -1,6 +1,7 @@
 """Tasks as declarations: the built-in three, and a user's task from JSONL files and a scorer."""
 
 import json
+import re
 
 import pytest
 
@@ -440,3 +441,24 @@ def test_a_scorers_text_beside_its_metrics_is_kept_not_summarized(tmp_path, runs
     assert s["metrics"]["ok"]["mean"] == 1.0 and set(s["metrics"]) == {"ok"} and s["scorer_errors"] == 0
     lines = [json.loads(x) for x in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
     assert all(r["scores"]["why"] == "compared " + r["prediction"] for r in lines)
+
+
+@pytest.mark.parametrize("top, error", [
+    ("while True: pass", r"task\.json: loading score\.py did not finish within 1 s"),
+    ("raise RuntimeError('no config here')", r"task\.json: loading score\.py failed: RuntimeError: no config here"),
+])
+def test_loading_a_scorer_file_is_bounded_like_scoring(tmp_path, top, error):
+    """A score.py that loops (or raises) at its top level fails with one line naming it, within the
+    bound, instead of hanging the harness at import with no output."""
+    import subprocess
+    import sys
+    import time
+
+    path = write_task(tmp_path / "task")
+    (tmp_path / "task" / "score.py").write_text(f"{top}\n\ndef score(p, r):\n    return {{'same': p == r}}\n")
+    code = ("import sys; from ftlib import scorers, tasks; scorers.LOAD_TIMEOUT_S = 1.0\n"
+            "try:\n    tasks.get(sys.argv[1])\nexcept tasks.user.DataFormatError as e:\n    sys.exit(f'error: {e}')")
+    t0 = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and time.monotonic() - t0 < 30
+    assert re.search(error, done.stderr), done.stderr
