@@ -160,6 +160,9 @@ def evaluate(model: str | Generator, task: str | Task, split: str = "test", styl
     """
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError(f"limit={limit!r}: expected an integer >= 1, or None (every item)")
+    size = gen_kw.get("batch_size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+        raise ValueError(f"batch_size={size!r}: expected an integer >= 1, or None (the backend's own)")
     t = tasks.get(task)
     style = prompts.RENAMED_STYLES.get(style, style)
     if style not in prompts.STYLES:
@@ -239,6 +242,8 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.limit is not None and args.limit < 1:
         ap.error(f"--limit {args.limit}: expected an integer >= 1 (leave it out for every item)")
+    if args.batch_size is not None and args.batch_size < 1:
+        ap.error(f"--batch-size {args.batch_size}: expected an integer >= 1 (leave it out for the backend's own)")
     kw = {"batch_size": args.batch_size} if args.batch_size else {}
     try:
         s = evaluate(args.model, args.task, args.split, args.style, args.limit, args.out, tool=args.tool, **kw)

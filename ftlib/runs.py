@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import math
 import os
 import platform
 import shutil
@@ -373,6 +374,36 @@ class RunLogger(TrainerCallback):
                 "train_step_seconds_all_sessions": round(sum(s["step_seconds"] for s in segments), 2),
                 "train_wall_seconds_all_sessions": round(sum(s["wall_seconds"] for s in segments), 1),
                 "devices": sorted({s["device"] for s in segments})}
+
+
+class NonFinite(RuntimeError):
+    """Training met a loss or a weight that is not a finite number."""
+
+
+class FiniteGuard(TrainerCallback):
+    """Stop training at the first loss (training or validation) that is not finite, and before a
+    checkpoint holding a weight that is not: the checkpoints saved so far are the last good ones, and
+    no DONE is written. Needs `logging_nan_inf_filter=False`, or the Trainer hides a NaN loss."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        for key in ("loss", "eval_loss"):
+            value = (logs or {}).get(key)
+            if isinstance(value, float) and not math.isfinite(value):
+                which = "training" if key == "loss" else "validation"
+                raise NonFinite(self._stopped(args, state, f"the {which} loss is {value}, not a finite number"))
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if model is None or not (control.should_save or control.should_evaluate or control.should_training_stop):
+            return
+        for name, p in model.named_parameters():
+            if not torch.isfinite(p).all():
+                raise NonFinite(self._stopped(args, state, f"the weight {name} holds a value that is not finite"))
+
+    @staticmethod
+    def _stopped(args, state, what: str) -> str:
+        return (f"step {state.global_step}: {what}; training stopped before saving it (the checkpoints before it "
+                f"are kept in {paths.shown(args.output_dir)}, no DONE). The learning rate {args.learning_rate:g} "
+                "is likely too high: lower it and train under a new name, or delete the folder")
 
 
 def training_seconds(summary: dict) -> float:

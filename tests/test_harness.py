@@ -149,6 +149,19 @@ def test_a_limit_below_one_is_refused(tmp_path, limit, capsys):
     assert not (tmp_path / "e").exists()
 
 
+@pytest.mark.parametrize("size", ["0", "-5"])
+def test_a_batch_size_below_one_is_refused(tmp_path, size, capsys, monkeypatch):
+    real, calls = harness.evaluate, []
+    monkeypatch.setattr(harness, "evaluate", lambda *a, **k: calls.append(a) or {"metrics": {}})
+    with pytest.raises(SystemExit) as e:
+        harness.main(["--task", "viggo", "--limit", "2", "--batch-size", size, "--out", str(tmp_path / "e")])
+    assert e.value.code == 2 and f"--batch-size {size}: expected an integer >= 1" in capsys.readouterr().err
+    assert not calls
+    with pytest.raises(ValueError, match=f"batch_size={size}: expected an integer >= 1"):
+        real(FakeGenerator(), "viggo", limit=2, out_dir=tmp_path / "e", batch_size=int(size))
+    assert not (tmp_path / "e").exists()
+
+
 def test_a_second_evaluation_of_a_busy_folder_is_refused(tmp_path, small_chunks):
     """While one process evaluates into a folder (here: holds its lock), another is refused and
     writes nothing there; once it is free the evaluation runs, each item once."""
