@@ -236,12 +236,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--split", default="test")
     ap.add_argument("--style", default="chat", choices=prompts.STYLES + tuple(prompts.RENAMED_STYLES))
     ap.add_argument("--limit", type=int, default=None)
-    ap.add_argument("--out", default=None, help="output folder (default runs/eval/<model>-<task>-...)")
+    ap.add_argument("--out", default=None, help="output folder inside runs/ (default runs/eval/<model>-<task>-...)")
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--tool", choices=list(TOOLS), help="a decoding tool, e.g. calculator (GSM8K notes)")
     args = ap.parse_args(argv)
     if args.limit is not None and args.limit < 1:
         ap.error(f"--limit {args.limit}: expected an integer >= 1 (leave it out for every item)")
+    if args.out is not None:
+        try:
+            paths.inside_runs(args.out)  # no evaluation written outside runs/, nor a name too long
+        except ValueError as e:
+            ap.error(f"--out {args.out}: {e}")
     if args.batch_size is not None and args.batch_size < 1:
         ap.error(f"--batch-size {args.batch_size}: expected an integer >= 1 (leave it out for the backend's own)")
     kw = {"batch_size": args.batch_size} if args.batch_size else {}

@@ -41,8 +41,9 @@ LIBRARIES = ("torch", "transformers", "trl", "peft", "accelerate", "datasets")
 
 
 def run_dir(experiment: str, name: str, root: Path | None = None) -> Path:
-    """The folder of one run: `runs/<experiment>/<name>/`."""
-    return (root or paths.runs_dir()) / experiment / name
+    """The folder of one run: `runs/<experiment>/<name>/`, each one path component (`paths.COMPONENT`)."""
+    return (root or paths.runs_dir()) / paths.check_component(experiment, "experiment") / \
+        paths.check_component(name, "name")
 
 
 def is_main_process() -> bool:

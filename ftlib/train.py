@@ -95,6 +95,10 @@ class TrainConfig:
 # field -> (in range?, what is expected): values that would train nothing, or on the wrong data, and
 # still write DONE (epochs=-1 saved the base model as the result) are refused when a config is made.
 RANGES = {
+    "experiment": (paths.is_component, paths.COMPONENT),  # folders: runs/<experiment>/<name>/
+    "name": (lambda v: v is None or paths.is_component(v), paths.COMPONENT + ", or None"),
+    "preset": (paths.is_component, paths.COMPONENT),  # part of the default name
+    "method": (lambda v: v in ("full", "lora"), "'full' or 'lora'"),
     "epochs": (lambda v: v > 0, "> 0"),
     "max_steps": (lambda v: v == -1 or v > 0, "> 0, or -1 (use epochs)"),
     "n_train": (lambda v: v is None or v >= 1, ">= 1, or None (all)"),

@@ -162,6 +162,20 @@ def test_a_batch_size_below_one_is_refused(tmp_path, size, capsys, monkeypatch):
     assert not (tmp_path / "e").exists()
 
 
+@pytest.mark.parametrize("out, message", [
+    ("{tmp}/elsewhere", "--out {tmp}/elsewhere: expected a folder inside the runs folder"),
+    ("{runs}/../../x", "--out {runs}/../../x: expected a folder inside the runs folder"),
+    ("{runs}/eval/" + "a" * 300, "expected one path component of at most 100 characters"),
+])
+def test_an_output_folder_outside_runs_is_refused(tmp_path, runs_root, monkeypatch, capsys, out, message):
+    """--out names a folder inside the runs folder (FTLIB_RUNS moves that), each part a safe length."""
+    monkeypatch.setattr(harness, "evaluate", lambda *a, **k: pytest.fail(f"{out} was accepted"))
+    fill = {"tmp": tmp_path, "runs": runs_root}
+    with pytest.raises(SystemExit) as e:
+        harness.main(["--task", "viggo", "--limit", "2", "--out", out.format(**fill)])
+    assert e.value.code == 2 and message.format(**fill) in capsys.readouterr().err
+
+
 def test_a_second_evaluation_of_a_busy_folder_is_refused(tmp_path, small_chunks):
     """While one process evaluates into a folder (here: holds its lock), another is refused and
     writes nothing there; once it is free the evaluation runs, each item once."""

@@ -130,6 +130,7 @@ def test_bad_rows_say_file_line_and_what_was_expected(tmp_path, line, expected):
     ({"name": "../../data/viggo"}, r"task\.json: 'name' must be letters, digits.*got '\.\./\.\./data/viggo'"),
     ({"name": ""}, r"'name' must be letters"), ({"name": "a/b"}, r"'name' must be .*got 'a/b'"),
     ({"name": ".hidden"}, r"'name' must be"), ({"name": 42}, r"'name' must be .*got 42"),
+    ({"name": "a" * 300}, r"'name' must be .*at most 100 characters"),
     # types are checked at the door, naming the key
     ({"files": ["train.jsonl"]}, r"task\.json: 'files' must be an object"),
     ({"files": "train.jsonl"}, r"'files' must be an object"),

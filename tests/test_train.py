@@ -114,6 +114,12 @@ def test_bad_set_values_are_refused_at_the_door(item, message, capsys):
     ("lr=inf", "lr=inf: expected a finite number"), ("epochs=inf", "epochs=inf: expected a finite number"),
     ("lr=nan", "lr=nan: expected a finite number"), ("weight_decay=-inf", "weight_decay=-inf: expected a finite"),
     ("lora_dropout=nan", "lora_dropout=nan: expected a finite number"),
+    # a field that names a folder is one safe path component of at most 100 characters
+    ("name=../../../x", "name='../../../x': expected one path component"),
+    ("experiment=/abs/path", "experiment='/abs/path': expected one path component"),
+    ("experiment=..", "experiment='..': expected one path component"),
+    ("name=" + "a" * 300, f"name='{'a' * 300}': expected one path component"),
+    ("preset=../up", "preset='../up': expected one path component"),
 ])
 def test_out_of_range_values_are_refused_before_anything_runs(item, message, capsys, runs_root, monkeypatch):
     monkeypatch.setattr(train, "run", lambda cfg: pytest.fail(f"{item} was accepted"))
@@ -140,6 +146,15 @@ def test_a_bad_json_config_is_one_clear_line(config, message, capsys, runs_root,
     err = capsys.readouterr().err
     assert e.value.code == 2 and message in err and "Traceback" not in err
     assert not runs_root.exists()
+
+
+def test_no_run_folder_is_made_outside_runs(runs_root, tmp_path):
+    """The folder rule holds where a folder is made, whatever built the config."""
+    with pytest.raises(ValueError, match=r"experiment='\.\./out': expected one path component"):
+        runs.run_dir("../out", "x")
+    with pytest.raises(ValueError, match="expected one path component"):
+        runs.run_dir("t", "a" * 101)
+    assert runs.run_dir("t", "a" * 100) == runs_root / "t" / ("a" * 100)
 
 
 def test_a_max_length_no_example_fits_is_refused_by_name(tiny_model_dir, runs_root):
