@@ -30,7 +30,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ftlib import backends, evals, io, paths, prepare, prompts, scorers, tasks
+from ftlib import backends, evals, io, paths, prepare, prompts, scorers, sources, tasks
 from ftlib.backends import Generator
 from ftlib.tasks import Task, gsm8k
 
@@ -72,11 +72,13 @@ def read_predictions(path: Path) -> list[dict]:
     return good
 
 
-def _record(idx: int, task: Task, row: dict, prediction: str, seconds: float) -> dict:
-    """One predictions.jsonl line (`idx`: the item's number in the prepared split), scored later."""
+def _record(idx: int, task: Task, row: dict, prediction: str, seconds: float, hashes: dict) -> dict:
+    """One predictions.jsonl line (`idx`: the item's number in the prepared split), scored later;
+    `hashes`: its row's and prompt's (`sources.item_hashes`)."""
     rid = task.row_id(row) if task.row_id else None
     return {"idx": idx, "id": idx if rid is None else rid, "input": task.question(row),
-            "reference": task.reference(row), "prediction": prediction, "scores": None, "seconds": seconds}
+            "reference": task.reference(row), "prediction": prediction, "scores": None, "seconds": seconds,
+            **hashes}
 
 
 SCORE_TIMEOUT_S = 30.0  # per item: a scorer that takes longer is stuck (SQL's own bounds are tighter)
@@ -116,7 +118,7 @@ def check_context(gen: Generator, rendered: dict[int, object], max_new: int) -> 
                              "examples (few_shot: 0 leaves them out)")
 
 
-def _run_chunks(gen: Generator, task: Task, style: str, todo: list, pred_path: Path, bar) -> None:
+def _run_chunks(gen: Generator, task: Task, style: str, todo: list, pred_path: Path, bar, hashes: dict) -> None:
     """Generate the remaining examples, appending each chunk as it finishes (unscored: scoring
     comes after, so a scorer problem never costs the generation)."""
     texts, stop = prompts.batch(task, [r for _, r in todo], style, None if gen.wants_messages else gen.tokenizer)
@@ -128,7 +130,7 @@ def _run_chunks(gen: Generator, task: Task, style: str, todo: list, pred_path: P
         t0 = time.perf_counter()
         outs = gen.generate([rendered[i] for i, _ in chunk], max_new, stop)
         per = (time.perf_counter() - t0) / len(chunk)
-        io.append_jsonl(pred_path, [_record(i, task, r, o, per) for (i, r), o in zip(chunk, outs)])
+        io.append_jsonl(pred_path, [_record(i, task, r, o, per, hashes[i]) for (i, r), o in zip(chunk, outs)])
         bar.update(len(chunk))
 
 
@@ -177,33 +179,42 @@ def evaluate(model: str | Generator, task: str | Task, split: str = "test", styl
         if tool not in TOOLS:
             raise ValueError(f"unknown tool {tool!r}; expected one of {list(TOOLS)}")
         cfg["tool"], gen_kw["tool"] = tool, TOOLS[tool]
+    items, unusable = prepare.evaluation_items(t, split, limit)
+    hashes = sources.item_hashes(t, items, style)
+    src = sources.summary_sources(hashes, t.scorer_id, sources.model_stamp(model if isinstance(model, str)
+                                                                           else name, name))
     if (out / "summary.json").exists() and _same(saved := io.read_json(out / "summary.json"), cfg) \
-            and saved.get("scorer", "") == t.scorer_id:
-        return saved  # finished, and scored by this scorer: skip
+            and saved.get("sources") == src:
+        return saved  # finished, from these rows and prompts, by this scorer and model: skip
     with io.folder_lock(out, "an evaluation"):  # one process per folder: no item written twice
-        _claim(out, cfg)
-        summary, records = _evaluate_in(out, cfg, t, model, gen_kw)
+        _claim(out, cfg, src["model"])
+        summary, records = _evaluate_in(out, cfg, t, model, gen_kw, items, unusable, hashes)
+        summary["sources"] = src
+        io.write_json(out / "summary.json", summary)
     _warn_scorer_errors(summary, records, out)
     return summary
 
 
-def _evaluate_in(out: Path, cfg: dict, task: Task, model: str | Generator, gen_kw: dict) -> tuple[dict, dict]:
-    """Generate the missing items, score the unscored, write the summary: (summary, records)."""
-    split, style = cfg["split"], cfg["style"]
-    items, unusable = prepare.evaluation_items(task, split, cfg["limit"])
-    wanted = {i for i, _ in items}
-    done = {r["idx"]: r for r in read_predictions(out / "predictions.jsonl") if r["idx"] in wanted}
+def _evaluate_in(out: Path, cfg: dict, task: Task, model: str | Generator, gen_kw: dict, items: list,
+                 unusable: int, hashes: dict) -> tuple[dict, dict]:
+    """Generate the missing items, score the unscored: (summary, records); the caller writes it."""
+    wanted, rows, pred_path = {i for i, _ in items}, dict(items), out / "predictions.jsonl"
+    stored = read_predictions(pred_path)
+    done = {r["idx"]: r for r in stored if r["idx"] in wanted}
+    if notes := sources.reconcile(task, done, rows, hashes):  # rows or prompts changed since: say so
+        print(f"note: {paths.shown(out)}: " + "; ".join(notes))
+        kept = [r for r in stored if r["idx"] not in wanted or done.get(r["idx"]) is r]
+        io.write_text_atomic(pred_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
     todo = [(i, r) for i, r in items if i not in done]
     gen = backends.from_spec(model, **gen_kw) if todo else None
-    with tqdm(total=len(items), initial=len(done), unit="ex", desc=f"{task.name}/{style}") as bar:
+    with tqdm(total=len(items), initial=len(done), unit="ex", desc=f"{task.name}/{cfg['style']}") as bar:
         if todo:
-            _run_chunks(gen, task, style, todo, out / "predictions.jsonl", bar)
-    records = {r["idx"]: r for r in read_predictions(out / "predictions.jsonl") if r["idx"] in wanted}
-    score_records(task, records, dict(items), out / "predictions.jsonl")
+            _run_chunks(gen, task, cfg["style"], todo, pred_path, bar, hashes)
+    records = {r["idx"]: r for r in read_predictions(pred_path) if r["idx"] in wanted}
+    score_records(task, records, rows, pred_path)
     summary = summarize_run(cfg, task, [records[i] for i in sorted(records)], unusable, gen)
     if task.scorer_id:
         summary["scorer"] = task.scorer_id
-    io.write_json(out / "summary.json", summary)
     return summary, records
 
 
@@ -218,14 +229,19 @@ def _same(saved: dict, cfg: dict) -> bool:
     return all(saved.get(k) == v for k, v in cfg.items()) and saved.get("tool") == cfg.get("tool")
 
 
-def _claim(out: Path, cfg: dict) -> None:
-    """Write config.json, refusing a folder that holds another evaluation's predictions."""
+def _claim(out: Path, cfg: dict, model_stamp: str) -> None:
+    """Write config.json, refusing a folder that holds another evaluation's predictions; a model
+    whose files changed since (`sources.model_stamp`) has every item generated again."""
     path = out / "config.json"
     if path.exists():
         old = io.read_json(path)
         if any(old.get(k) != cfg.get(k) for k in ("model", "task", "split", "style", "tool")):
             raise ValueError(f"{out} holds an evaluation of {old}; not mixing in {cfg}")
-    io.write_json(path, cfg)
+        if old.get("model_stamp", model_stamp) != model_stamp and (out / "predictions.jsonl").exists():
+            print(f"note: {paths.shown(out)}: the model's files changed since its predictions were made: "
+                  "generating every item again")
+            (out / "predictions.jsonl").unlink()
+    io.write_json(path, {**cfg, "model_stamp": model_stamp})
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -242,13 +258,13 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.limit is not None and args.limit < 1:
         ap.error(f"--limit {args.limit}: expected an integer >= 1 (leave it out for every item)")
+    if args.batch_size is not None and args.batch_size < 1:
+        ap.error(f"--batch-size {args.batch_size}: expected an integer >= 1 (leave it out for the backend's own)")
     if args.out is not None:
         try:
             paths.inside_runs(args.out)  # no evaluation written outside runs/, nor a name too long
         except ValueError as e:
             ap.error(f"--out {args.out}: {e}")
-    if args.batch_size is not None and args.batch_size < 1:
-        ap.error(f"--batch-size {args.batch_size}: expected an integer >= 1 (leave it out for the backend's own)")
     kw = {"batch_size": args.batch_size} if args.batch_size else {}
     try:
         s = evaluate(args.model, args.task, args.split, args.style, args.limit, args.out, tool=args.tool, **kw)
