@@ -16,6 +16,7 @@ Training
 Evaluation
     backends/   where answers come from: local transformers, a served model, an API
     harness     the one evaluation entry point: predictions.jsonl + summary.json
+    sources     the hashes each stored score came from (row, prompt, scorer, model): what a rerun redoes
     evals       scores with their 95 % intervals (Score), paired tests; scorers (a user task's scorers)
     latency     response time and throughput
 Experiments
@@ -26,7 +27,7 @@ Reporting
     report      finished evaluations read back: scores, error kinds, paired tables
     plots       figures and tables shown inline and saved; redraw (figures from committed tables)
     reproduce   every numbered notebook headless, on one preset
-Shared: io (atomic writes, checked JSONL), paths (where things live), metrics/ (the case study's metric code).
+Shared: io (atomic writes, checked JSONL), paths (where things live, the folder-name rule), metrics/ (the case study's metric code).
 """
 
 __version__ = "0.1.0"

@@ -6,9 +6,11 @@ Writes into `out_dir`:
   per batch, so an interrupted run continues where it stopped (a truncated last line is dropped; a
   damaged line elsewhere is named and only its item generated again);
 - `summary.json`, written atomically at the end: every metric of the task with its 95%
-  confidence interval and n, timing and tokens/s. A folder with a summary is finished and skipped,
-  unless the task's scorer changed since (its code, `Task.scorer_id`): then the stored predictions
-  are rescored, not generated again.
+  confidence interval and n, timing and tokens/s, and the hashes of what they came from (`sources`).
+  A folder with a summary is finished and skipped while those hashes hold. Otherwise only what
+  changed is redone, and said: a changed scorer (its code, `Task.scorer_id`) or an item's row (a
+  reference edited) rescores the stored predictions; an item's prompt, or the model's files,
+  generates them again (`ftlib.sources`).
 
 The items are the first `limit` rows of the prepared split (`prepare.evaluation_items`), the same rows training
 reads: SQL rows whose gold query does not execute on its own context are not among them (the summary
