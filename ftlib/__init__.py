@@ -27,7 +27,8 @@ Reporting
     report      finished evaluations read back: scores, error kinds, paired tables
     plots       figures and tables shown inline and saved; redraw (figures from committed tables)
     reproduce   every numbered notebook headless, on one preset
-Shared: io (atomic writes, checked JSONL), paths (where things live, the folder-name rule), metrics/ (the case study's metric code).
+Shared: io (atomic writes, checked JSONL), paths (where things live; the folder-name rule),
+    metrics/ (the case study's metric code).
 """
 
 __version__ = "0.1.0"
