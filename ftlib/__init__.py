@@ -16,6 +16,7 @@ Training
 Evaluation
     backends/   where answers come from: local transformers, a served model, an API
     harness     the one evaluation entry point: predictions.jsonl + summary.json
+    sources     the hashes each stored score came from (row, prompt, scorer, model): what a rerun redoes
     evals       scores with their 95 % intervals (Score), paired tests; scorers (a user task's scorers)
     latency     response time and throughput
 Experiments
@@ -27,8 +28,8 @@ Reporting
     plots       figures and tables shown inline and saved; redraw (figures from committed tables)
     reproduce   every numbered notebook headless, on one preset
     readme      the README's tables and quoted numbers, written from results/
-Shared: io (atomic writes, checked JSONL), paths (where things live), procs (child processes that die with
-their parent), metrics/ (the case study's metric code).
+Shared: io (atomic writes, checked JSONL), paths (where things live; the folder-name rule), procs (child
+    processes that die with their parent), metrics/ (the case study's metric code).
 """
 
 __version__ = "0.1.0"

@@ -89,20 +89,38 @@ def mean_ci(values: list[float], z: float = 1.96) -> tuple[float, float]:
     return (mean - z * sd / math.sqrt(n), mean + z * sd / math.sqrt(n))
 
 
+def is_number(v: object) -> bool:
+    """A bool or a finite int/float: what a metric's value may be.
+
+    >>> is_number(True), is_number(0.5), is_number("0.5"), is_number(float("nan")), is_number(10 ** 400)
+    (True, True, False, False, False)
+    """
+    if isinstance(v, bool):
+        return True
+    try:
+        return isinstance(v, (int, float)) and math.isfinite(float(v))
+    except OverflowError:  # an int beyond a float's range
+        return False
+
+
 def summarize(scores: list[dict]) -> dict[str, dict]:
     """Per metric (every key of the score dicts, in first-seen order): mean, ci_low, ci_high, n.
 
     Pass/fail metrics get a Wilson interval; metrics that are numbers (a share of slots, a length)
-    a normal-approximation one.
+    a normal-approximation one. A key holding anything else (a scorer's note, "why": "...") is no
+    metric: it stays in the per-item scores and is left out here.
 
-    >>> summarize([{"correct": True}, {"correct": False}])["correct"]["mean"]
-    0.5
+    >>> s = summarize([{"correct": True, "why": "same"}, {"correct": False, "why": "differs"}])
+    >>> list(s), s["correct"]["mean"]
+    (['correct'], 0.5)
     """
     keys = list(dict.fromkeys(k for s in scores for k in s))
     out = {}
     for key in keys:
         raw = [s[key] for s in scores if key in s]
         n = len(raw)
+        if not all(is_number(v) for v in raw):
+            continue
         if all(isinstance(v, bool) or v in (0, 1) for v in raw):
             k = sum(bool(v) for v in raw)
             lo, hi = proportion_ci(k, n)

@@ -3,11 +3,14 @@
 Writes into `out_dir`:
 - `config.json`: what is being evaluated (a rerun with another config in the same folder is refused);
 - `predictions.jsonl`: one line per example (idx, input, reference, prediction, scores), appended
-  per batch, so an interrupted run continues where it stopped (a truncated last line is dropped);
+  per batch, so an interrupted run continues where it stopped (a truncated last line is dropped; a
+  damaged line elsewhere is named and only its item generated again);
 - `summary.json`, written atomically at the end: every metric of the task with its 95%
-  confidence interval and n, timing and tokens/s. A folder with a summary is finished and skipped,
-  unless the task's scorer changed since (its code, `Task.scorer_id`): then the stored predictions
-  are rescored, not generated again.
+  confidence interval and n, timing and tokens/s, and the hashes of what they came from (`sources`).
+  A folder with a summary is finished and skipped while those hashes hold. Otherwise only what
+  changed is redone, and said: a changed scorer (its code, `Task.scorer_id`) or an item's row (a
+  reference edited) rescores the stored predictions; an item's prompt, or the model's files,
+  generates them again (`ftlib.sources`).
 
 The items are the first `limit` rows of the prepared split (`prepare.evaluation_items`), the same rows training
 reads: SQL rows whose gold query does not execute on its own context are not among them (the summary
@@ -29,7 +32,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ftlib import backends, evals, io, paths, prepare, prompts, scorers, tasks
+from ftlib import backends, evals, io, paths, prepare, prompts, scorers, sources, tasks
 from ftlib.backends import Generator
 from ftlib.tasks import Task, gsm8k
 
@@ -48,30 +51,38 @@ def default_out_dir(model: str, task: Task, split: str, style: str) -> Path:
 
 
 def read_predictions(path: Path) -> list[dict]:
-    """Rows written so far; a last line cut short by an interruption is removed from the file."""
+    """Rows written so far. A damaged line (not UTF-8, not Unicode, not a JSON record) is named and
+    left out, so its item is generated again, and the rows after it are kept; a last line cut short
+    by an interruption goes quietly. The file is then rewritten without them."""
     if not path.exists():
         return []
-    good, keep_bytes = [], 0
-    with path.open("rb") as f:
-        for line in f:
-            try:
-                good.append(json.loads(line))
-            except json.JSONDecodeError:
-                break  # only the last line can be partial: append_jsonl flushes whole batches
-            keep_bytes += len(line)
-    if keep_bytes < path.stat().st_size:
-        with path.open("r+b") as f:
-            f.truncate(keep_bytes)
+    good, damaged = [], False
+    for lineno, raw in io.read_lines(path):
+        where = f"{path}:{lineno}"
+        try:
+            row = io.parse_line(raw, where)
+            if not (isinstance(row, dict) and isinstance(row.get("idx"), int)
+                    and isinstance(row.get("prediction"), str)):
+                raise io.DataFormatError(f"{where}: expected a record with an integer 'idx' and a 'prediction'")
+            good.append(row)
+        except io.DataFormatError as e:
+            damaged = True
+            if raw.endswith(b"\n"):  # a whole line that is damaged, not the cut end of an interruption
+                print(f"warning: {e}; left out, its item is generated again")
+    if damaged:
+        io.write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in good))
     return good
 
 
-def _record(idx: int, task: Task, row: dict, prediction: str, seconds: float, truncated: bool | None) -> dict:
+def _record(idx: int, task: Task, row: dict, prediction: str, seconds: float, truncated: bool | None,
+            hashes: dict) -> dict:
     """One predictions.jsonl line (`idx`: the item's number in the prepared split), scored later.
-    `truncated`: the answer hit the token budget before it ended (None: the backend cannot tell)."""
+    `truncated`: the answer hit the token budget before it ended (None: the backend cannot tell);
+    `hashes`: its row's and prompt's (`sources.item_hashes`)."""
     rid = task.row_id(row) if task.row_id else None
     return {"idx": idx, "id": idx if rid is None else rid, "input": task.question(row),
             "reference": task.reference(row), "prediction": prediction, "scores": None, "seconds": seconds,
-            "truncated": truncated}
+            "truncated": truncated, **hashes}
 
 
 SCORE_TIMEOUT_S = 30.0  # per item: a scorer that takes longer is stuck (SQL's own bounds are tighter)
@@ -111,7 +122,8 @@ def check_context(gen: Generator, rendered: dict[int, object], max_new: int) -> 
                              "examples (few_shot: 0 leaves them out)")
 
 
-def _run_chunks(gen: Generator, task: Task, style: str, todo: list, pred_path: Path, bar, max_new: int) -> None:
+def _run_chunks(gen: Generator, task: Task, style: str, todo: list, pred_path: Path, bar, max_new: int,
+                hashes: dict) -> None:
     """Generate the remaining examples, appending each chunk as it finishes (unscored: scoring
     comes after, so a scorer problem never costs the generation)."""
     texts, stop = prompts.batch(task, [r for _, r in todo], style, None if gen.wants_messages else gen.tokenizer)
@@ -125,7 +137,8 @@ def _run_chunks(gen: Generator, task: Task, style: str, todo: list, pred_path: P
         per = (time.perf_counter() - t0) / len(chunk)
         cut = getattr(gen, "truncated", None)
         cut = cut if isinstance(cut, list) and len(cut) == len(chunk) else [None] * len(chunk)
-        io.append_jsonl(pred_path, [_record(i, task, r, o, per, c) for (i, r), o, c in zip(chunk, outs, cut)])
+        io.append_jsonl(pred_path, [_record(i, task, r, o, per, c, hashes[i])
+                                    for (i, r), o, c in zip(chunk, outs, cut)])
         bar.update(len(chunk))
 
 
@@ -170,6 +183,9 @@ def evaluate(model: str | Generator, task: str | Task, split: str = "test", styl
     """
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError(f"limit={limit!r}: expected an integer >= 1, or None (every item)")
+    size = gen_kw.get("batch_size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+        raise ValueError(f"batch_size={size!r}: expected an integer >= 1, or None (the backend's own)")
     t = tasks.get(task)
     style = prompts.RENAMED_STYLES.get(style, style)
     if style not in prompts.STYLES:
@@ -188,34 +204,43 @@ def evaluate(model: str | Generator, task: str | Task, split: str = "test", styl
         if tool not in TOOLS:
             raise ValueError(f"unknown tool {tool!r}; expected one of {list(TOOLS)}")
         cfg["tool"], gen_kw["tool"] = tool, TOOLS[tool]
+    items, unusable = prepare.evaluation_items(t, split, limit)
+    hashes = sources.item_hashes(t, items, style)
+    src = sources.summary_sources(hashes, t.scorer_id, sources.model_stamp(model if isinstance(model, str)
+                                                                           else name, name))
     if (out / "summary.json").exists() and _same(saved := io.read_json(out / "summary.json"), cfg, t) \
-            and saved.get("scorer", "") == t.scorer_id:
-        return saved  # finished, and scored by this scorer: skip
+            and saved.get("sources") == src:
+        return saved  # finished, from these rows and prompts, by this scorer and model: skip
     with io.folder_lock(out, "an evaluation"):  # one process per folder: no item written twice
-        _claim(out, cfg)
-        summary, records = _evaluate_in(out, cfg, t, model, gen_kw)
+        _claim(out, cfg, src["model"])
+        summary, records = _evaluate_in(out, cfg, t, model, gen_kw, items, unusable, hashes)
+        summary["sources"] = src
+        io.write_json(out / "summary.json", summary)
     _warn_scorer_errors(summary, records, out)
     return summary
 
 
-def _evaluate_in(out: Path, cfg: dict, task: Task, model: str | Generator, gen_kw: dict) -> tuple[dict, dict]:
-    """Generate the missing items, score the unscored, write the summary: (summary, records)."""
-    split, style = cfg["split"], cfg["style"]
-    items, unusable = prepare.evaluation_items(task, split, cfg["limit"])
-    wanted = {i for i, _ in items}
-    done = {r["idx"]: r for r in read_predictions(out / "predictions.jsonl") if r["idx"] in wanted}
+def _evaluate_in(out: Path, cfg: dict, task: Task, model: str | Generator, gen_kw: dict, items: list,
+                 unusable: int, hashes: dict) -> tuple[dict, dict]:
+    """Generate the missing items, score the unscored: (summary, records); the caller writes it."""
+    wanted, rows, pred_path = {i for i, _ in items}, dict(items), out / "predictions.jsonl"
+    stored = read_predictions(pred_path)
+    done = {r["idx"]: r for r in stored if r["idx"] in wanted}
+    if notes := sources.reconcile(task, done, rows, hashes):  # rows or prompts changed since: say so
+        print(f"note: {paths.shown(out)}: " + "; ".join(notes))
+        kept = [r for r in stored if r["idx"] not in wanted or done.get(r["idx"]) is r]
+        io.write_text_atomic(pred_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
     todo = [(i, r) for i, r in items if i not in done]
     gen = backends.from_spec(model, **gen_kw) if todo else None
-    with tqdm(total=len(items), initial=len(done), unit="ex", desc=f"{task.name}/{style}") as bar:
+    with tqdm(total=len(items), initial=len(done), unit="ex", desc=f"{task.name}/{cfg['style']}") as bar:
         if todo:
-            _run_chunks(gen, task, style, todo, out / "predictions.jsonl", bar,
-                        cfg.get("max_new_tokens", task.max_new_tokens))
-    records = {r["idx"]: r for r in read_predictions(out / "predictions.jsonl") if r["idx"] in wanted}
-    score_records(task, records, dict(items), out / "predictions.jsonl")
+            _run_chunks(gen, task, cfg["style"], todo, pred_path, bar, cfg.get("max_new_tokens", task.max_new_tokens),
+                        hashes)
+    records = {r["idx"]: r for r in read_predictions(pred_path) if r["idx"] in wanted}
+    score_records(task, records, rows, pred_path)
     summary = summarize_run(cfg, task, [records[i] for i in sorted(records)], unusable, gen)
     if task.scorer_id:
         summary["scorer"] = task.scorer_id
-    io.write_json(out / "summary.json", summary)
     return summary, records
 
 
@@ -233,14 +258,19 @@ def _same(saved: dict, cfg: dict, task: Task) -> bool:
         and saved.get("max_new_tokens", task.max_new_tokens) == budget
 
 
-def _claim(out: Path, cfg: dict) -> None:
-    """Write config.json, refusing a folder that holds another evaluation's predictions."""
+def _claim(out: Path, cfg: dict, model_stamp: str) -> None:
+    """Write config.json, refusing a folder that holds another evaluation's predictions; a model
+    whose files changed since (`sources.model_stamp`) has every item generated again."""
     path = out / "config.json"
     if path.exists():
         old = io.read_json(path)
         if any(old.get(k) != cfg.get(k) for k in ("model", "task", "split", "style", "tool", "max_new_tokens")):
             raise ValueError(f"{out} holds an evaluation of {old}; not mixing in {cfg}")
-    io.write_json(path, cfg)
+        if old.get("model_stamp", model_stamp) != model_stamp and (out / "predictions.jsonl").exists():
+            print(f"note: {paths.shown(out)}: the model's files changed since its predictions were made: "
+                  "generating every item again")
+            (out / "predictions.jsonl").unlink()
+    io.write_json(path, {**cfg, "model_stamp": model_stamp})
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -251,13 +281,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--split", default="test")
     ap.add_argument("--style", default="chat", choices=prompts.STYLES + tuple(prompts.RENAMED_STYLES))
     ap.add_argument("--limit", type=int, default=None)
-    ap.add_argument("--out", default=None, help="output folder (default runs/eval/<model>-<task>-...)")
+    ap.add_argument("--out", default=None, help="output folder inside runs/ (default runs/eval/<model>-<task>-...)")
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--tool", choices=list(TOOLS), help="a decoding tool, e.g. calculator (GSM8K notes)")
     ap.add_argument("--max-new-tokens", type=int, default=None, help="the answer's token budget (default: the task's)")
     args = ap.parse_args(argv)
     if args.limit is not None and args.limit < 1:
         ap.error(f"--limit {args.limit}: expected an integer >= 1 (leave it out for every item)")
+    if args.batch_size is not None and args.batch_size < 1:
+        ap.error(f"--batch-size {args.batch_size}: expected an integer >= 1 (leave it out for the backend's own)")
+    if args.out is not None:
+        try:
+            paths.inside_runs(args.out)  # no evaluation written outside runs/, nor a name too long
+        except ValueError as e:
+            ap.error(f"--out {args.out}: {e}")
     kw = {"batch_size": args.batch_size} if args.batch_size else {}
     try:
         s = evaluate(args.model, args.task, args.split, args.style, args.limit, args.out, tool=args.tool,

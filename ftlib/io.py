@@ -96,55 +96,89 @@ def write_json(path: str | Path, obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
+BOM = b"\xef\xbb\xbf"  # the UTF-8 byte order mark some editors put first: read as nothing
+MAX_LINE_BYTES = 2**20  # one JSONL row at most (1 MB): a longer line is refused while it is read
+
+
+def _check_text(obj: Any, where: str) -> None:
+    """A DataFormatError at `where` if a string of a parsed JSON value holds a lone surrogate
+    (`"\\ud800"`: valid JSON, not Unicode text; it would fail later, far from its file)."""
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise DataFormatError(f"{where}: a lone surrogate {e.object[e.start]!r} in a string is not Unicode "
+                              "text; write the character itself (or both halves of its pair)") from None
+
+
 def read_json(path: str | Path) -> Any:
     """Read a JSON file; a DataFormatError naming the file and line if it is not valid UTF-8 JSON."""
-    raw = Path(path).read_bytes()
+    raw = Path(path).read_bytes().removeprefix(BOM)
     try:
-        return json.loads(raw.decode("utf-8"))
+        obj = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as e:
         line = raw[:e.start].count(b"\n") + 1
         raise DataFormatError(f"{path}:{line}: expected UTF-8 text, got the byte {raw[e.start]:#04x}") from None
     except json.JSONDecodeError as e:
         raise DataFormatError(f"{path}:{e.lineno}: expected valid JSON ({e.msg}, column {e.colno})") from None
+    if b"\\u" in raw:  # only an escape can make a surrogate
+        _check_text(obj, str(path))
+    return obj
+
+
+def read_lines(path: str | Path) -> Iterator[tuple[int, bytes]]:
+    """(line number, bytes) of each line of a file, a leading BOM dropped. A line longer than
+    MAX_LINE_BYTES raises a DataFormatError once that much of it is read: memory stays bounded
+    whatever the file holds."""
+    path = Path(path)
+    with path.open("rb") as f:
+        lineno = 0
+        while raw := f.readline(MAX_LINE_BYTES + 2):  # + the line's end (\r\n)
+            lineno += 1
+            if len(raw.rstrip(b"\r\n")) > MAX_LINE_BYTES:
+                raise DataFormatError(f"{path}:{lineno}: a line longer than {MAX_LINE_BYTES // 2**20} MB "
+                                      "(the limit for one row); split it or shorten its text")
+            yield lineno, raw.removeprefix(BOM) if lineno == 1 else raw
+
+
+def parse_line(raw: bytes, where: str) -> Any:
+    """One JSONL line's value; a DataFormatError at `where` (file:line) naming what is wrong."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataFormatError(f"{where}: expected UTF-8 text, got the byte "
+                              f"{raw[e.start]:#04x} at column {e.start + 1}") from None
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise DataFormatError(f"{where}: expected one JSON object per line, got invalid JSON ({e.msg})") from None
+    if "\\u" in line:  # only an escape can make a surrogate
+        _check_text(row, where)
+    return row
 
 
 def iter_jsonl(path: str | Path, required: Iterable[str] = (), strings: bool = False) -> Iterator[dict]:
     """Yield the rows of a JSONL file, raising DataFormatError with file:line on a bad row.
 
     `required` fields must be present; with `strings=True` they must also be non-empty strings.
+    A line over MAX_LINE_BYTES is refused (`read_lines`).
 
     >>> rows = list(iter_jsonl("data/gsm8k/test.jsonl", required=["question", "answer"]))  # doctest: +SKIP
     """
     required = list(required)
-    path = Path(path)
-    with path.open("rb") as f:
-        for lineno, raw in enumerate(f, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise DataFormatError(f"{path}:{lineno}: expected UTF-8 text, got the byte "
-                                      f"{raw[e.start]:#04x} at column {e.start + 1}") from None
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataFormatError(
-                    f"{path}:{lineno}: expected one JSON object per line, got invalid JSON ({e.msg})"
-                ) from None
-            if not isinstance(row, dict):
-                raise DataFormatError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            missing = [k for k in required if k not in row]
-            if missing:
-                raise DataFormatError(
-                    f"{path}:{lineno}: missing field(s) {missing}; expected fields {required}"
-                )
-            bad = [k for k in required if strings and not (isinstance(row[k], str) and row[k].strip())]
-            if bad:
-                raise DataFormatError(
-                    f"{path}:{lineno}: field {bad[0]!r} must be a non-empty string, got {row[bad[0]]!r}"
-                )
-            yield row
+    for lineno, raw in read_lines(path):
+        if not raw.strip():
+            continue
+        where = f"{path}:{lineno}"
+        row = parse_line(raw, where)
+        if not isinstance(row, dict):
+            raise DataFormatError(f"{where}: expected a JSON object, got {type(row).__name__}")
+        missing = [k for k in required if k not in row]
+        if missing:
+            raise DataFormatError(f"{where}: missing field(s) {missing}; expected fields {required}")
+        bad = [k for k in required if strings and not (isinstance(row[k], str) and row[k].strip())]
+        if bad:
+            raise DataFormatError(f"{where}: field {bad[0]!r} must be a non-empty string, got {row[bad[0]]!r}")
+        yield row
 
 
 def rows_hash(rows: Iterable[dict]) -> str:

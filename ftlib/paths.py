@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,3 +39,37 @@ def shown(path: str | Path) -> str:
         return Path(path).resolve().relative_to(ROOT).as_posix()
     except ValueError:
         return str(path)
+
+
+# One rule for every field that names a folder (a task's name, a run's name, an experiment, the parts
+# of an evaluation's --out): one safe path component, short enough for any file system.
+SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
+COMPONENT = "one path component of at most 100 characters: letters, digits, '-', '_' and '.' (not first)"
+
+
+def is_component(name: object) -> bool:
+    """Whether `name` may name a folder (`SAFE_NAME`).
+
+    >>> is_component("viggo-full-cpu"), is_component("../x"), is_component("/abs"), is_component("a" * 101)
+    (True, False, False, False)
+    """
+    return isinstance(name, str) and SAFE_NAME.fullmatch(name) is not None
+
+
+def check_component(name: object, field: str) -> str:
+    """`name` if it may name a folder, else a ValueError naming the field and the rule."""
+    if not is_component(name):
+        raise ValueError(f"{field}={name!r}: expected {COMPONENT}")
+    return name
+
+
+def inside_runs(path: str | Path) -> Path:
+    """`path` resolved, if it lies inside the runs folder and each part below it is a `COMPONENT`;
+    else a ValueError saying which rule it breaks."""
+    root, resolved = runs_dir().resolve(), Path(path).resolve()
+    if not resolved.is_relative_to(root):
+        raise ValueError(f"expected a folder inside the runs folder {shown(root)} (FTLIB_RUNS sets it)")
+    for part in resolved.relative_to(root).parts:
+        if not is_component(part):
+            raise ValueError(f"{part[:40]!r}{'...' if len(part) > 40 else ''}: expected {COMPONENT}")
+    return resolved

@@ -93,6 +93,18 @@ def default_bos(tokenizer) -> str:
     return tokenizer.bos_token if adds_bos else ""
 
 
+def source(t: Task, row: dict, style: str) -> str | list[dict]:
+    """What a row's prompt says under a style before any model's template: `render` without the
+    tokenizer (what an evaluation's prompt hash covers, `ftlib.sources`)."""
+    if style == "special":
+        return special_prompt(t, row)
+    if style == "few_shot_text":
+        return text_prompt(t, row)
+    if style == "chat" and t.fmt == "text":
+        return plain_prompt(t, row)
+    return messages(t, row, style)
+
+
 def render(t: Task, row: dict, style: str, tokenizer) -> str:
     """The prompt text a local model continues: the chat template, plain text or the special-token format."""
     if style == "special":

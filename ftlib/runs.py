@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import math
 import os
 import platform
 import shutil
@@ -40,8 +41,9 @@ LIBRARIES = ("torch", "transformers", "trl", "peft", "accelerate", "datasets")
 
 
 def run_dir(experiment: str, name: str, root: Path | None = None) -> Path:
-    """The folder of one run: `runs/<experiment>/<name>/`."""
-    return (root or paths.runs_dir()) / experiment / name
+    """The folder of one run: `runs/<experiment>/<name>/`, each one path component (`paths.COMPONENT`)."""
+    return (root or paths.runs_dir()) / paths.check_component(experiment, "experiment") / \
+        paths.check_component(name, "name")
 
 
 def is_main_process() -> bool:
@@ -78,25 +80,39 @@ CHECKPOINT_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt")  # bes
 
 
 def checkpoint_problems(ckpt: Path) -> list[str]:
-    """What makes a trainer checkpoint unusable for resuming: missing, empty or truncated files."""
-    import zipfile
-
+    """What makes a trainer checkpoint unusable for resuming: missing files, or any file of it that
+    does not load whole (weights, torch archives such as rng_state.pth, JSON such as config.json)."""
     problems = [f"{name} is missing" for name in CHECKPOINT_FILES if not (ckpt / name).exists()]
     weights = sorted(ckpt.glob("*.safetensors"))
     if not weights:
         problems.append("no weights (*.safetensors)")
     problems += [f"{w.name} is truncated ({w.stat().st_size} bytes)" for w in weights
                  if not safetensors_complete(w)]
-    for name in ("optimizer.pt", "scheduler.pt"):  # torch.save writes zip archives: a cut one is not
-        if (ckpt / name).exists() and not zipfile.is_zipfile(ckpt / name):
-            problems.append(f"{name} is truncated ({(ckpt / name).stat().st_size} bytes)")
-    state = ckpt / "trainer_state.json"
-    if state.exists():
-        try:
-            read_json(state)
-        except ValueError:
-            problems.append("trainer_state.json is cut short")
+    for f in sorted(ckpt.iterdir()):
+        if f.suffix in (".pt", ".pth", ".bin") and not _archive_whole(f):
+            problems.append(f"{f.name} is truncated ({f.stat().st_size} bytes)")
+        elif f.suffix == ".json":
+            try:
+                read_json(f)
+            except ValueError:
+                problems.append(f"{f.name} is cut short")
     return problems
+
+
+WHOLE_CHECK_BYTES = 64 * 2**20  # archives up to this size have every entry's checksum verified
+
+
+def _archive_whole(path: Path) -> bool:
+    """Whether a torch.save file (a zip archive) is whole: its directory reads, and for small files
+    (rng_state.pth, scheduler.pt) every entry's checksum matches; a large optimizer.pt is not read
+    through, its directory at the end is what a cut save loses."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            return path.stat().st_size > WHOLE_CHECK_BYTES or z.testzip() is None
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return False
 
 
 def last_checkpoint(folder: Path) -> Path | None:
@@ -359,6 +375,36 @@ class RunLogger(TrainerCallback):
                 "train_step_seconds_all_sessions": round(sum(s["step_seconds"] for s in segments), 2),
                 "train_wall_seconds_all_sessions": round(sum(s["wall_seconds"] for s in segments), 1),
                 "devices": sorted({s["device"] for s in segments})}
+
+
+class NonFinite(RuntimeError):
+    """Training met a loss or a weight that is not a finite number."""
+
+
+class FiniteGuard(TrainerCallback):
+    """Stop training at the first loss (training or validation) that is not finite, and before a
+    checkpoint holding a weight that is not: the checkpoints saved so far are the last good ones, and
+    no DONE is written. Needs `logging_nan_inf_filter=False`, or the Trainer hides a NaN loss."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        for key in ("loss", "eval_loss"):
+            value = (logs or {}).get(key)
+            if isinstance(value, float) and not math.isfinite(value):
+                which = "training" if key == "loss" else "validation"
+                raise NonFinite(self._stopped(args, state, f"the {which} loss is {value}, not a finite number"))
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if model is None or not (control.should_save or control.should_evaluate or control.should_training_stop):
+            return
+        for name, p in model.named_parameters():
+            if not torch.isfinite(p).all():
+                raise NonFinite(self._stopped(args, state, f"the weight {name} holds a value that is not finite"))
+
+    @staticmethod
+    def _stopped(args, state, what: str) -> str:
+        return (f"step {state.global_step}: {what}; training stopped before saving it (the checkpoints before it "
+                f"are kept in {paths.shown(args.output_dir)}, no DONE). The learning rate {args.learning_rate:g} "
+                "is likely too high: lower it and train under a new name, or delete the folder")
 
 
 def training_seconds(summary: dict) -> float:

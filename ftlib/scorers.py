@@ -14,7 +14,8 @@ Built in (name in the task file's "scorer", options in "scorer_args"):
 
 Each metric is a boolean per item (reported with a Wilson interval) or a number (reported with a
 normal-approximation interval); anything else (a string, None, NaN, an integer too large for a
-float) is refused per item (`check_scores`). Scorers run in a worker process (`Bounded`), so one that
+float) is refused per item (`check_scores`); a key that is not a metric (a note such as "why") is kept
+in the item's scores and left out of the summary. Scorers run in a worker process (`Bounded`), so one that
 loops, exits or crashes costs its item (`scorer_error: timeout ...`), never the evaluation.
 """
 
@@ -26,7 +27,6 @@ import hashlib
 import importlib.util
 import inspect
 import json
-import math
 import multiprocessing
 import os
 import re
@@ -37,6 +37,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from ftlib import procs
+from ftlib.evals import is_number
 from ftlib.io import DataFormatError
 
 Scorer = Callable[[str, str], dict]
@@ -142,18 +143,36 @@ BUILT_IN: dict[str, Callable[..., Scorer]] = {
 }
 
 
+LOAD_TIMEOUT_S = 30.0  # importing a scorer file: as long as scoring one item may take (harness)
+
+
 def load_function(spec: str, base: Path, where: str) -> Scorer:
-    """`file.py:function` (relative to `base`) imported as a scorer."""
+    """`file.py:function` (relative to `base`) imported as a scorer. The file is first run in a
+    bounded worker (`Bounded`), so a loop or an error at its top level fails here with one line
+    instead of hanging or stopping the harness; its top level therefore runs twice."""
     file, _, func = spec.rpartition(":")
     path = (base / file).resolve()
     if not path.exists():
         raise DataFormatError(f"{where}: scorer file {file} not found next to the task file")
-    module_spec = importlib.util.spec_from_file_location(f"user_scorer_{path.stem}", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
+    with Bounded(lambda p: _import(p) and None, LOAD_TIMEOUT_S) as trial:  # a module does not pickle
+        _, error = trial(path)
+    if error and error.startswith("timeout"):
+        raise DataFormatError(f"{where}: loading {file} did not finish within {LOAD_TIMEOUT_S:g} s "
+                              "(a loop at its top level?)")
+    if error:
+        raise DataFormatError(f"{where}: loading {file} failed: {error}")
+    module = _import(path)
     if not callable(getattr(module, func, None)):
         raise DataFormatError(f"{where}: {file} defines no function {func!r}")
     return getattr(module, func)
+
+
+def _import(path: Path):
+    """The module of a Python file, run once."""
+    module_spec = importlib.util.spec_from_file_location(f"user_scorer_{path.stem}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
 
 
 def wants_row(score: Callable) -> bool:
@@ -204,7 +223,11 @@ def metric_names(score: Scorer, spec: str, where: str) -> list[str]:
     if not isinstance(out, dict) or not out:
         raise DataFormatError(f"{where}: a scorer must return a non-empty dict of metric -> value, "
                               f"got {out!r}")
-    return list(out)
+    names = [k for k, v in out.items() if is_number(v)]  # a text beside them is a note, kept per item
+    if not names:
+        raise DataFormatError(f"{where}: the scorer returned no bool or number on a probe ({out!r:.120}); "
+                              "declare its \"metrics\" in the task file")
+    return names
 
 
 def check_scores(out: object, metrics: tuple[str, ...]) -> str | None:
@@ -225,11 +248,7 @@ def check_scores(out: object, metrics: tuple[str, ...]) -> str | None:
         return f"returned no {missing}; expected the metrics {list(metrics)}"
     for m in metrics:
         v = out[m]
-        try:
-            ok = isinstance(v, bool) or (isinstance(v, (int, float)) and math.isfinite(float(v)))
-        except OverflowError:  # an int beyond a float's range
-            ok = False
-        if not ok:
+        if not is_number(v):
             return f"metric {m!r} is {v!r:.80}; expected a bool or a finite number"
     return None
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import shutil
 import time
@@ -94,6 +95,10 @@ class TrainConfig:
 # field -> (in range?, what is expected): values that would train nothing, or on the wrong data, and
 # still write DONE (epochs=-1 saved the base model as the result) are refused when a config is made.
 RANGES = {
+    "experiment": (paths.is_component, paths.COMPONENT),  # folders: runs/<experiment>/<name>/
+    "name": (lambda v: v is None or paths.is_component(v), paths.COMPONENT + ", or None"),
+    "preset": (paths.is_component, paths.COMPONENT),  # part of the default name
+    "method": (lambda v: v in ("full", "lora"), "'full' or 'lora'"),
     "epochs": (lambda v: v > 0, "> 0"),
     "max_steps": (lambda v: v == -1 or v > 0, "> 0, or -1 (use epochs)"),
     "n_train": (lambda v: v is None or v >= 1, ">= 1, or None (all)"),
@@ -116,20 +121,34 @@ RANGES = {
 
 
 def check_ranges(cfg: "TrainConfig") -> None:
-    """A ValueError naming the first field whose value is out of its range (`RANGES`).
+    """A ValueError naming the first field whose value is not of its type, not finite, or out of its
+    range (`RANGES`): a JSON config or `--set` can hold anything.
 
     >>> check_ranges(TrainConfig(epochs=-1))
     Traceback (most recent call last):
     ValueError: epochs=-1: expected > 0
     """
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        value, kinds = getattr(cfg, f.name), typing.get_args(hints[f.name]) or (hints[f.name],)
+        if not any(_is_kind(value, k) for k in kinds):
+            names = [_KIND_NAMES[k] for k in kinds if k is not type(None)]
+            raise ValueError(f"{f.name}={value!r}: expected {names[0]}" + (", or None" if len(kinds) > 1 else ""))
+        if isinstance(value, float) and not math.isfinite(value):  # inf once trained to NaN weights
+            raise ValueError(f"{f.name}={value!r}: expected a finite number")
     for key, (ok, expected) in RANGES.items():
-        value = getattr(cfg, key)
-        try:
-            good = ok(value)
-        except TypeError:  # a value of the wrong type (a JSON config): not a number
-            good = False
-        if not good:
-            raise ValueError(f"{key}={value!r}: expected {expected}")
+        if not ok(getattr(cfg, key)):
+            raise ValueError(f"{key}={getattr(cfg, key)!r}: expected {expected}")
+
+
+_KIND_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _is_kind(value: object, kind: type) -> bool:
+    """Whether a config value is of a field's type (an int is a float too; a bool is no number)."""
+    if kind is type(None) or kind is bool or kind is str:
+        return isinstance(value, kind) or (kind is type(None) and value is None)
+    return isinstance(value, (int, float) if kind is float else int) and not isinstance(value, bool)
 
 
 def preset(preset_name: str, /, **overrides) -> TrainConfig:
@@ -171,6 +190,7 @@ def sft_plumbing(cfg: TrainConfig, run_dir: Path | None = None) -> dict:
         # Without reentrant checkpointing LoRA still gets gradients (docs/pitfalls.md).
         activation_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
         logging_steps=1,
+        logging_nan_inf_filter=False,  # a NaN loss must show, for runs.FiniteGuard to stop the run
         include_num_input_tokens_seen="non_padding",  # for tokens/s
         seed=cfg.seed,
         data_seed=cfg.seed,
@@ -442,7 +462,8 @@ def _train(cfg: TrainConfig, folder: Path, callbacks, args) -> None:
     runs.start(folder, config, info, bf16=use_bf16(cfg), defaults=_defaults(), renamed=RENAMED)
     resume = runs.last_checkpoint(folder)
     logger = runs.RunLogger(folder)
-    trainer = make_trainer(cfg, folder, model, tok, train_ds, val_ds, callbacks=[logger, *callbacks], args=args)
+    trainer = make_trainer(cfg, folder, model, tok, train_ds, val_ds,
+                           callbacks=[logger, runs.FiniteGuard(), *callbacks], args=args)
     t0 = time.perf_counter()
     try:
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
@@ -573,6 +594,12 @@ def main(argv: list[str] | None = None) -> None:
         except ValueError as e:
             ap.error(str(e))
         overrides[key] = value
+    if args.config is not None:
+        if not isinstance(args.config, dict):
+            ap.error(f"--config: expected a JSON object of TrainConfig fields, got {type(args.config).__name__}")
+        fields = [f.name for f in dataclasses.fields(TrainConfig)]
+        if unknown := sorted(set(args.config) - set(fields)):
+            ap.error(f"--config: unknown field(s) {unknown}; expected fields of TrainConfig: {', '.join(fields)}")
     try:
         if args.config is not None:
             cfg = TrainConfig(**{**args.config, **overrides})
@@ -583,8 +610,8 @@ def main(argv: list[str] | None = None) -> None:
         ap.error(str(e))
     try:
         print(run(cfg))
-    except (io.FolderBusy, io.WriteError) as e:  # another process holds the folder, or a full disk:
-        raise SystemExit(f"error: {e}") from None  # what and what to do, without a traceback
+    except (io.FolderBusy, io.WriteError, runs.NonFinite) as e:  # another process holds the folder, a
+        raise SystemExit(f"error: {e}") from None  # full disk, a blown-up loss: what to do, no traceback
 
 
 if __name__ == "__main__":

@@ -149,6 +149,33 @@ def test_a_limit_below_one_is_refused(tmp_path, limit, capsys):
     assert not (tmp_path / "e").exists()
 
 
+@pytest.mark.parametrize("size", ["0", "-5"])
+def test_a_batch_size_below_one_is_refused(tmp_path, size, capsys, monkeypatch):
+    real, calls = harness.evaluate, []
+    monkeypatch.setattr(harness, "evaluate", lambda *a, **k: calls.append(a) or {"metrics": {}})
+    with pytest.raises(SystemExit) as e:
+        harness.main(["--task", "viggo", "--limit", "2", "--batch-size", size, "--out", str(tmp_path / "e")])
+    assert e.value.code == 2 and f"--batch-size {size}: expected an integer >= 1" in capsys.readouterr().err
+    assert not calls
+    with pytest.raises(ValueError, match=f"batch_size={size}: expected an integer >= 1"):
+        real(FakeGenerator(), "viggo", limit=2, out_dir=tmp_path / "e", batch_size=int(size))
+    assert not (tmp_path / "e").exists()
+
+
+@pytest.mark.parametrize("out, message", [
+    ("{tmp}/elsewhere", "--out {tmp}/elsewhere: expected a folder inside the runs folder"),
+    ("{runs}/../../x", "--out {runs}/../../x: expected a folder inside the runs folder"),
+    ("{runs}/eval/" + "a" * 300, "expected one path component of at most 100 characters"),
+])
+def test_an_output_folder_outside_runs_is_refused(tmp_path, runs_root, monkeypatch, capsys, out, message):
+    """--out names a folder inside the runs folder (FTLIB_RUNS moves that), each part a safe length."""
+    monkeypatch.setattr(harness, "evaluate", lambda *a, **k: pytest.fail(f"{out} was accepted"))
+    fill = {"tmp": tmp_path, "runs": runs_root}
+    with pytest.raises(SystemExit) as e:
+        harness.main(["--task", "viggo", "--limit", "2", "--out", out.format(**fill)])
+    assert e.value.code == 2 and message.format(**fill) in capsys.readouterr().err
+
+
 def test_a_second_evaluation_of_a_busy_folder_is_refused(tmp_path, small_chunks):
     """While one process evaluates into a folder (here: holds its lock), another is refused and
     writes nothing there; once it is free the evaluation runs, each item once."""
@@ -190,3 +217,33 @@ def test_a_token_budget_is_used_recorded_and_never_mixed(tmp_path, small_chunks)
 def test_a_backend_that_cannot_tell_leaves_truncated_unknown(tmp_path, small_chunks):
     s = harness.evaluate(FakeGenerator(), "viggo", "test", "zero_shot", limit=4, out_dir=tmp_path)
     assert s["truncated"] is None and all(r["truncated"] is None for r in lines(tmp_path / "predictions.jsonl"))
+
+
+class Counting(FakeGenerator):
+    """A FakeGenerator that counts the prompts it answers."""
+
+    spec = "FakeGenerator"  # the same model, as the folder's config.json names it
+
+    def __init__(self):
+        super().__init__()
+        self.prompts = 0
+
+    def generate(self, prompts_, max_new_tokens, stop=()):
+        self.prompts += len(prompts_)
+        return super().generate(prompts_, max_new_tokens, stop)
+
+
+@pytest.mark.parametrize("bad", [b'{"idx": 4, "predic\n', b"\xff\xfe garbage\n", b'{"idx": 4, "x": "\\ud800"}\n'])
+def test_a_corrupt_line_in_the_middle_of_predictions_costs_only_its_item(tmp_path, small_chunks, capsys, bad):
+    """Line 5 of 10 is damaged (cut, not UTF-8, not Unicode): it is named, its item alone is
+    generated again, and the 5 good rows after it are kept (they were once dropped silently)."""
+    harness.evaluate(FakeGenerator(), "viggo", "test", "zero_shot", limit=10, out_dir=tmp_path)
+    (tmp_path / "summary.json").unlink()
+    path = tmp_path / "predictions.jsonl"
+    raw = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(raw[:4] + [bad] + raw[5:]))
+    gen = Counting()
+    s = harness.evaluate(gen, "viggo", "test", "zero_shot", limit=10, out_dir=tmp_path)
+    assert gen.prompts == 1 and s["n"] == 10
+    assert sorted(r["idx"] for r in lines(path)) == list(range(10))
+    assert f"{path}:5: " in capsys.readouterr().out

@@ -128,3 +128,61 @@ def test_a_read_only_folder_names_the_file_and_what_to_do(tmp_path):
                 pass
     finally:
         (tmp_path / "eval").chmod(0o755)
+
+
+# ---- reading task and prediction files: a BOM, text that is not Unicode, a line too long -----------
+
+ROW = b'{"prompt": "2+2?", "completion": "4"}\n'
+
+
+def test_a_byte_order_mark_is_read_as_nothing(tmp_path):
+    """Editors on Windows save UTF-8 with a BOM: the rows (and a JSON file) read as without it."""
+    (tmp_path / "rows.jsonl").write_bytes(b"\xef\xbb\xbf" + ROW + ROW)
+    assert list(io.iter_jsonl(tmp_path / "rows.jsonl", ["prompt"])) == [{"prompt": "2+2?", "completion": "4"}] * 2
+    (tmp_path / "task.json").write_bytes(b'\xef\xbb\xbf{"name": "x"}')
+    assert io.read_json(tmp_path / "task.json") == {"name": "x"}
+
+
+@pytest.mark.parametrize("content, expected", [
+    (ROW + b'{"prompt": "\\ud800", "completion": "4"}\n', r"rows\.jsonl:2: .*lone surrogate '\\ud800'"),
+    (ROW + ROW + b'{"prompt": "a\\udfff b"}\n', r"rows\.jsonl:3: .*lone surrogate '\\udfff'"),
+    (ROW + b'{"prompt": "\xed\xa0\x80"}\n', r"rows\.jsonl:2: expected UTF-8 text, got the byte 0xed"),
+])
+def test_text_that_is_not_unicode_is_named_by_file_and_line(tmp_path, content, expected):
+    (tmp_path / "rows.jsonl").write_bytes(content)
+    with pytest.raises(io.DataFormatError, match=expected):
+        list(io.iter_jsonl(tmp_path / "rows.jsonl"))
+
+
+def test_a_surrogate_pair_is_one_character_and_reads(tmp_path):
+    (tmp_path / "rows.jsonl").write_bytes(b'{"prompt": "\\ud83d\\ude00"}\n')
+    assert list(io.iter_jsonl(tmp_path / "rows.jsonl")) == [{"prompt": "\U0001F600"}]
+
+
+def test_a_lone_surrogate_in_a_json_file_is_named(tmp_path):
+    (tmp_path / "task.json").write_bytes(b'{"name": "x",\n "instruction": "\\udc00"}')
+    with pytest.raises(io.DataFormatError, match=r"task\.json: .*lone surrogate"):
+        io.read_json(tmp_path / "task.json")
+
+
+def test_a_line_over_the_limit_is_refused_while_reading_in_bounded_memory(tmp_path):
+    """A 100 MB line (a valid row) is refused for its length after reading about the limit, not the
+    whole line: peak memory stays a few MB (it once took 8.5 GB and minutes)."""
+    import tracemalloc
+
+    path = tmp_path / "rows.jsonl"
+    with path.open("wb") as f:
+        f.write(ROW + b'{"prompt": "')
+        for _ in range(100):
+            f.write(b"a" * 2**20)
+        f.write(b'", "completion": "4"}\n' + ROW)
+    tracemalloc.start()
+    try:
+        with pytest.raises(io.DataFormatError, match=r"rows\.jsonl:2: a line longer than 1 MB"):
+            list(io.iter_jsonl(path))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * io.MAX_LINE_BYTES
+    path.write_bytes(ROW + b'{"prompt": "' + b"a" * (io.MAX_LINE_BYTES - 40) + b'"}\n')  # just under: read
+    assert len(list(io.iter_jsonl(path))) == 2

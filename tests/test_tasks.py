@@ -1,6 +1,7 @@
 """Tasks as declarations: the built-in three, and a user's task from JSONL files and a scorer."""
 
 import json
+import re
 
 import pytest
 
@@ -129,6 +130,7 @@ def test_bad_rows_say_file_line_and_what_was_expected(tmp_path, line, expected):
     ({"name": "../../data/viggo"}, r"task\.json: 'name' must be letters, digits.*got '\.\./\.\./data/viggo'"),
     ({"name": ""}, r"'name' must be letters"), ({"name": "a/b"}, r"'name' must be .*got 'a/b'"),
     ({"name": ".hidden"}, r"'name' must be"), ({"name": 42}, r"'name' must be .*got 42"),
+    ({"name": "a" * 300}, r"'name' must be .*at most 100 characters"),
     # types are checked at the door, naming the key
     ({"files": ["train.jsonl"]}, r"task\.json: 'files' must be an object"),
     ({"files": "train.jsonl"}, r"'files' must be an object"),
@@ -425,3 +427,107 @@ def test_the_pipeline_calls_a_tasks_hooks_and_names_no_task(tmp_path, runs_root,
     tasks.register(dataclasses.replace(t, name="reverse_plain", corrupt=None))
     with pytest.raises(ValueError, match="corrupt"):  # a task without the hook: the stage says so
         rounds.source_rows(rounds.Source("reverse_plain", corrupt=0.5))
+
+
+@pytest.mark.parametrize("metrics", [["ok"], None])
+def test_a_scorers_text_beside_its_metrics_is_kept_not_summarized(tmp_path, runs_root, metrics):
+    """A scorer returning {"ok": 1, "why": "some text"}: the text stays in predictions.jsonl, the
+    summary holds the metric (it once failed on float("some text"), on every rerun)."""
+    path = write_task(tmp_path / "task", **({"metrics": metrics} if metrics else {}))
+    (tmp_path / "task" / "score.py").write_text(
+        "def score(prediction, reference):\n"
+        "    return {'ok': int(prediction.strip() == reference), 'why': 'compared ' + prediction}\n")
+    assert tasks.get(str(path)).metrics == ("ok",)
+    s = harness.evaluate(_answers(), str(path), "test", "chat", out_dir=tmp_path / "eval")
+    assert s["metrics"]["ok"]["mean"] == 1.0 and set(s["metrics"]) == {"ok"} and s["scorer_errors"] == 0
+    lines = [json.loads(x) for x in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
+    assert all(r["scores"]["why"] == "compared " + r["prediction"] for r in lines)
+
+
+@pytest.mark.parametrize("top, error", [
+    ("while True: pass", r"task\.json: loading score\.py did not finish within 1 s"),
+    ("raise RuntimeError('no config here')", r"task\.json: loading score\.py failed: RuntimeError: no config here"),
+])
+def test_loading_a_scorer_file_is_bounded_like_scoring(tmp_path, top, error):
+    """A score.py that loops (or raises) at its top level fails with one line naming it, within the
+    bound, instead of hanging the harness at import with no output."""
+    import subprocess
+    import sys
+    import time
+
+    path = write_task(tmp_path / "task")
+    (tmp_path / "task" / "score.py").write_text(f"{top}\n\ndef score(p, r):\n    return {{'same': p == r}}\n")
+    code = ("import sys; from ftlib import scorers, tasks; scorers.LOAD_TIMEOUT_S = 1.0\n"
+            "try:\n    tasks.get(sys.argv[1])\nexcept tasks.user.DataFormatError as e:\n    sys.exit(f'error: {e}')")
+    t0 = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and time.monotonic() - t0 < 30
+    assert re.search(error, done.stderr), done.stderr
+
+
+def _edit_test_rows(folder, change):
+    """Rewrite a task's test.jsonl with `change(row)` applied to every row."""
+    path = folder / "test.jsonl"
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps(change(r)) + "\n" for r in rows))
+
+
+@pytest.mark.parametrize("drop_summary", [False, True])
+def test_edited_references_are_rescored_not_reused(tmp_path, runs_root, capsys, drop_summary):
+    """An evaluation, then the test references edited (here: every one made wrong), then the same
+    command into the same folder: the new references and their scores, not the old ones, with or
+    without summary.json; the predictions are rescored, not generated again, and that is said."""
+    path = write_task(tmp_path / "task", metrics=["same"])
+    (tmp_path / "task" / "score.py").write_text(_scorer("pass"))
+    gen = _answers()
+    first = harness.evaluate(gen, str(path), "test", "chat", out_dir=tmp_path / "eval")
+    assert first["metrics"]["same"]["mean"] == 1.0
+    _edit_test_rows(tmp_path / "task", lambda r: {**r, "completion": r["completion"] + "0"})
+    if drop_summary:
+        (tmp_path / "eval" / "summary.json").unlink()
+    gen.generate = lambda *a, **k: pytest.fail("only the references changed: rescore, do not generate")
+    again = harness.evaluate(gen, str(path), "test", "chat", out_dir=tmp_path / "eval")
+    assert again["metrics"]["same"]["mean"] == 0.0 and again["sources"]["rows"] != first["sources"]["rows"]
+    lines = [json.loads(x) for x in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
+    assert all(r["reference"].endswith("0") and r["scores"] == {"same": False} for r in lines)
+    assert f"{len(lines)} items' rows changed since they were scored: rescoring them" in capsys.readouterr().out
+
+
+def test_an_edited_input_or_prompt_regenerates_just_those_items(tmp_path, runs_root, capsys):
+    path = write_task(tmp_path / "task", metrics=["same"])
+    gen = _answers()
+    harness.evaluate(gen, str(path), "test", "chat", out_dir=tmp_path / "eval")
+    asked = []
+    real = gen.generate
+    gen.generate = lambda ps, *a, **k: asked.extend(ps) or real(ps, *a, **k)
+    _edit_test_rows(tmp_path / "task", lambda r: {**r, "prompt": r["prompt"].replace("6 plus 1", "2 plus 5")})
+    s = harness.evaluate(gen, str(path), "test", "chat", out_dir=tmp_path / "eval")
+    assert [m[-1]["content"].split("\n\n")[-1] for m in asked] == ["What is 2 plus 5?"]
+    assert "1 items' prompts changed since they were generated: generating them again" in capsys.readouterr().out
+    assert s["n"] == len(ROWS) - 36 and s["metrics"]["same"]["mean"] == 1.0
+    spec = json.loads(path.read_text())
+    path.write_text(json.dumps({**spec, "instruction": "Add them up."}))  # every prompt changes
+    asked.clear()
+    harness.evaluate(gen, str(path), "test", "chat", out_dir=tmp_path / "eval")
+    assert len(asked) == len(ROWS) - 36
+
+
+def test_predictions_from_before_the_hashes_are_kept_when_their_rows_match(tmp_path, runs_root):
+    """A folder written before items carried hashes: items whose stored input and reference match the
+    rows are kept (no generation); one whose reference differs is rescored."""
+    path = write_task(tmp_path / "task", metrics=["same"])
+    gen = _answers()
+    harness.evaluate(gen, str(path), "test", "chat", out_dir=tmp_path / "eval")
+    pred = tmp_path / "eval" / "predictions.jsonl"
+    old = [{k: v for k, v in json.loads(x).items() if k not in ("row_sha", "prompt_sha")}
+           for x in pred.read_text().splitlines()]
+    old[0]["reference"] = "stale"
+    pred.write_text("".join(json.dumps(r) + "\n" for r in old))
+    summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    summary.pop("sources")
+    (tmp_path / "eval" / "summary.json").write_text(json.dumps(summary))
+    gen.generate = lambda *a, **k: pytest.fail("the stored predictions match their rows")
+    s = harness.evaluate(gen, str(path), "test", "chat", out_dir=tmp_path / "eval")
+    assert s["metrics"]["same"]["mean"] == 1.0 and "sources" in s
+    assert all("row_sha" in json.loads(x) for x in pred.read_text().splitlines())
+    assert json.loads(pred.read_text().splitlines()[0])["reference"] != "stale"

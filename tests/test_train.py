@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -109,14 +110,51 @@ def test_bad_set_values_are_refused_at_the_door(item, message, capsys):
     ("max_length=0", "max_length=0: expected >= 16"), ("batch_size=0", "batch_size=0: expected >= 1"),
     ("lr=-1e-4", "lr=-0.0001: expected > 0"), ("max_steps=0", "max_steps=0: expected > 0, or -1"),
     ("eval_steps=0", "eval_steps=0: expected >= 1"), ("n_val=0", "n_val=0: expected >= 1"),
+    # not a finite number: lr=inf once trained to NaN weights and wrote DONE; epochs=inf an OverflowError
+    ("lr=inf", "lr=inf: expected a finite number"), ("epochs=inf", "epochs=inf: expected a finite number"),
+    ("lr=nan", "lr=nan: expected a finite number"), ("weight_decay=-inf", "weight_decay=-inf: expected a finite"),
+    ("lora_dropout=nan", "lora_dropout=nan: expected a finite number"),
+    # a field that names a folder is one safe path component of at most 100 characters
+    ("name=../../../x", "name='../../../x': expected one path component"),
+    ("experiment=/abs/path", "experiment='/abs/path': expected one path component"),
+    ("experiment=..", "experiment='..': expected one path component"),
+    ("name=" + "a" * 300, f"name='{'a' * 300}': expected one path component"),
+    ("preset=../up", "preset='../up': expected one path component"),
 ])
-def test_out_of_range_values_are_refused_before_anything_runs(item, message, capsys, runs_root):
+def test_out_of_range_values_are_refused_before_anything_runs(item, message, capsys, runs_root, monkeypatch):
+    monkeypatch.setattr(train, "run", lambda cfg: pytest.fail(f"{item} was accepted"))
     with pytest.raises(SystemExit) as e:
         train.main(["--preset", "smoke", "--set", item])
     assert e.value.code == 2 and message in capsys.readouterr().err
     assert not runs_root.exists()  # no folder made, so none blocks the name afterwards
     with pytest.raises(ValueError, match=message.split(":")[0]):
         train.TrainConfig(**dict([train.parse_setting(item)]))
+
+
+@pytest.mark.parametrize("config, message", [
+    ('{"bogus": 1}', "--config: unknown field(s) ['bogus']; expected fields of TrainConfig: task, model"),
+    ('[1, 2]', "--config: expected a JSON object of TrainConfig fields, got list"),
+    ('{"batch_size": 2.5}', "batch_size=2.5: expected an integer"),
+    ('{"lr": "fast"}', "lr='fast': expected a number"),
+    ('{"n_train": true}', "n_train=True: expected an integer"),
+    ('{"lr": 1e999}', "lr=inf: expected a finite number"),
+])
+def test_a_bad_json_config_is_one_clear_line(config, message, capsys, runs_root, monkeypatch):
+    monkeypatch.setattr(train, "run", lambda cfg: pytest.fail(f"{config} was accepted"))
+    with pytest.raises(SystemExit) as e:
+        train.main(["--config", config])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and message in err and "Traceback" not in err
+    assert not runs_root.exists()
+
+
+def test_no_run_folder_is_made_outside_runs(runs_root, tmp_path):
+    """The folder rule holds where a folder is made, whatever built the config."""
+    with pytest.raises(ValueError, match=r"experiment='\.\./out': expected one path component"):
+        runs.run_dir("../out", "x")
+    with pytest.raises(ValueError, match="expected one path component"):
+        runs.run_dir("t", "a" * 101)
+    assert runs.run_dir("t", "a" * 100) == runs_root / "t" / ("a" * 100)
 
 
 def test_a_max_length_no_example_fits_is_refused_by_name(tiny_model_dir, runs_root):
@@ -348,6 +386,8 @@ def _checkpoint(folder: Path, step: int) -> Path:
     torch.save({"state": {}}, ckpt / "optimizer.pt")
     torch.save({"last_epoch": step}, ckpt / "scheduler.pt")
     (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    torch.save({"python": [1, 2, 3], "cpu": torch.zeros(8, dtype=torch.uint8)}, ckpt / "rng_state.pth")
+    (ckpt / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": 64}))
     return ckpt
 
 
@@ -362,6 +402,10 @@ def _cut(path: Path, keep: int) -> None:
     (lambda c: _cut(c / "optimizer.pt", 100), "optimizer.pt is truncated (100 bytes)"),
     (lambda c: (c / "optimizer.pt").unlink(), "optimizer.pt is missing"),  # removed by hand
     (lambda c: _cut(c / "trainer_state.json", 5), "trainer_state.json is cut short"),
+    # every file of the checkpoint must load, not only the ones the trainer needs first
+    (lambda c: _cut(c / "rng_state.pth", 40), "rng_state.pth is truncated (40 bytes)"),
+    (lambda c: (c / "rng_state.pth").write_bytes(b"junk" * 50), "rng_state.pth is truncated (200 bytes)"),
+    (lambda c: _cut(c / "config.json", 10), "config.json is cut short"),
 ])
 def test_resume_takes_the_newest_complete_checkpoint_and_names_what_is_wrong(tmp_path, capsys, damage, named):
     assert runs.checkpoint_problems(_checkpoint(tmp_path, 8)) == []
@@ -527,3 +571,44 @@ def test_the_median_step_rate_ignores_a_step_that_waited(tmp_path, monkeypatch):
     speed = logger.speed()
     assert speed["median_step_tokens_per_s"] == 100.0
     assert speed["tokens_per_s"] == round(300 / 32, 1)
+
+
+class NanAt:
+    """A callback that puts a NaN into the model's first weight at step k (a blow-up, on cue)."""
+
+    def __new__(cls, k):
+        from transformers import TrainerCallback
+
+        class _Nan(TrainerCallback):
+            def on_optimizer_step(self, args, state, control, model=None, **kw):  # step k's update
+                if state.global_step == k - 1:
+                    next(model.parameters()).data.view(-1)[0] = float("nan")
+        return _Nan()
+
+
+@pytest.mark.parametrize("lr, nan_at, good", [(1e30, None, 0), (1e-3, 3, 2)])
+def test_a_loss_that_is_not_finite_stops_the_run_and_keeps_the_last_good_checkpoint(
+        tiny_model_dir, runs_root, monkeypatch, lr, nan_at, good):
+    """lr=1e30 (finite, so accepted) blows the weights up; a NaN weight at step 3 stands for a later
+    blow-up. Training stops at the first loss or weight that is not finite, before saving it: no
+    DONE, no model, the good checkpoints before it kept, and the command line exits non-zero with
+    one line (lr=inf once trained to NaN weights, wrote DONE and exited 0)."""
+    from safetensors.torch import load_file
+
+    if nan_at:
+        real = train.make_trainer
+        monkeypatch.setattr(train, "make_trainer", lambda *a, callbacks=(), **k: real(
+            *a, callbacks=[*callbacks, NanAt(nan_at)], **k))
+    cfg = smoke(tiny_model_dir, name="blown", lr=lr, eval_steps=1, max_steps=6, warmup_steps=0)
+    with pytest.raises(SystemExit) as e:
+        train.main(["--config", json.dumps(dataclasses.asdict(cfg))])
+    assert re.match(r"error: step \d: the (training loss|validation loss|weight \S+) (is nan, not a finite "
+                    r"number|holds a value that is not finite); training stopped before saving it", str(e.value.code))
+    folder = runs.run_dir("t", "blown")
+    assert not runs.is_done(folder) and not (folder / "model").exists()
+    kept = sorted((folder / "checkpoints").glob("checkpoint-*"))
+    assert len(kept) == good and (not good or kept[-1].name == f"checkpoint-{nan_at - 1}")
+    for ckpt in kept:
+        assert all(torch.isfinite(w).all() for w in load_file(ckpt / "model.safetensors").values())
+    if good:
+        assert runs.last_checkpoint(folder) == kept[-1]
