@@ -124,13 +124,14 @@ def compare(task: str, root: Path | None = None, metric: str | None = None) -> l
         s = evals.summarize([{metric: recs[i]["scores"][metric]} for i in ids])[metric] if ids else None
         col = by_label[label]
         rows.append({"task": task, "model": label, "params": col.params, "tuned": col.tuned,
-                     "style": "chat (tuned format)" if col.tuned else _style(col, task, root), "metric": metric,
+                     "style": "chat (tuned format)" if col.tuned else prompt_label(col, task, root), "metric": metric,
                      **evals.Score.of(s).rounded(4).row(), "n": len(ids),
                      "truncated": harness.truncated_share([recs[i] for i in ids])})
     return rows
 
 
-def _style(col: Column, task: str, root: Path | None) -> str:
+def prompt_label(col: Column, task: str, root: Path | None = None) -> str:
+    """The prompting a column answers a task in, as the tables show it."""
     return "few_shot_text" if "few_shot_text" in col.file else style_of(col, task, root)
 
 
