@@ -71,6 +71,7 @@ class TrainConfig:
     # With padding_free and SDPA: attention per example inside the row, not over the whole row (lean.py)
     packed_attention: bool = True
     lean_loss: bool = True  # logits of the completion positions only, no per-step entropy (lean.py)
+    compile_layers: bool = False  # torch.compile each decoder layer (inductor; lean.compile_layers)
     torch_threads: int | None = None  # None: torch's default (one per core)
     lora_r: int = 8
     lora_alpha: int = 16
@@ -252,6 +253,8 @@ def make_trainer(cfg: TrainConfig, run_dir: Path, model, tokenizer, train_ds, ev
     # the whole-row mask (benchmarks/gpu_train_speed.py, H200), so GPUs keep transformers' SDPA.
     if cfg.padding_free and cfg.packed_attention and models.pick_device().type == "cpu":
         lean.use_varlen(model)
+    if cfg.compile_layers:
+        lean.compile_layers(model)
     SFTTrainer = lean.trainer_class(cfg.lean_loss)  # TRL's SFTTrainer, or it with the lean loss
     progress.quiet_tied_head(model)
     trainer = SFTTrainer(
