@@ -112,6 +112,7 @@ def reset_peak_memory() -> None:
 def measure(cfg: train.TrainConfig, shape: dict, profile: bool = False) -> dict:
     """One arm once: tokens/s after the first step, losses, parameters, peak GiB (and a profile);
     `shape`: model_and_tokenizer's tiny and layers."""
+    matmul = runs.matmul_gflops(train_dtype(cfg))  # beside each arm: a neighbour's load moves it
     reset_peak_memory()
     threads = torch.get_num_threads()  # an arm may set its own (torch_threads): the next gets it back
     model, tok, weights = model_and_tokenizer(cfg.model, **shape)
@@ -133,6 +134,7 @@ def measure(cfg: train.TrainConfig, shape: dict, profile: bool = False) -> dict:
         "losses": [h["loss"] for h in trainer.state.log_history if "loss" in h],
         "peak_gib": train.peak_rss_gib(),
         "weights": weights,
+        "matmul_gflops": matmul,
     }
     if profile:
         out["profile"] = profile_groups(timer.profiler, timer.steps[1][0], model.config.vocab_size)
@@ -152,6 +154,10 @@ GROUPS = [
 ]
 
 
+# Inductor's fused kernels are no aten ops: with compiled layers their time is in the rest
+REST = "compiled kernels, data, Python overhead"
+
+
 def group_of(name: str, shapes, vocab: int) -> str:
     """The group an op belongs to; a matmul with the vocabulary in its shapes is the LM head."""
     for group, keys in GROUPS:
@@ -163,14 +169,19 @@ def group_of(name: str, shapes, vocab: int) -> str:
 
 
 def profile_groups(prof, wall: float, vocab: int) -> dict[str, float]:
-    """Seconds of one step per group; what no aten op accounts for is data and Python overhead."""
+    """Seconds of one step per group; what no aten op accounts for is REST."""
     seconds: dict[str, float] = {}
     for ev in prof.key_averages(group_by_input_shape=True):
         group = group_of(ev.key, ev.input_shapes or [], vocab)
         if group != "overhead":
             seconds[group] = seconds.get(group, 0.0) + ev.self_cpu_time_total / 1e6
-    seconds["data and Python overhead"] = max(wall - sum(seconds.values()), 0.0)
+    seconds[REST] = max(wall - sum(seconds.values()), 0.0)
     return seconds
+
+
+def train_dtype(cfg: train.TrainConfig) -> torch.dtype:
+    """The dtype an arm's matmuls run in: bf16 under autocast, else fp32."""
+    return torch.bfloat16 if train.use_bf16(cfg) else torch.float32
 
 
 def cpu_description() -> str:
@@ -231,15 +242,15 @@ def run_arms(arms: dict, repeats: int, shape: dict, profile: bool) -> dict[str, 
     return results
 
 
-def report(name: str, res: list[dict], rates: dict[str, float], bf16: bool) -> float:
+def report(name: str, res: list[dict], dtype: str) -> float:
     """Print one arm's line; return its median tokens/s."""
     tps = [r["tokens_per_s"] for r in res]
     med = statistics.median(tps)
     gflops = 6 * res[0]["params"] * med / 1e9
-    rate = next(v for k, v in rates.items() if k.startswith("bf16" if bf16 else "fp32"))
+    rate = statistics.median(r["matmul_gflops"] for r in res)
     print(
         f"{name:22s} tokens/s {med:7.1f} (range {min(tps):.1f}-{max(tps):.1f}, n={len(tps)})  "
-        f"{gflops:6.1f} GFLOP/s ({100 * gflops / rate:.0f}% of the {'bf16' if bf16 else 'fp32'} matmul)  "
+        f"{gflops:6.1f} GFLOP/s = {100 * gflops / rate:.0f}% of {rate:.1f} ({dtype} 2048^3 matmul beside it)  "
         f"peak {max(r['peak_gib'] for r in res):.2f} GiB  loss {' '.join(f'{x:.4f}' for x in res[0]['losses'])}"
     )
     return med
@@ -248,11 +259,11 @@ def report(name: str, res: list[dict], rates: dict[str, float], bf16: bool) -> f
 def print_profile(results: dict[str, list[dict]]) -> None:
     """Seconds of one step per group, today's and the preset's side by side."""
     profiles = {n: r[0]["profile"] for n, r in results.items() if "profile" in r[0]}
-    groups = [g for g, _ in GROUPS] + ["norms, activations, other ops", "data and Python overhead"]
+    groups = [g for g, _ in GROUPS] + ["norms, activations, other ops", REST]
     print("profile of one step (s):  " + "  ".join(f"{n:>10s}" for n in profiles))
     for g in groups:
-        print(f"  {g:34s}" + "  ".join(f"{p.get(g, 0.0):10.2f}" for p in profiles.values()))
-    print(f"  {'total':34s}" + "  ".join(f"{sum(p.values()):10.2f}" for p in profiles.values()))
+        print(f"  {g:38s}" + "  ".join(f"{p.get(g, 0.0):10.2f}" for p in profiles.values()))
+    print(f"  {'total':38s}" + "  ".join(f"{sum(p.values()):10.2f}" for p in profiles.values()))
 
 
 def main() -> None:
@@ -281,7 +292,7 @@ def main() -> None:
         f"{first['params'] / 1e6:.1f} M parameters (all counted), batch 8, "
         f"{'bf16 autocast' if bf16 else 'fp32'}"
     )
-    medians = {name: report(name, res, rates, bf16) for name, res in results.items()}
+    medians = {name: report(name, res, "bf16" if bf16 else "fp32") for name, res in results.items()}
     if args.profile:
         print_profile(results)
     fast, base = medians.get("cpu_preset"), medians.get("today")

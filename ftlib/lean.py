@@ -81,6 +81,17 @@ def decoder_layers(model) -> torch.nn.ModuleList | None:
     return None
 
 
+@functools.cache
+def can_compile() -> bool:
+    """Whether inductor's CPU backend can build here: it needs a C++ compiler (g++ or $CXX)."""
+    try:
+        from torch._inductor import cpp_builder  # the search torch.compile itself makes
+
+        return bool(cpp_builder.get_cpp_compiler())
+    except Exception:  # InvalidCxxCompiler, or a torch without inductor: run eagerly
+        return False
+
+
 def compile_layers(model) -> bool:
     """Compile each decoder layer in place (`nn.Module.compile`: checkpoints keep their names); False
     (unchanged) when the model has no stack of identical layers."""

@@ -94,6 +94,7 @@ SMOKE = Preset(
     train=dict(
         n_train=32, n_val=8, epochs=2, lr=1e-3, batch_size=4, warmup_steps=0,
         max_length=256, eval_limit=0, scheduler="constant",
+        compile_layers=False,  # compiling takes minutes: more than a smoke run's whole training
     ),
     # CI runs every notebook with a tiny random model and a handful of examples.
     # Its other model is the embedded one, so the `other_models` path runs in CI (zero-shot: the

@@ -116,3 +116,14 @@ def test_compiled_layers_give_the_same_loss_and_gradients(tiny_model_dir, runs_r
     assert l1 == pytest.approx(l0, rel=1e-5)
     for name in g0:
         torch.testing.assert_close(g1[name], g0[name], atol=1e-5, rtol=1e-3, msg=name)
+
+
+def test_layers_compile_on_cpus_where_inductor_builds(monkeypatch):
+    from ftlib import models
+
+    monkeypatch.setattr(lean, "can_compile", lambda: False)  # no C++ compiler: eager
+    assert not train.use_compile(train.preset("cpu"))
+    monkeypatch.setattr(lean, "can_compile", lambda: True)
+    assert train.use_compile(train.preset("cpu")) == (models.pick_device().type == "cpu")
+    assert not train.use_compile(train.preset("smoke"))  # tests: compiling costs more than the run
+    assert not train.use_compile(train.preset("cpu", compile_layers=False))  # explicit wins
