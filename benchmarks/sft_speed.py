@@ -1,11 +1,12 @@
 """Training speed on this machine: the `cpu` preset's step as it was (`today`) against what it uses now.
 
     python benchmarks/sft_speed.py [--model qwen2.5-coder-0.5b] [--method lora] [--steps 3] [--repeats 2]
-                                   [--ladder] [--profile] [--tiny]
+                                   [--ladder] [--profile] [--arms today,cpu_preset] [--layers 4 | --tiny]
 
 The model: `--model` when it is installed (`make setup`, `make setup-qwen`), else a randomly
 initialised model of the same architecture (`ARCHS`) with the embedded model's tokenizer, so anyone
-can run it without the weights; `--tiny` shrinks that to 2 layers of width 64 (CI). Every arm trains a
+can run it without the weights; `--layers N` keeps N of its layers (random weights: minutes, not hours,
+on 2 cores), `--tiny` shrinks it to 2 layers of width 64 (CI). Every arm trains a
 fresh copy (same seed) through `ftlib.train.make_trainer`, TRL's SFTTrainer as a run uses it, on the
 same ViGGO batches; the arms differ only in their TrainConfig speed levers. Arms are interleaved
 (A B A B ...) so a neighbour's load hits all of them; each repeat's first step is left out (warm-up,
@@ -14,10 +15,13 @@ compilation).
 Prints the CPU kind, the matmul rates measured here (fp32 at 2048^3; bf16 at 2048^3 where the CPU
 has native bf16, at 256^3 elsewhere: an AVX2 CPU takes minutes for one 2048^3 bf16 product), one line
 per arm (median tokens/s over repeats with their range, GFLOP/s as 6 x all parameters x tokens/s, that
-as a share of the matmul rate of the dtype it trains in, peak memory, losses), and last
+as a share of the matmul rate of the dtype it trains in measured beside the arm, peak memory, losses),
+and last
 `speedup <ratio>x tokens_per_s <figure>`: the `cpu` preset now against `today` in this run.
 `--ladder` adds one arm per lever, each on top of the previous one; `--profile` prints where one step's
-time goes, grouped (matmuls, attention, ...), for `today` and the preset.
+time goes, grouped (matmuls, attention, ...), for the first and the last arm. 6 x all parameters
+overstates the work a little (the LM head runs on the labelled positions only) and LoRA's by about a
+third (no weight gradients): compare arms, not methods.
 """
 
 from __future__ import annotations
@@ -130,6 +134,7 @@ def measure(cfg: train.TrainConfig, shape: dict, profile: bool = False) -> dict:
     timed = timer.steps[1:]
     out = {
         "tokens_per_s": sum(n for _, n in timed) / sum(s for s, _ in timed),
+        "tokens_per_step": sum(n for _, n in timed) / len(timed),
         "params": n_params,
         "losses": [h["loss"] for h in trainer.state.log_history if "loss" in h],
         "peak_gib": train.peak_rss_gib(),
@@ -249,7 +254,8 @@ def report(name: str, res: list[dict], dtype: str) -> float:
     gflops = 6 * res[0]["params"] * med / 1e9
     rate = statistics.median(r["matmul_gflops"] for r in res)
     print(
-        f"{name:22s} tokens/s {med:7.1f} (range {min(tps):.1f}-{max(tps):.1f}, n={len(tps)})  "
+        f"{name:22s} tokens/s {med:7.1f} (range {min(tps):.1f}-{max(tps):.1f}, n={len(tps)}; "
+        f"{res[0]['tokens_per_step']:.0f} a step)  "
         f"{gflops:6.1f} GFLOP/s = {100 * gflops / rate:.0f}% of {rate:.1f} ({dtype} 2048^3 matmul beside it)  "
         f"peak {max(r['peak_gib'] for r in res):.2f} GiB  loss {' '.join(f'{x:.4f}' for x in res[0]['losses'])}"
     )
@@ -284,7 +290,10 @@ def main() -> None:
     arms = configs(args.model, args.method, args.steps, args.ladder, args.tiny)
     bf16 = train.use_bf16(arms["cpu_preset"])
     if args.arms:
-        arms = {k: v for k, v in arms.items() if k in args.arms.split(",")}
+        wanted = args.arms.split(",")
+        if unknown := set(wanted) - set(arms):
+            ap.error(f"--arms: unknown {sorted(unknown)}; expected some of {list(arms)} (ladder arms need --ladder)")
+        arms = {k: v for k, v in arms.items() if k in wanted}
     results = run_arms(arms, args.repeats, dict(tiny=args.tiny, layers=args.layers), args.profile)
     first = next(iter(results.values()))[0]
     print(
