@@ -205,13 +205,24 @@ def matmul_rates() -> dict[str, float]:
     }
 
 
+# SFTConfig's own values for the speed levers (`--trl-defaults`): the baseline of the `cpu` preset's first levers
+TRL_DEFAULTS = dict(
+    gradient_checkpointing=True,
+    padding_free=False,
+    max_length=1024,
+    packed_attention=False,
+    lean_loss=False,
+    compile_layers=False,
+)
 # What `today` switches off: the levers added since (each a TrainConfig field), in ladder order
 TODAY: dict = dict(compile_layers=False)
 LADDER: list[tuple[str, dict]] = [("compile_layers", dict(compile_layers=True)), ("one_thread", dict(torch_threads=1))]
 
 
-def configs(model: str, method: str, steps: int, ladder: bool, tiny: bool) -> dict[str, train.TrainConfig]:
-    """The arms: `today`, the ladder's rungs, and the `cpu` preset as it is now."""
+def configs(
+    model: str, method: str, steps: int, ladder: bool, tiny: bool, trl: bool = False
+) -> dict[str, train.TrainConfig]:
+    """The arms: (TRL's defaults,) `today`, the ladder's rungs, and the `cpu` preset as it is now."""
     common = dict(
         task="viggo",
         model=model,
@@ -227,7 +238,8 @@ def configs(model: str, method: str, steps: int, ladder: bool, tiny: bool) -> di
         max_length=256,
         seed=0,
     )
-    arms = {"today": train.preset("cpu", **common, **TODAY)}
+    arms = {"trl_defaults": train.preset("cpu", **{**common, **TRL_DEFAULTS})} if trl else {}
+    arms["today"] = train.preset("cpu", **common, **TODAY)
     levers = dict(TODAY)
     for name, change in LADDER if ladder else []:
         levers.update(change)
@@ -279,6 +291,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3, help="timed steps per repeat (after one warm-up step)")
     ap.add_argument("--repeats", type=int, default=2, help="runs of every arm, interleaved")
     ap.add_argument("--ladder", action="store_true", help="also time each lever on top of the previous")
+    ap.add_argument("--trl-defaults", action="store_true", help="also time SFTConfig's own speed settings")
     ap.add_argument("--profile", action="store_true", help="where one step's time goes, grouped")
     ap.add_argument("--arms", help="only these arms, comma-separated (e.g. today,cpu_preset)")
     ap.add_argument("--layers", type=int, help="random weights, this many decoder layers (less time and memory)")
@@ -287,7 +300,7 @@ def main() -> None:
     print(cpu_description())
     rates = matmul_rates()
     print(f"threads {torch.get_num_threads()}  matmul: " + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in rates.items()))
-    arms = configs(args.model, args.method, args.steps, args.ladder, args.tiny)
+    arms = configs(args.model, args.method, args.steps, args.ladder, args.tiny, args.trl_defaults)
     bf16 = train.use_bf16(arms["cpu_preset"])
     if args.arms:
         wanted = args.arms.split(",")

@@ -1,4 +1,4 @@
-"""Two training speed levers TRL 1.16 leaves on the table when there is no GPU (benchmarks/sft_speed.py).
+"""Three training speed levers TRL 1.16 leaves on the table when there is no GPU (benchmarks/sft_speed.py).
 
 1. **Packed attention per example.** With `padding_free=True` TRL concatenates a batch into one row
    and passes `cu_seq_lens_q` (where each example starts). Flash-attention uses it; plain SDPA
@@ -16,7 +16,8 @@
    inductor (regional compilation: the layers share one compiled code, so it builds once): the norms,
    rotary embedding, SiLU gate and residual adds fuse into a few kernels instead of dozens of ops.
 
-Each is checked against TRL's own path in tests/test_lean.py (same loss and gradients).
+1 and 2 are checked against TRL's own path, 3 against the eager layers, in tests/test_lean.py (same loss and
+gradients).
 """
 
 from __future__ import annotations
