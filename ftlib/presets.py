@@ -113,7 +113,7 @@ CPU = Preset(
     # Minutes on 2 CPU cores. Full fine-tuning: on this 135M model LoRA at the case study's
     # settings barely learned ViGGO (docs/measurements.md). No gradient checkpointing and
     # padding-free batches are the speed levers (benchmarks/sft_speed.py), and on CPUs compiled
-    # decoder layers (TrainConfig.compile_layers=None: 1.87x on the 0.5B model, AVX2, docs/measurements.md).
+    # decoder layers (TrainConfig.compile_layers=None: 1.48-1.87x on the 0.5B model, AVX2, docs/measurements.md).
     train=dict(
         method="full", n_train=800, n_val=100, epochs=2, lr=1e-4, scheduler="cosine",
         warmup_steps=10, batch_size=8, grad_accum=1, max_length=512,
