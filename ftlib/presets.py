@@ -94,6 +94,7 @@ SMOKE = Preset(
     train=dict(
         n_train=32, n_val=8, epochs=2, lr=1e-3, batch_size=4, warmup_steps=0,
         max_length=256, eval_limit=0, scheduler="constant",
+        compile_layers=False,  # compiling takes minutes: more than a smoke run's whole training
     ),
     # CI runs every notebook with a tiny random model and a handful of examples.
     # Its other model is the embedded one, so the `other_models` path runs in CI (zero-shot: the
@@ -111,7 +112,8 @@ CPU = Preset(
     "cpu",
     # Minutes on 2 CPU cores. Full fine-tuning: on this 135M model LoRA at the case study's
     # settings barely learned ViGGO (docs/measurements.md). No gradient checkpointing and
-    # padding-free batches are the speed levers (benchmarks/sft_speed.py).
+    # padding-free batches are the speed levers (benchmarks/sft_speed.py), and on CPUs compiled
+    # decoder layers (TrainConfig.compile_layers=None: 1.48-1.87x on the 0.5B model, AVX2, docs/measurements.md).
     train=dict(
         method="full", n_train=800, n_val=100, epochs=2, lr=1e-4, scheduler="cosine",
         warmup_steps=10, batch_size=8, grad_accum=1, max_length=512,

@@ -72,6 +72,9 @@ class TrainConfig:
     # With padding_free and SDPA: attention per example inside the row, not over the whole row (lean.py)
     packed_attention: bool = True
     lean_loss: bool = True  # logits of the completion positions only, no per-step entropy (lean.py)
+    # torch.compile each decoder layer (lean.compile_layers); None: on CPUs where inductor builds (a C++
+    # compiler is there): measured faster there (benchmarks/sft_speed.py, docs/measurements.md)
+    compile_layers: bool | None = None
     torch_threads: int | None = None  # None: torch's default (one per core)
     lora_r: int = 8
     lora_alpha: int = 16
@@ -177,6 +180,16 @@ def use_bf16(cfg: TrainConfig) -> bool:
     return models.pick_dtype(models.pick_device()) == torch.bfloat16
 
 
+def use_compile(cfg: TrainConfig) -> bool:
+    """Resolve cfg.compile_layers: explicit, else on a CPU whose C++ compiler inductor finds.
+
+    GPUs keep eager layers: compiled layers were measured on CPUs only.
+    """
+    if cfg.compile_layers is not None:
+        return cfg.compile_layers
+    return models.pick_device().type == "cpu" and lean.can_compile()
+
+
 def sft_plumbing(cfg: TrainConfig, run_dir: Path | None = None) -> dict:
     """The SFTConfig arguments that are not the lesson: where checkpoints go, device, logging, seeds.
 
@@ -272,6 +285,8 @@ def make_trainer(cfg: TrainConfig, run_dir: Path, model, tokenizer, train_ds, ev
     # the whole-row mask (benchmarks/gpu_train_speed.py, H200), so GPUs keep transformers' SDPA.
     if cfg.padding_free and cfg.packed_attention and models.pick_device().type == "cpu":
         lean.use_varlen(model)
+    if use_compile(cfg):
+        lean.compile_layers(model)
     SFTTrainer = lean.trainer_class(cfg.lean_loss)  # TRL's SFTTrainer, or it with the lean loss
     progress.quiet_tied_head(model)
     trainer = SFTTrainer(

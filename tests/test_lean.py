@@ -85,3 +85,45 @@ def test_finished_run_saves_plain_sdpa(tiny_model_dir, runs_root):
     folder = train.run(smoke(tiny_model_dir, epochs=1, name="lean"))
     text = (folder / "model" / "config.json").read_text()
     assert lean.VARLEN not in text
+
+
+def test_decoder_layers_is_the_stack_of_identical_layers(gqa_model):
+    assert lean.decoder_layers(gqa_model) is gqa_model.model.layers
+    assert lean.decoder_layers(torch.nn.Linear(2, 2)) is None
+    assert not lean.compile_layers(torch.nn.Sequential(torch.nn.Linear(2, 2)))
+
+
+@pytest.mark.slow
+def test_compiled_layers_give_the_same_loss_and_gradients(tiny_model_dir, runs_root):
+    """compile_layers through make_trainer: same loss and gradients as eager, checkpoint names unchanged."""
+    results = []
+    for compiled in (False, True):
+        cfg = smoke(tiny_model_dir, n_train=8, compile_layers=compiled)
+        model, tok = train.load_for_training(cfg, cfg.model)
+        names = list(model.state_dict())
+        train_ds, val_ds, _ = train.datasets_for(cfg, tok)
+        trainer = train.make_trainer(cfg, runs_root / str(compiled), model, tok, train_ds, val_ds)
+        assert all((layer._compiled_call_impl is not None) == compiled for layer in model.model.layers)
+        batches = iter(trainer.get_train_dataloader())
+        model.train()
+        for _ in range(2):  # two row lengths: the dynamic shape is reused, not recompiled wrongly
+            model.zero_grad()
+            loss = trainer.compute_loss(model, next(batches))
+            loss.backward()
+        assert list(model.state_dict()) == names  # nn.Module.compile wraps nothing: checkpoints load as before
+        results.append((loss.item(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+    (l0, g0), (l1, g1) = results
+    assert l1 == pytest.approx(l0, rel=1e-5)
+    for name in g0:
+        torch.testing.assert_close(g1[name], g0[name], atol=1e-5, rtol=1e-3, msg=name)
+
+
+def test_layers_compile_on_cpus_where_inductor_builds(monkeypatch):
+    from ftlib import models
+
+    monkeypatch.setattr(lean, "can_compile", lambda: False)  # no C++ compiler: eager
+    assert not train.use_compile(train.preset("cpu"))
+    monkeypatch.setattr(lean, "can_compile", lambda: True)
+    assert train.use_compile(train.preset("cpu")) == (models.pick_device().type == "cpu")
+    assert not train.use_compile(train.preset("smoke"))  # tests: compiling costs more than the run
+    assert not train.use_compile(train.preset("cpu", compile_layers=False))  # explicit wins
