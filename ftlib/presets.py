@@ -112,11 +112,12 @@ CPU = Preset(
     "cpu",
     # Minutes on 2 CPU cores. Full fine-tuning: on this 135M model LoRA at the case study's
     # settings barely learned ViGGO (docs/measurements.md). No gradient checkpointing and
-    # padding-free batches are the speed levers (benchmarks/sft_speed.py), and on CPUs compiled
-    # decoder layers (TrainConfig.compile_layers=None: 1.48-1.87x on the 0.5B model, AVX2, docs/measurements.md).
+    # padding-free batches are the speed levers (benchmarks/sft_speed.py). Compiled decoder layers
+    # paid on the 0.5B model (1.48-1.87x, AVX2, docs/measurements.md) but are not measured on this
+    # 135M one, where compiling costs minutes of a run that takes few: off here, on for SIZE_SPEED.
     train=dict(
         method="full", n_train=800, n_val=100, epochs=2, lr=1e-4, scheduler="cosine",
-        warmup_steps=10, batch_size=8, grad_accum=1, max_length=512,
+        warmup_steps=10, batch_size=8, grad_accum=1, max_length=512, compile_layers=False,
     ),
     # The reference run on a 2-core CPU, sized to finish in ~45 minutes on an AVX-512-BF16 CPU
     # (bf16; an AVX2 CPU trains in fp32 at about half the speed). ViGGO, the headline, gets most of
@@ -215,6 +216,9 @@ GPU = Preset(
 # min a task, results/size/training.md): ViGGO the cpu plan's 2,400 rows, SQL 1,600 of its 2,729, GSM8K
 # 1,200 of 6,973.
 SIZE_TUNED_MODEL = "qwen2.5-coder-0.5b"
+# The larger model's runs compile each decoder layer where the CPU's compiler allows (None: detect):
+# 1.48-1.87x on the 0.5B model's step (AVX2, benchmarks/sft_speed.py, docs/measurements.md).
+SIZE_SPEED = dict(compile_layers=None)
 SIZE_LR_CHECK = dict(n_train=320, n_val=32, epochs=1, batch_size=8, warmup_steps=5, eval_split="validation",
                      eval_limit=100)
 # The arms, (method, lr): full fine-tuning at four rates, and LoRA (the sweep's rank 16 on every

@@ -277,7 +277,8 @@ def train(names: tuple[str, ...] = tuple(presets.SIZE_TUNED)) -> None:
 
     for task in names:
         cfg = training.preset("cpu", task=task, model=presets.SIZE_TUNED_MODEL, method="full", experiment="size",
-                              name=tuned_dir(task).name, eval_split="test", **presets.SIZE_TUNED[task])
+                              name=tuned_dir(task).name, eval_split="test", **presets.SIZE_SPEED,
+                              **presets.SIZE_TUNED[task])
         training.run(cfg)
     export()
     keep_measured(training_rows(), "training", ("task",))
@@ -308,7 +309,8 @@ def arm_config(task: str, method: str, lr: float):
 
     extra = presets.SWEEP.lora if method == "lora" else {}
     return training.preset("cpu", task=task, model=presets.SIZE_TUNED_MODEL, method=method, lr=lr,
-                           experiment="size-lr", name=lr_name(task, lr, method), **presets.SIZE_LR_CHECK, **extra)
+                           experiment="size-lr", name=lr_name(task, lr, method), **presets.SIZE_LR_CHECK,
+                           **presets.SIZE_SPEED, **extra)
 
 
 def lr_check(runs_root: Path | None = None) -> list[dict]:

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ftlib import lean, train
+from ftlib import lean, presets, train
 from tests.test_train import smoke
 
 
@@ -121,9 +121,11 @@ def test_compiled_layers_give_the_same_loss_and_gradients(tiny_model_dir, runs_r
 def test_layers_compile_on_cpus_where_inductor_builds(monkeypatch):
     from ftlib import models
 
+    size_run = train.preset("cpu", **presets.SIZE_SPEED)  # the larger model's runs: detect
     monkeypatch.setattr(lean, "can_compile", lambda: False)  # no C++ compiler: eager
-    assert not train.use_compile(train.preset("cpu"))
+    assert not train.use_compile(size_run)
     monkeypatch.setattr(lean, "can_compile", lambda: True)
-    assert train.use_compile(train.preset("cpu")) == (models.pick_device().type == "cpu")
+    assert train.use_compile(size_run) == (models.pick_device().type == "cpu")
     assert not train.use_compile(train.preset("smoke"))  # tests: compiling costs more than the run
-    assert not train.use_compile(train.preset("cpu", compile_layers=False))  # explicit wins
+    assert not train.use_compile(train.preset("cpu"))  # the 135M presets: not measured there, off
+    assert train.use_compile(train.preset("cpu", compile_layers=True))  # explicit wins
