@@ -17,7 +17,8 @@ has native bf16, at 256^3 elsewhere: an AVX2 CPU takes minutes for one 2048^3 bf
 per arm (median tokens/s over repeats with their range, GFLOP/s as 6 x all parameters x tokens/s, that
 as a share of the matmul rate of the dtype it trains in measured beside the arm, peak memory, losses),
 and last
-`speedup <ratio>x tokens_per_s <figure>`: the `cpu` preset now against `today` in this run.
+`speedup <ratio>x tokens_per_s <figure>`: the `cpu` preset with the levers the larger model's runs use
+(`presets.SIZE_SPEED`) against `today` in this run.
 `--ladder` adds one arm per lever, each on top of the previous one; `--profile` prints where one step's
 time goes, grouped (matmuls, attention, ...), for the first and the last arm. 6 x all parameters
 overstates the work a little (the LM head runs on the labelled positions only) and LoRA's by about a
@@ -35,7 +36,7 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
-from ftlib import models, runs, train
+from ftlib import models, presets, runs, train
 
 # Qwen2Config of the models the size comparison trains (their config.json): random weights of this shape
 ARCHS = {
@@ -244,7 +245,7 @@ def configs(
     for name, change in LADDER if ladder else []:
         levers.update(change)
         arms[f"+{name}"] = train.preset("cpu", **common, **levers)
-    arms["cpu_preset"] = train.preset("cpu", **common)
+    arms["cpu_preset"] = train.preset("cpu", **common, **presets.SIZE_SPEED)  # as the larger model's runs train
     return arms
 
 
