@@ -35,12 +35,15 @@ def _keep(t: Task, row: dict, drop_flagged: bool) -> bool:
 
 
 def _is_current(out: Path, t: Task) -> bool:
-    """Prepared and, for a user's task, prepared from the files as they are now."""
+    """Prepared by the task's code as it is now (its audit and `usable` run the scorer's code: SQL's
+    defect counts change with it) and, for a user's task, from the files as they are now."""
     if not (out / "stats.json").exists():
+        return False
+    stats = json.loads((out / "stats.json").read_text())
+    if stats.get("code", "") != t.scorer_id:
         return False
     if t.source is None:  # built-in data is vendored and checksummed
         return True
-    stats = json.loads((out / "stats.json").read_text())
     return all(stats.get(s, {}).get("raw_sha256_16") == rows_hash(t.load(s))[:16] for s in SPLITS)
 
 
@@ -56,7 +59,8 @@ def prepared(t: Task, root: Path | None = None, source: str = "local", drop_flag
     out = prepared_dir(t, root)
     if _is_current(out, t):
         return out
-    stats: dict = {"task": t.name, "source": t.source or source, "sql_filter_varchar_numbers": drop_flagged}
+    stats: dict = {"task": t.name, "source": t.source or source, "sql_filter_varchar_numbers": drop_flagged,
+                   "code": t.scorer_id}
     for split in SPLITS:
         raw = t.rows(split, source)
         kept = [r for r in raw if _keep(t, r, drop_flagged)]

@@ -34,6 +34,20 @@ def test_prepare_skips_a_prepared_task(sql_root):
     assert (sql_root / "sql" / "train.jsonl").stat().st_mtime_ns == before
 
 
+def test_a_task_whose_code_changed_is_prepared_again(tmp_path):
+    """The audit's counts come from the task's code (SQL's defect counts from its scorer): splits
+    prepared by older code are not reused, so notebook 01 never shows an old scorer's counts."""
+    import dataclasses
+
+    t = tasks.get("gsm8k")
+    prepare.prepared(t, tmp_path)
+    before = (tmp_path / "gsm8k" / "stats.json").stat().st_mtime_ns
+    prepare.prepared(t, tmp_path)
+    assert (tmp_path / "gsm8k" / "stats.json").stat().st_mtime_ns == before  # same code: skipped
+    prepare.prepared(dataclasses.replace(t, scorer_id="other code"), tmp_path)
+    assert json.loads((tmp_path / "gsm8k" / "stats.json").read_text())["code"] == "other code"
+
+
 def test_prepared_hash_is_recorded_and_reproducible(sql_root):
     rows = prepare.load_split("sql", "train", root=sql_root)
     assert io.rows_hash(rows)[:16] == prepare.read_stats("sql", sql_root)["train"]["sha256_16"]
