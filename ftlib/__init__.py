@@ -22,7 +22,7 @@ Evaluation
 Experiments
     rounds, strategies   iterative fine-tuning rounds and the data-quality experiment
     sweep       the recipe sweep (lr, epochs, examples, LoRA)
-    size        the comparison across model sizes
+    size        the comparison across model sizes; baselines (fair untuned columns: budgets, prompting)
 Reporting
     report      finished evaluations read back: scores, error kinds, paired tables
     plots       figures and tables shown inline and saved; redraw (figures from committed tables)

@@ -46,7 +46,7 @@ def test_arms_are_scored_on_validation_never_test(tiny_model_dir, runs_root):
     written = sweep.export_predictions("viggo", runs_root / "out", arms, root=runs_root)
     assert sorted(w.name for w in written) == sorted(f"viggo-{a.name}.jsonl" for a in arms)
     first = next(io.iter_jsonl(written[0]))
-    assert set(first) == {"id", "prediction", "reference", "scores"}
+    assert set(first) == {"id", "prediction", "reference", "scores", "truncated"}  # did it hit its budget
     pairs = sweep.paired_rows("viggo", rows, runs_root / "out")
     assert len(pairs) == 1 and pairs[0]["items"] == 3
     # A committed table (an arm measured elsewhere, a stale row of one finished here) is updated, not replaced.
