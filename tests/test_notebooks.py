@@ -53,15 +53,21 @@ def test_notebook_02_sft_config_is_the_one_training_uses(plan_name, overrides):
         assert namespace["sft_config"](cfg).to_dict() == train.make_sft_config(cfg, folder).to_dict()
 
 
-@pytest.fixture(scope="module")
-def smoke_env(tmp_path_factory, tiny_model_dir):
-    """Runs and results of the smoke executions go to a temporary folder, not the repo."""
-    root = tmp_path_factory.mktemp("nb")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("FTLIB_RUNS", str(root / "runs"))
-    mp.setenv("FTLIB_RESULTS", str(root / "results"))  # a guard: smoke results belong under runs/
-    yield root, str(tiny_model_dir)
-    mp.undo()
+@pytest.fixture(scope="session")
+def smoke_root(tmp_path_factory):
+    """One folder for every smoke execution of a session: each notebook reads what the one before wrote.
+    Session-wide, not per module: under pytest-xdist a worker may run other modules' tests between two
+    notebooks, and a module fixture would then be torn down and made anew, empty."""
+    return tmp_path_factory.mktemp("nb")
+
+
+@pytest.fixture
+def smoke_env(smoke_root, tiny_model_dir, monkeypatch):
+    """Runs and results of the smoke executions go to that folder, not the repo (only while a notebook
+    test runs: the kernel inherits the environment it starts with)."""
+    monkeypatch.setenv("FTLIB_RUNS", str(smoke_root / "runs"))
+    monkeypatch.setenv("FTLIB_RESULTS", str(smoke_root / "results"))  # a guard: smoke results belong under runs/
+    return smoke_root, str(tiny_model_dir)
 
 
 def _pngs(folder: Path) -> dict[str, int]:
