@@ -66,7 +66,9 @@ size-tuned: setup
 
 # Tests in parallel (pytest-xdist): two workers on a 2-core machine, more where there are more cores.
 test: setup
-	$(BIN)/python -m pytest -n $(or $(TEST_WORKERS),auto) --dist loadgroup
+	$(BIN)/python -m pytest -n $(or $(TEST_WORKERS),auto) --dist loadgroup -k "not smoke_mode"
+	# The notebooks' smoke runs read what the one before wrote: one process, in order.
+	$(BIN)/python -m pytest tests/test_notebooks.py -k smoke_mode
 
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow"
