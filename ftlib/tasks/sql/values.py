@@ -1,5 +1,5 @@
 """The values of the synthetic databases, derived from a gold query's literals the way the Spider
-test-suite fuzzer does (Zhong, Yu & Klein, EMNLP 2020): for each string literal, values holding it
+test-suite fuzzer does (Zhong, Yu & Klein's test-suite accuracy): for each string literal, values holding it
 at word boundaries and inside a word, in other cases; for each number compared, values equal to it,
 just above and just below; NULLs where a column allows them.
 """
@@ -100,7 +100,7 @@ def numeric_value(lits: list, rng: random.Random, wide: bool = False) -> int | f
 
 def fuzz_text(word: str, rng: random.Random) -> str:
     """A value holding a literal's core (its LIKE wildcards and spaces stripped): alone, at a word
-    boundary, inside a word, in another case, or cut short (just below it: '2002-06-2' < '2002-06-21').
+    boundary, inside a word, in another case, or cut short (just below it: a literal's prefix sorts before the literal).
 
     >>> found = {fuzz_text("% the %", random.Random(i)) for i in range(300)}
     >>> "the" in found, "THE" in found, "alphathe" in found, "alpha the beta" in found
