@@ -22,7 +22,8 @@ Evaluation
 Experiments
     rounds, strategies   iterative fine-tuning rounds and the data-quality experiment
     sweep       the recipe sweep (lr, epochs, examples, LoRA)
-    size        the comparison across model sizes; baselines (fair untuned columns: budgets, prompting)
+    size        the comparison across model sizes; baselines (its columns, fair untuned budgets and prompting);
+                size_tuned (its fine-tuned larger model: learning-rate check, training, cost, response time)
 Reporting
     report      finished evaluations read back: scores, error kinds, paired tables
     plots       figures and tables shown inline and saved; redraw (figures from committed tables)
