@@ -26,8 +26,9 @@ import resource
 import shutil
 import tempfile
 
-from ftlib import io, rounds, runs, train
-from ftlib.rounds import Round, Series, Source
+from ftlib import io, runs, train
+from ftlib.experiments import rounds
+from ftlib.experiments.rounds import Round, Series, Source
 
 
 def tokens_per_s(folder) -> float:

@@ -16,7 +16,8 @@ import re
 import sys
 from pathlib import Path
 
-from ftlib import baselines, evals, paths, plots, presets
+from ftlib import evals, paths, plots, presets
+from ftlib.experiments import baselines
 
 BLOCK = re.compile(r"(<!-- numbers:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /numbers -->)", re.S)
 VALUE = re.compile(r"(<!--n:(?P<key>[\w.-]+)-->)(?P<body>.*?)(<!--/n-->)")

@@ -5,7 +5,8 @@ from dataclasses import replace
 
 import pytest
 
-from ftlib import plan, presets, prompts, reproduce, strategies, tasks, train
+from ftlib import plan, presets, prompts, reproduce, tasks, train
+from ftlib.experiments import strategies
 
 HINTS = typing.get_type_hints(train.TrainConfig)
 NOTEBOOKS = {p.name[:2] for p in reproduce.notebooks()}
@@ -127,7 +128,7 @@ def test_no_other_module_keeps_a_preset_table():
 @pytest.mark.parametrize("name", list(presets.PRESETS))
 def test_notebook_03_runs_a_preset_at_its_own_size_or_refuses_it_with_the_alternative(name):
     """Notebook 03 calls strategies.sizes(PRESET) first: `quick` must not silently run cpu's 100 minutes."""
-    from ftlib import strategies
+    from ftlib.experiments import strategies
 
     if presets.get(name).rounds is None:
         with pytest.raises(ValueError, match=rf"PRESET = '{name}'.*'smoke'.*'cpu'"):

@@ -5,8 +5,9 @@ import torch
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
-from ftlib import io, rounds, runs, strategies, tasks, train
-from ftlib.rounds import Round, SelfTrain, Series, Source
+from ftlib import io, runs, tasks, train
+from ftlib.experiments import rounds, strategies
+from ftlib.experiments.rounds import Round, SelfTrain, Series, Source
 from ftlib.tasks import viggo
 
 ROWS = [{"meaning_representation": mr, "target": "t"} for mr in (

@@ -1,10 +1,11 @@
-"""The size comparison (ftlib.size): every column scored on the same items, from committed predictions."""
+"""The size comparison (ftlib.experiments.size): every column scored on the same items, from committed predictions."""
 
 import json
 
 import pytest
 
-from ftlib import baselines, presets, size, size_tuned
+from ftlib import presets
+from ftlib.experiments import baselines, size, size_tuned
 
 BIG = next(c for c in baselines.COLUMNS if c.label == baselines.LARGE_UNTUNED)
 

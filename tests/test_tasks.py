@@ -381,7 +381,8 @@ class Reverser:
 def test_a_new_builtin_task_is_one_module_and_one_registry_line(tmp_path, runs_root, monkeypatch):
     """docs/tasks.md's worked example: its module, registered (the registry line), goes through the
     generic pipeline (prompts, prepared splits, harness, report, rescoring) and no stage names it."""
-    from ftlib import report, sweep
+    from ftlib import report
+    from ftlib.experiments import sweep
 
     module = _docs_example_task(tmp_path)
     monkeypatch.setattr(tasks, "_REGISTRY", dict(tasks._REGISTRY))  # this test's registry only
@@ -405,7 +406,7 @@ def test_the_pipeline_calls_a_tasks_hooks_and_names_no_task(tmp_path, runs_root,
     the toy task of docs/tasks.md with hooks of its own gets them, without a stage knowing its name."""
     import dataclasses
 
-    from ftlib import rounds
+    from ftlib.experiments import rounds
 
     t = dataclasses.replace(
         _docs_example_task(tmp_path).TASK, name="reverse_hooked",

@@ -1,15 +1,16 @@
 """The size comparison's fine-tuned larger model: its learning-rate check (a small sweep), its training
 on each task and what that cost, and the response time of the tuned models beside the untuned 1.5B one.
 
-The commands are `ftlib.size`'s (`lr-check`, `train`, `latency`); the settings are `presets.SIZE_*`.
+The commands are `ftlib.experiments.size`'s (`lr-check`, `train`, `latency`); the settings are `presets.SIZE_*`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ftlib import baselines, evals, io, paths, plan, plots, presets, report, runs, sweep, train
+from ftlib import evals, io, paths, plan, plots, presets, report, runs, train
 from ftlib import latency as timing
+from ftlib.experiments import baselines, sweep
 
 
 def tuned_dir(task: str, runs_root: Path | None = None) -> Path:

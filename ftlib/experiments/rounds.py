@@ -13,7 +13,7 @@ evaluation (the first `eval_limit` test items of the series' task), so rounds ar
     rows = table([s])                          # plots.rounds(rows) draws them
 
 The strategies (broad -> specific, growing data, verified self-training, quality) are in
-`ftlib.strategies`.
+`ftlib.experiments.strategies`.
 """
 
 from __future__ import annotations

@@ -11,9 +11,9 @@ each model's better prompt style, chosen on the validation split, never on test.
 - `validate`: each Qwen model in every prompting of `TRIED` on the first `VAL_N` validation items;
   `chosen` picks the better one per (task, model) by the comparison's metric.
 
-    python -m ftlib.baselines mark
-    python -m ftlib.baselines extend --task gsm8k --model qwen2.5-coder-1.5b --style zero_shot
-    python -m ftlib.baselines validate --task gsm8k
+    python -m ftlib.experiments.baselines mark
+    python -m ftlib.experiments.baselines extend --task gsm8k --model qwen2.5-coder-1.5b --style zero_shot
+    python -m ftlib.experiments.baselines validate --task gsm8k
 """
 
 from __future__ import annotations
@@ -229,8 +229,8 @@ def committed_budgets(root: Path | None = None) -> list[tuple[Path, str, int]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m ftlib.baselines mark|extend|validate`."""
-    ap = argparse.ArgumentParser(prog="python -m ftlib.baselines", description=__doc__.split("\n")[0])
+    """`python -m ftlib.experiments.baselines mark|extend|validate`."""
+    ap = argparse.ArgumentParser(prog="python -m ftlib.experiments.baselines", description=__doc__.split("\n")[0])
     ap.add_argument("command", choices=["mark", "extend", "validate"])
     ap.add_argument("--task", choices=list(TRIED), default="gsm8k")
     ap.add_argument("--model", choices=list(QWEN), nargs="*", default=list(QWEN))

@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 
 from ftlib import presets, train
+from ftlib.experiments.rounds import Round, SelfTrain, Series, Source
 from ftlib.presets import Sizes
-from ftlib.rounds import Round, SelfTrain, Series, Source
 
 
 def sizes(preset: str) -> Sizes:
@@ -132,6 +132,6 @@ def planned_steps(series_list: list[Series], cfg: train.TrainConfig) -> int:
 
 def _rows(src: Source) -> int:
     """Rows a Source yields (before filters)."""
-    from ftlib import rounds
+    from ftlib.experiments import rounds
 
     return len(rounds.source_rows(src)[0]) if src.n is None else src.n

@@ -6,10 +6,10 @@ models), and every column of a task is scored on the *same* items: the test item
 have answered (the larger models may have answered only the first n). So the comparison is paired,
 and `n` says how many items it rests on.
 
-    python -m ftlib.size run --limit sql=592 viggo=1083 gsm8k=500   # evaluate the Qwen models (resumes)
-    python -m ftlib.size lr-check   # the fine-tuned 0.5B model's learning rate, on validation (resumes)
-    python -m ftlib.size train      # fine-tune it on each task, score it on the test items (resumes)
-    python -m ftlib.size report                                     # table, figure, paired tests
+    python -m ftlib.experiments.size run --limit sql=592 viggo=1083 gsm8k=500   # evaluate the Qwen models (resumes)
+    python -m ftlib.experiments.size lr-check   # the fine-tuned 0.5B model's learning rate, on validation (resumes)
+    python -m ftlib.experiments.size train      # fine-tune it on each task, score it on the test items (resumes)
+    python -m ftlib.experiments.size report                                     # table, figure, paired tests
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from ftlib import baselines, evals, harness, io, paths, plots, presets, report, size_tuned, tasks
+from ftlib import evals, harness, io, paths, plots, presets, report, tasks
+from ftlib.experiments import baselines, size_tuned
 
 
 def read_columns(task: str, root: Path | None = None) -> dict[str, dict]:
@@ -214,8 +215,8 @@ def _limits(items: list[str]) -> dict[str, int]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m ftlib.size run|lr-check|train|export|report|latency`."""
-    ap = argparse.ArgumentParser(prog="python -m ftlib.size", description=__doc__.split("\n")[0])
+    """`python -m ftlib.experiments.size run|lr-check|train|export|report|latency`."""
+    ap = argparse.ArgumentParser(prog="python -m ftlib.experiments.size", description=__doc__.split("\n")[0])
     ap.add_argument("command", choices=["run", "lr-check", "train", "export", "report", "latency"])
     ap.add_argument("--limit", nargs="*", default=["viggo=1083", "sql=592", "gsm8k=500"],
                     help="test items per task, TASK=N (the first N of the prepared split)")
