@@ -2,6 +2,7 @@
 
     python scripts/task_walk.py                         # harness.evaluate's `task`
     python scripts/task_walk.py train.run cfg --steps   # another function and parameter, every step listed
+    python scripts/task_walk.py --lookups               # every place a task spec is resolved (tasks.get)
 
 Method (static, by `ast`): start at the function's parameter; in its body, the tracked names are the
 parameter and every name assigned from an expression that carries it: the name, an item of it
@@ -175,7 +176,29 @@ def counts(start: tuple[str, str], param: str, show: bool = False) -> dict:
     }
 
 
+def lookups() -> list[str]:
+    """Every `tasks.get(...)` call in ftlib (outside ftlib/tasks/), as module.function: where a spec is
+    resolved. A CLI's `main` is an entry point; the others are listed for a reader to judge."""
+    out = []
+    for mod, tree in _modules().items():
+        if mod.startswith("ftlib.tasks"):
+            continue
+        for fn in ast.walk(tree):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for call in ast.walk(fn):
+                f = getattr(call, "func", None)
+                if (isinstance(f, ast.Attribute) and f.attr == "get" and isinstance(f.value, ast.Name)
+                        and f.value.id == "tasks"):
+                    out.append(f"{mod}.{fn.name}:{call.lineno}")
+    return sorted(set(out))
+
+
 def main(argv: list[str]) -> None:
+    if "--lookups" in argv:
+        found = lookups()
+        print("\n".join(found) + f"\n{len(found)} calls, {sum('.main:' in f for f in found)} in a CLI's main")
+        return
     args = [a for a in argv if a != "--steps"] or ["harness.evaluate", "task"]
     mod, fn = args[0].rsplit(".", 1)
     print(counts((f"ftlib.{mod}", fn), args[1] if len(args) > 1 else "task", show="--steps" in argv))

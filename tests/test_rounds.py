@@ -107,13 +107,13 @@ def test_quality_rows_are_rows_no_other_round_uses_and_exist(preset):
     sz = strategies.sizes(preset)
     q = strategies.quality(sz, preset)[0].rounds[0].sources[0]
     assert q.offset >= sz.n_rounds * sz.round_n + sz.st_rounds * sz.st_prompts
-    assert len(rounds.source_rows(q)[0]) == sz.quality_n  # the train split holds them all
+    assert len(rounds.source_rows(tasks.get(q.task), q)[0]) == sz.quality_n  # the train split holds them all
 
 
 def test_the_sql_filter_splits_the_rows_in_two():
-    off = rounds.source_rows(Source("sql"))[0]
-    on, info = rounds.source_rows(Source("sql", sql_filter=True))
-    flagged = rounds.source_rows(Source("sql", flagged_only=True))[0]
+    off = rounds.source_rows(tasks.SQL, Source("sql"))[0]
+    on, info = rounds.source_rows(tasks.SQL, Source("sql", sql_filter=True))
+    flagged = rounds.source_rows(tasks.SQL, Source("sql", flagged_only=True))[0]
     assert len(on) + len(flagged) == len(off) and info["dropped_by_filter"] == len(flagged) > 0
     assert all(tasks.SQL.flagged(r) for r in flagged)
     assert not any(tasks.SQL.flagged(r) for r in on)

@@ -418,16 +418,16 @@ def test_the_pipeline_calls_a_tasks_hooks_and_names_no_task(tmp_path, runs_root,
     prepare.prepare(t, sql_filter_varchar_numbers=True)
     stats = prepare.read_stats(t)
     assert stats["test"]["audit"] == {"rows": 2} and stats["test"]["kept"] == 1  # "model" flagged and dropped
-    rows, info = rounds.source_rows(rounds.Source("reverse_hooked", split="train", corrupt=0.5))
+    rows, info = rounds.source_rows(t, rounds.Source(t.name, split="train", corrupt=0.5))
     assert info["corrupted"] == 4 and {r["reversed"] for r in rows} == {"x"}
-    rows, _ = rounds.source_rows(rounds.Source("reverse_hooked", split="validation", flagged_only=True))
+    rows, _ = rounds.source_rows(t, rounds.Source(t.name, split="validation", flagged_only=True))
     assert rows == []  # nothing flagged in validation
     summary = {"metrics": {"exact": {"mean": 0.5, "ci_low": 0.2, "ci_high": 0.8, "n": 4}}}
     row = rounds._score_row("s", 1, "r", summary, t)
     assert (row["score"], row["score_ci_low"], row["exact"], row["exact_ci_high"], row["n"]) == (0.5, 0.2, 0.5, 0.8, 4)
-    tasks.register(dataclasses.replace(t, name="reverse_plain", corrupt=None))
+    plain = tasks.register(dataclasses.replace(t, name="reverse_plain", corrupt=None))
     with pytest.raises(ValueError, match="corrupt"):  # a task without the hook: the stage says so
-        rounds.source_rows(rounds.Source("reverse_plain", corrupt=0.5))
+        rounds.source_rows(plain, rounds.Source(plain.name, corrupt=0.5))
 
 
 @pytest.mark.parametrize("metrics", [["ok"], None])

@@ -92,15 +92,15 @@ SMALL_TUNED, LARGE_UNTUNED, LARGER_TUNED = COLUMNS[0].label, COLUMNS[4].label, C
 def task_for(task: str, prompting: str) -> Task:
     """The task as this prompting asks it (its few-shot count and answer budget)."""
     t, p = tasks.get(task), PROMPTINGS[prompting]
-    changes = {"max_new_tokens": budget(task, prompting)}
+    changes = {"max_new_tokens": budget(t, prompting)}
     if p.shots is not None:
         changes["few_shot"] = p.shots
     return dataclasses.replace(t, **changes)
 
 
-def budget(task: str, prompting: str) -> int:
+def budget(t: Task, prompting: str) -> int:
     """The answer budget of a task in a prompting (BUDGET, else the task's own)."""
-    return BUDGET.get((task, prompting), tasks.get(task).max_new_tokens)
+    return BUDGET.get((t.name, prompting), t.max_new_tokens)
 
 
 def hit_budget(text: str, tokenizer, limit: int) -> bool:

@@ -74,9 +74,8 @@ class Series:
     first: int = 1
 
 
-def source_rows(src: Source) -> tuple[list[dict], dict]:
-    """The rows of a Source, and what round.json records about them."""
-    t = tasks.get(src.task)
+def source_rows(t: Task, src: Source) -> tuple[list[dict], dict]:
+    """The rows of a Source of task `t` (its `src.task` resolved), and what round.json records about them."""
     rows = prepare.split_rows(t, src.split)
     dropped = 0
     if src.sql_filter or src.flagged_only:
@@ -115,7 +114,7 @@ def self_train_rows(t: Task, spec: SelfTrain, model_spec: str, fmt: str) -> tupl
     """Let the model answer spec.n training prompts; return the verified rows and the counts."""
     from ftlib.backends.local import LocalGenerator
 
-    rows = source_rows(Source(t.name, n=spec.n, offset=spec.offset, sql_filter=spec.sql_filter))[0]
+    rows = source_rows(t, Source(t.name, n=spec.n, offset=spec.offset, sql_filter=spec.sql_filter))[0]
     style = "special" if fmt == "special" else "chat"
     gen = LocalGenerator.from_spec(model_spec)
     texts, stop = prompts.batch(t, rows, style, gen.tokenizer)
@@ -128,8 +127,8 @@ def round_examples(rnd: Round, task: Task, start_spec: str, fmt: str, seed: int)
     """The round's prompt-completion examples (sources + verified answers, shuffled) and its record."""
     examples, info = [], {"round": rnd.name, "sources": [], "self_train": None}
     for src in rnd.sources:
-        rows, src_info = source_rows(src)
-        src_task = tasks.get(src.task)
+        src_task = tasks.get(src.task)  # a Source names its task: the spec enters here
+        rows, src_info = source_rows(src_task, src)
         examples += [prompts.sft_example(src_task, r, fmt) for r in rows]
         info["sources"].append(src_info)
     if rnd.self_train:

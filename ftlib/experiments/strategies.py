@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 
-from ftlib import presets, train
+from ftlib import presets, tasks, train
+from ftlib.experiments import rounds
 from ftlib.experiments.rounds import Round, SelfTrain, Series, Source
 from ftlib.presets import Sizes
 
@@ -132,6 +133,4 @@ def planned_steps(series_list: list[Series], cfg: train.TrainConfig) -> int:
 
 def _rows(src: Source) -> int:
     """Rows a Source yields (before filters)."""
-    from ftlib.experiments import rounds
-
-    return len(rounds.source_rows(src)[0]) if src.n is None else src.n
+    return len(rounds.source_rows(tasks.get(src.task), src)[0]) if src.n is None else src.n
