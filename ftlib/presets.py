@@ -1,14 +1,16 @@
 """What each preset means, in one place: one block per preset (smoke, quick, cpu, full, gpu).
 
-A preset is three things, each read by one module:
+A preset is one frozen object, resolved once where its name enters (`get(name)`: the command line,
+`make`, a notebook's first cell) and passed down. It holds three things:
 
-- `train`: overrides on the `TrainConfig` defaults; `ftlib.train.preset(name, **overrides)` builds a
-  config from them (and `python -m ftlib.train --preset NAME`).
-- `plan`: what the notebooks and `make reproduce` run (`ftlib.plan`): the tasks, the training preset
-  (plus per-task overrides), how many test items every evaluation scores (the same items before and
-  after training, so the comparison is paired), the untuned prompt styles and the notebooks.
-- `rounds`: how big every experiment of notebook 03 is (`ftlib.experiments.strategies.sizes`); None where the
-  preset has no rounds.
+- `train`: overrides on the `TrainConfig` defaults; `ftlib.train.from_preset(p, **overrides)` builds a
+  config from them (`ftlib.train.preset(name)` and `python -m ftlib.train --preset NAME` from a name).
+- `plan`: what the notebooks and `make reproduce` run: the tasks, the training preset (plus per-task
+  overrides), how many test items every evaluation scores (the same items before and after training,
+  so the comparison is paired), the untuned prompt styles and the notebooks; `ftlib.plan`'s functions
+  of the preset give its folders and each task's config.
+- `rounds`: how big every experiment of notebook 03 is (`ftlib.experiments.strategies.sizes(p)`); None
+  where the preset has no rounds.
 
 `quick` and `full` are plans over the `cpu` training preset: their `train` is cpu's own (so
 `train.preset("quick")` gives the cpu defaults) and their plans' per-task overrides size each task.

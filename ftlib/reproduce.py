@@ -123,12 +123,12 @@ def run_notebook(nb: Path, out_dir: Path, parameters: dict) -> float:
     return seconds
 
 
-def compute(p: plan.Plan, task: str, model: str) -> Path:
+def compute(p: presets.Preset, task: str, model: str) -> Path:
     """What notebook 02 computes for one task, without a notebook: the untuned evaluations and the
     fine-tuning run (with its evaluation). A machine with room for several (a GPU) runs tasks side
     by side, one process each; the notebooks then find the work finished and only read it."""
-    for style in p.baseline_styles:
-        harness.evaluate(model, task, "test", style, limit=p.eval_limit[task],
+    for style in p.plan.baseline_styles:
+        harness.evaluate(model, task, "test", style, limit=p.plan.eval_limit[task],
                          out_dir=plan.eval_dir(p, f"untuned-{style}", task, model))
     return train.run(plan.train_config(p, task, model))
 
@@ -141,13 +141,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--compute", nargs="*", metavar="TASK",
                     help="no notebooks: run the evaluations and training of these tasks (see compute())")
     args = ap.parse_args(argv)
-    the_plan = plan.get(args.preset)
+    p = presets.get(args.preset)  # resolved once: the notebooks get its name, a plain papermill parameter
     if args.compute is not None:
-        for task in args.compute or the_plan.tasks:
-            print(compute(the_plan, task, args.model), flush=True)
+        for task in args.compute or p.plan.tasks:
+            print(compute(p, task, args.model), flush=True)
         return
-    wanted = args.only or the_plan.notebooks
-    out_dir = plan.results_dir(the_plan, args.model) / "notebooks"
+    wanted = args.only or p.plan.notebooks
+    out_dir = plan.results_dir(p, args.model) / "notebooks"
     params = {"PRESET": args.preset, "MODEL": args.model}
     record = out_dir / "timings.json"
     old = read_json(record) if record.exists() else {}

@@ -156,14 +156,20 @@ def _is_kind(value: object, kind: type) -> bool:
 
 def preset(preset_name: str, /, **overrides) -> TrainConfig:
     """A TrainConfig from a named preset's training defaults (ftlib/presets.py) plus overrides,
-    e.g. `preset("cpu", task="sql")`."""
+    e.g. `preset("cpu", task="sql")`: the command line's way in (`--preset NAME`)."""
     name = preset_name  # positional-only: `name` is also a TrainConfig field (the run's name)
-    p = presets.get(name)  # a ValueError naming the choices for an unknown name
+    # presets.get: a ValueError naming the choices; `--set preset=...` may still override the field
+    return from_preset(presets.get(name), **{"preset": name, **overrides})
+
+
+def from_preset(p: presets.Preset, /, **overrides) -> TrainConfig:
+    """A TrainConfig from a resolved preset's training defaults plus overrides; its `preset` field is
+    the preset the plan trains with (cpu for quick and full) unless overridden."""
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = set(overrides) - fields
     if unknown:
         raise ValueError(f"unknown TrainConfig field(s) {sorted(unknown)}")
-    values = {**p.train, "preset": name, **overrides}
+    values = {**p.train, "preset": p.plan.train_preset, **overrides}
     if values.get("method") == "lora" and "lr" not in overrides and p.lora_lr is not None:
         values["lr"] = p.lora_lr
     return TrainConfig(**values)

@@ -42,13 +42,13 @@ def test_notebook_02_sft_config_is_the_one_training_uses(plan_name, overrides):
     """Notebook 02 writes the SFTConfig call out; the library builds the same one for the CLI and rounds."""
     from trl import SFTConfig
 
-    from ftlib import plan, runs, train
+    from ftlib import plan, presets, runs, train
 
     namespace = {"train": train, "SFTConfig": SFTConfig}
     exec(_cell("02_sft.ipynb", "def sft_config("), namespace)
-    the_plan = plan.get(plan_name)
-    for task in the_plan.tasks:
-        cfg = dataclasses.replace(plan.train_config(the_plan, task, "smollm2-135m-instruct"), **overrides)
+    p = presets.get(plan_name)
+    for task in p.plan.tasks:
+        cfg = dataclasses.replace(plan.train_config(p, task, "smollm2-135m-instruct"), **overrides)
         folder = runs.run_dir(cfg.experiment, cfg.run_name())
         assert namespace["sft_config"](cfg).to_dict() == train.make_sft_config(cfg, folder).to_dict()
 

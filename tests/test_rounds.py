@@ -5,7 +5,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
-from ftlib import io, runs, tasks, train
+from ftlib import io, presets, runs, tasks, train
 from ftlib.experiments import rounds, strategies
 from ftlib.experiments.rounds import Round, SelfTrain, Series, Source
 from ftlib.tasks import viggo
@@ -53,7 +53,7 @@ def test_a_round_must_start_from_an_earlier_round():
 
 def test_every_strategy_is_declared_for_every_preset():
     for preset in ("smoke", "cpu", "gpu"):
-        sz = strategies.sizes(preset)
+        sz = strategies.sizes(presets.get(preset))
         series = [s for group in strategies.all_series(sz, preset).values() for s in group]
         series += strategies.broad_to_specific(sz, preset)
         for s in series:
@@ -69,7 +69,7 @@ def _steps(series, cfg, names=None):
 
 @pytest.mark.parametrize("preset", ["cpu", "gpu"])  # smoke caps every round at 2 steps
 def test_every_comparison_is_at_equal_steps(preset):
-    sz = strategies.sizes(preset)
+    sz = strategies.sizes(presets.get(preset))
     cfg = strategies.base_config(sz, "m")
     groups = strategies.all_series(sz, preset)
     chain, scratch = groups["iterative"]
@@ -86,7 +86,7 @@ def test_every_comparison_is_at_equal_steps(preset):
 
 
 def test_round_numbers_follow_where_each_round_starts():
-    sz = strategies.sizes("cpu")
+    sz = strategies.sizes(presets.CPU)
     groups = strategies.all_series(sz, "cpu")
     assert list(rounds.round_numbers(groups["iterative"][0]).values()) == [1, 2, 3, 4]
     assert list(rounds.round_numbers(groups["self_training"][0]).values()) == [3, 4]  # on from round 2
@@ -104,7 +104,7 @@ def test_a_round_can_start_from_another_series_round(runs_root):
 
 @pytest.mark.parametrize("preset", ["smoke", "cpu", "gpu"])
 def test_quality_rows_are_rows_no_other_round_uses_and_exist(preset):
-    sz = strategies.sizes(preset)
+    sz = strategies.sizes(presets.get(preset))
     q = strategies.quality(sz, preset)[0].rounds[0].sources[0]
     assert q.offset >= sz.n_rounds * sz.round_n + sz.st_rounds * sz.st_prompts
     assert len(rounds.source_rows(tasks.get(q.task), q)[0]) == sz.quality_n  # the train split holds them all

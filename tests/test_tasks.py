@@ -340,11 +340,14 @@ def test_response_time_is_measured_once_per_condition(tmp_path, tiny_model_dir, 
 
 
 def test_a_plan_runs_and_reports_a_user_task(tmp_path, tiny_model_dir, runs_root):
-    from ftlib import plan, report, reproduce
+    import dataclasses
+
+    from ftlib import presets, report, reproduce
 
     path = str(write_task(tmp_path / "task"))
-    mine = plan.Plan("mine", "smoke", tasks=(path,), eval_limit={path: 2},
-                     train_overrides={path: dict(max_steps=1, n_train=4, n_val=2, bf16=False)})
+    mine = dataclasses.replace(presets.SMOKE, name="mine", plan=presets.Plan(
+        "mine", "smoke", tasks=(path,), eval_limit={path: 2},
+        train_overrides={path: dict(max_steps=1, n_train=4, n_val=2, bf16=False)}))
     model = str(tiny_model_dir)
     reproduce.compute(mine, path, model)
     found = report.evaluations(mine, model)

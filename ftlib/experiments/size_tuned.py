@@ -127,7 +127,7 @@ def latency_conditions(tuned_135m: str | None = None, runs_root: Path | None = N
     """The models whose response time the comparison measures on ViGGO: label -> (model spec, style).
     The tuned 135M model defaults to the `full` plan's ViGGO run; the tuned 0.5B one is `tuned_dir`'s."""
     if tuned_135m is None:
-        cfg = plan.train_config(plan.get("full"), "viggo", "smollm2-135m-instruct")
+        cfg = plan.train_config(presets.FULL, "viggo", "smollm2-135m-instruct")
         tuned_135m = str(runs.run_dir(cfg.experiment, cfg.run_name(), runs_root) / "model")
     return {baselines.SMALL_TUNED: (tuned_135m, "chat"),
             baselines.LARGER_TUNED: (str(tuned_dir("viggo", runs_root) / "model"), "chat"),

@@ -3,7 +3,7 @@
 The sizes are the `rounds` of each preset's block in `ftlib/presets.py`. Each builder returns the
 Series to run (the strategy and its comparison), e.g.
 
-    sizes = strategies.sizes("cpu")
+    sizes = strategies.sizes(presets.CPU)
     for s in strategies.iterative(sizes, "cpu"):
         rounds.run_series(s, strategies.base_config(sizes, model))
 """
@@ -18,12 +18,12 @@ from ftlib.experiments.rounds import Round, SelfTrain, Series, Source
 from ftlib.presets import Sizes
 
 
-def sizes(preset: str) -> Sizes:
-    """The rounds sizes of a preset (ftlib/presets.py); a ValueError for one without rounds."""
-    sz = presets.get(preset).rounds
+def sizes(p: presets.Preset) -> Sizes:
+    """The rounds sizes of a resolved preset (ftlib/presets.py); a ValueError for one without rounds."""
+    sz = p.rounds
     if sz is None:
         have = [name for name, p in presets.PRESETS.items() if p.rounds is not None]
-        raise ValueError(f"PRESET = {preset!r}: notebook 03 has no rounds of that size (its smallest real "
+        raise ValueError(f"PRESET = {p.name!r}: notebook 03 has no rounds of that size (its smallest real "
                          f"run is cpu's, 100 min on a 2-core CPU). Use one of {have}: 'smoke' shows every "
                          "step in minutes with a tiny model, 'cpu' runs the experiment, 'gpu' its scale-up")
     return sz
