@@ -11,7 +11,10 @@ Data
     prompts     rows -> prompts and completions, in every prompt style
 Training
     models      a model spec -> (model, tokenizer) on this machine's best device and dtype
-    train       TRL's SFTConfig/SFTTrainer, run() and merge(); lean (CPU speed levers), progress (its display)
+    train_config  TrainConfig: what defines a run, from a preset, `--set key=value`
+    sft         TRL and PEFT wiring: SFTConfig, LoraConfig, SFTTrainer, datasets, merge(); lean (CPU speed
+                levers), progress (its display)
+    train       run(): a run folder trained, resumed or skipped, evaluated, recorded; the command line
     runs        run folders: config, environment, logs, segments, resume
 Evaluation
     backends/   where answers come from: local transformers, a served model, an API

@@ -14,9 +14,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ftlib import paths, tasks, train
+from ftlib import paths, tasks
 from ftlib.models import DEFAULT_MODEL
 from ftlib.presets import Preset
+from ftlib.train_config import TrainConfig, from_preset
 
 
 def label(p: Preset, model: str | None = None) -> str:
@@ -40,10 +41,10 @@ def slug(model: str) -> str:
     return re.sub(r"[^\w.-]+", "_", Path(model).name)
 
 
-def train_config(p: Preset, task: str, model: str) -> train.TrainConfig:
+def train_config(p: Preset, task: str, model: str) -> TrainConfig:
     """The TrainConfig of one task under a preset's plan, its run folder in runs/<label>/."""
     overrides = {"eval_limit": p.plan.eval_limit.get(task), **p.plan.train_overrides.get(task, {})}
-    return train.from_preset(p, task=task, model=model, experiment=label(p, model), **overrides)
+    return from_preset(p, task=task, model=model, experiment=label(p, model), **overrides)
 
 
 def eval_root(p: Preset, model: str | None = None) -> Path:

@@ -3,8 +3,8 @@
 A preset is one frozen object, resolved once where its name enters (`get(name)`: the command line,
 `make`, a notebook's first cell) and passed down. It holds three things:
 
-- `train`: overrides on the `TrainConfig` defaults; `ftlib.train.from_preset(p, **overrides)` builds a
-  config from them (`ftlib.train.preset(name)` and `python -m ftlib.train --preset NAME` from a name).
+- `train`: overrides on the `TrainConfig` defaults; `ftlib.train_config.from_preset(p, **overrides)` builds a
+  config from them (`ftlib.train_config.preset(name)` and `python -m ftlib.train --preset NAME` from a name).
 - `plan`: what the notebooks and `make reproduce` run: the tasks, the training preset (plus per-task
   overrides), how many test items every evaluation scores (the same items before and after training,
   so the comparison is paired), the untuned prompt styles and the notebooks; `ftlib.plan`'s functions
@@ -13,7 +13,7 @@ A preset is one frozen object, resolved once where its name enters (`get(name)`:
   where the preset has no rounds.
 
 `quick` and `full` are plans over the `cpu` training preset: their `train` is cpu's own (so
-`train.preset("quick")` gives the cpu defaults) and their plans' per-task overrides size each task.
+`train_config.preset("quick")` gives the cpu defaults) and their plans' per-task overrides size each task.
 The comments say why a value is what it is, and where a measured value was measured.
 """
 
@@ -74,7 +74,7 @@ class Preset:
     """Everything one preset name means."""
 
     name: str
-    train: dict  # overrides on the TrainConfig defaults (ftlib.train.preset)
+    train: dict  # overrides on the TrainConfig defaults (ftlib.train_config.preset)
     plan: Plan  # what the notebooks run (ftlib.plan)
     rounds: Sizes | None = None  # notebook 03's sizes (ftlib.experiments.strategies); None: no rounds
     lora_lr: float | None = 1e-4  # method=lora without an explicit lr: the case study's LoRA lr (None:

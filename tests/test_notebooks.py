@@ -42,15 +42,15 @@ def test_notebook_02_sft_config_is_the_one_training_uses(plan_name, overrides):
     """Notebook 02 writes the SFTConfig call out; the library builds the same one for the CLI and rounds."""
     from trl import SFTConfig
 
-    from ftlib import plan, presets, runs, train
+    from ftlib import plan, presets, runs, sft, train_config
 
-    namespace = {"train": train, "SFTConfig": SFTConfig}
+    namespace = {"sft": sft, "train_config": train_config, "SFTConfig": SFTConfig}
     exec(_cell("02_sft.ipynb", "def sft_config("), namespace)
     p = presets.get(plan_name)
     for task in p.plan.tasks:
         cfg = dataclasses.replace(plan.train_config(p, task, "smollm2-135m-instruct"), **overrides)
         folder = runs.run_dir(cfg.experiment, cfg.run_name())
-        assert namespace["sft_config"](cfg).to_dict() == train.make_sft_config(cfg, folder).to_dict()
+        assert namespace["sft_config"](cfg).to_dict() == sft.make_sft_config(cfg, folder).to_dict()
 
 
 @pytest.fixture(scope="session")

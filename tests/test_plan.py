@@ -2,7 +2,7 @@
 
 import pytest
 
-from ftlib import data, plan, prepare, presets, train
+from ftlib import data, plan, prepare, presets, sft
 
 
 def test_every_plan_resolves_for_each_of_its_tasks():
@@ -20,7 +20,7 @@ def test_full_plan_trains_on_every_row_and_scores_every_test_item():
         cfg = plan.train_config(p, task, "smollm2-135m-instruct")
         assert cfg.n_train is None  # all usable rows
         assert cfg.eval_limit >= len(data.load_rows(task, "test"))  # every test item
-        assert cfg.bf16 is None  # the machine decides (train.use_bf16)
+        assert cfg.bf16 is None  # the machine decides (sft.use_bf16)
         assert cfg.eval_steps  # checkpoints within an epoch: a CPU run resumes minutes back
     # Gemma 3 270M (a base model) on the same items where installed, with the plain-text prompt
     from ftlib import models, prompts
@@ -36,7 +36,7 @@ def test_full_plan_examples_are_the_whole_usable_split(runs_root):
 
     tok = models.load_tokenizer()
     cfg = plan.train_config(presets.FULL, "viggo", "smollm2-135m-instruct")
-    examples = train.build_examples(cfg, "train", cfg.n_train, tok)
+    examples = sft.build_examples(cfg, "train", cfg.n_train, tok)
     rows = prepare.load_split("viggo", "train")
     assert len(examples) == len(rows) == 5103
 

@@ -5,10 +5,10 @@ from dataclasses import replace
 
 import pytest
 
-from ftlib import paths, plan, presets, prompts, reproduce, tasks, train
+from ftlib import paths, plan, presets, prompts, reproduce, tasks, train, train_config
 from ftlib.experiments import strategies
 
-HINTS = typing.get_type_hints(train.TrainConfig)
+HINTS = typing.get_type_hints(train_config.TrainConfig)
 NOTEBOOKS = {p.name[:2] for p in reproduce.notebooks()}
 
 
@@ -95,7 +95,7 @@ def test_the_check_finds_each_inconsistency(table, expected):
 
 def test_every_name_resolves_in_train_plan_and_strategies():
     for name, p in presets.PRESETS.items():
-        cfg = train.preset(name)
+        cfg = train_config.preset(name)
         assert cfg.preset == name and all(getattr(cfg, k) == v for k, v in p.train.items())
         for task in p.plan.tasks:
             assert plan.train_config(p, task, "smollm2-135m-instruct").task == task
@@ -138,14 +138,15 @@ def test_notebook_03_runs_a_preset_at_its_own_size_or_refuses_it_with_the_altern
 
 
 def test_a_preset_name_is_resolved_only_where_it_enters():
-    """`presets.get` only at the edges: a command line (reproduce, train --preset), the README writer,
-    a notebook's first code cell; below them functions take the Preset (plan, train.from_preset)."""
+    """`presets.get` only at the edges: a command line (reproduce; train --preset, through
+    train_config.preset), the README writer, a notebook's first code cell; below them functions take
+    the Preset (plan, train_config.from_preset)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("task_walk", paths.ROOT / "scripts" / "task_walk.py")
     walk = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(walk)
     found = {site.split(":")[0] for site in walk.lookups("presets")}
-    edges = {"ftlib.reproduce.main", "ftlib.train.preset", "ftlib.readme.preset_words"}
+    edges = {"ftlib.reproduce.main", "ftlib.train_config.preset", "ftlib.readme.preset_words"}
     assert {s for s in found if not s.startswith("notebooks/")} == edges
     assert all(s.endswith("#code cell 1") for s in found if s.startswith("notebooks/"))

@@ -5,7 +5,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
-from ftlib import io, presets, runs, tasks, train
+from ftlib import io, presets, runs, sft, tasks, train, train_config
 from ftlib.experiments import rounds, strategies
 from ftlib.experiments.rounds import Round, SelfTrain, Series, Source
 from ftlib.tasks import viggo
@@ -46,8 +46,8 @@ def test_keep_verified_keeps_only_what_the_scorer_accepts():
 def test_a_round_must_start_from_an_earlier_round():
     s = Series("s", "viggo", (Round("a", start="b"), Round("b")))
     with pytest.raises(ValueError):
-        rounds.round_config(s, 0, train.preset("smoke"))
-    cfg = rounds.round_config(s, 1, train.preset("smoke"))
+        rounds.round_config(s, 0, train_config.preset("smoke"))
+    cfg = rounds.round_config(s, 1, train_config.preset("smoke"))
     assert cfg.init_from.endswith("a") and cfg.experiment == "s" and cfg.name == "b"
 
 
@@ -58,7 +58,7 @@ def test_every_strategy_is_declared_for_every_preset():
         series += strategies.broad_to_specific(sz, preset)
         for s in series:
             for i in range(len(s.rounds)):
-                rounds.round_config(s, i, train.preset(sz.train_preset))
+                rounds.round_config(s, i, train_config.preset(sz.train_preset))
     assert strategies.planned_steps(series, strategies.base_config(sz, "m")) > 0
 
 
@@ -96,10 +96,10 @@ def test_round_numbers_follow_where_each_round_starts():
 
 def test_a_round_can_start_from_another_series_round(runs_root):
     s = Series("later", "viggo", (Round("r", start="earlier/round-2"),))
-    cfg = rounds.round_config(s, 0, train.preset("smoke"))
+    cfg = rounds.round_config(s, 0, train_config.preset("smoke"))
     assert cfg.init_from == str(runs.run_dir("earlier", "round-2"))
     with pytest.raises(RuntimeError, match="not a finished run"):  # the other series has not run
-        train.start_spec(cfg)
+        sft.start_spec(cfg)
 
 
 @pytest.mark.parametrize("preset", ["smoke", "cpu", "gpu"])
@@ -133,8 +133,8 @@ class Watch(TrainerCallback):
             raise KeyboardInterrupt("simulated interruption")
 
 
-def two_rounds(tiny_model_dir) -> tuple[Series, train.TrainConfig]:
-    base = train.preset("smoke", model=str(tiny_model_dir), bf16=False, max_steps=4, n_val=4,
+def two_rounds(tiny_model_dir) -> tuple[Series, train_config.TrainConfig]:
+    base = train_config.preset("smoke", model=str(tiny_model_dir), bf16=False, max_steps=4, n_val=4,
                         epochs=1, eval_steps=2, eval_limit=2)
     series = Series("two", "viggo", (Round("r1", (Source("viggo", n=8),)),
                                       Round("r2", (Source("viggo", n=8, offset=8),),
@@ -190,6 +190,6 @@ def test_callbacks_cannot_run_in_a_round_of_its_own_process(tiny_model_dir, runs
 
 @pytest.mark.slow
 def test_a_run_that_fails_in_its_own_process_says_which(runs_root):
-    cfg = train.preset("smoke", model=str(runs_root / "no-such-model"), experiment="x", name="broken")
+    cfg = train_config.preset("smoke", model=str(runs_root / "no-such-model"), experiment="x", name="broken")
     with pytest.raises(RuntimeError, match="x/broken failed in its own process"):
         train.run_in_fresh_process(cfg)

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from ftlib import harness, prepare, prompts, scorers, tasks, train
+from ftlib import harness, prepare, prompts, scorers, tasks, train, train_config
 from ftlib.io import DataFormatError
 
 ROWS = [{"prompt": f"What is {a} plus {b}?", "completion": str(a + b)} for a in range(7) for b in range(6)]
@@ -277,7 +277,7 @@ def test_changed_files_are_prepared_again(tmp_path, runs_root):
 
 def test_a_user_task_trains_and_is_scored_by_its_scorer(tmp_path, tiny_model_dir, runs_root):
     path = write_task(tmp_path / "task")
-    cfg = train.preset("smoke", task=str(path), model=str(tiny_model_dir), bf16=False, experiment="mine",
+    cfg = train_config.preset("smoke", task=str(path), model=str(tiny_model_dir), bf16=False, experiment="mine",
                        max_steps=2, n_train=8, n_val=2, eval_limit=3)
     folder = train.run(cfg)
     assert folder.name == "addition-full-smoke"

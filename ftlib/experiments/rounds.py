@@ -9,7 +9,7 @@ evaluation (the first `eval_limit` test items of the series' task), so rounds ar
 
     s = Series("viggo-two", "viggo", (Round("r1", (Source("viggo", n=64),)),
                                       Round("r2", (Source("viggo", n=64, offset=64),))))
-    folders = run_series(s, train.preset("cpu", eval_limit=50))
+    folders = run_series(s, train_config.preset("cpu", eval_limit=50))
     rows = table([s])                          # plots.rounds(rows) draws them
 
 The strategies (broad -> specific, growing data, verified self-training, quality) are in
@@ -25,8 +25,9 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ftlib import evals, io, paths, prepare, prompts, runs, tasks, train
+from ftlib import evals, io, paths, prepare, prompts, runs, sft, tasks, train
 from ftlib.tasks import Task
+from ftlib.train_config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ def round_dir(series: Series, name: str) -> Path:
     return runs.run_dir(series.name, name)
 
 
-def round_config(series: Series, i: int, base: train.TrainConfig) -> train.TrainConfig:
+def round_config(series: Series, i: int, base: TrainConfig) -> TrainConfig:
     """Round i's TrainConfig: base + the round's overrides, starting where the round says."""
     rnd = series.rounds[i]
     start = series.rounds[i - 1].name if rnd.start == "previous" and i > 0 else rnd.start
@@ -160,7 +161,7 @@ def round_config(series: Series, i: int, base: train.TrainConfig) -> train.Train
                                init_from=init, **{"n_train": None, **rnd.train})
 
 
-def run_round(series: Series, i: int, base: train.TrainConfig, callbacks=(), fresh_process: bool | None = None) -> Path:
+def run_round(series: Series, i: int, base: TrainConfig, callbacks=(), fresh_process: bool | None = None) -> Path:
     """Build (or reuse) round i's data, train it into its run folder, evaluate; skip if done.
 
     The training (and its evaluation) runs in a fresh Python process (`train.run_in_fresh_process`)
@@ -174,7 +175,7 @@ def run_round(series: Series, i: int, base: train.TrainConfig, callbacks=(), fre
         return folder
     data_path = folder / "round_data.jsonl"
     if not data_path.exists():  # else resuming: the same examples, not a second round of self-training
-        examples, info = round_examples(series.rounds[i], tasks.get(series.task), train.start_spec(cfg), cfg.fmt,
+        examples, info = round_examples(series.rounds[i], tasks.get(series.task), sft.start_spec(cfg), cfg.fmt,
                                         cfg.seed)
         io.write_json(folder / "round.json", info)
         io.write_text_atomic(data_path, "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in examples))
@@ -184,10 +185,10 @@ def run_round(series: Series, i: int, base: train.TrainConfig, callbacks=(), fre
     return train.run_in_fresh_process(cfg) if fresh else train.run(cfg, callbacks=callbacks)
 
 
-def untrained_round(cfg: train.TrainConfig, folder: Path) -> Path:
+def untrained_round(cfg: TrainConfig, folder: Path) -> Path:
     """A round with nothing to train on (self-training that verified no answer): its model is the
     model it starts from (a link to it), evaluated like every round, so the series goes on."""
-    start = Path(train.start_spec(cfg))
+    start = Path(sft.start_spec(cfg))
     if not start.is_dir():
         raise ValueError(f"round {cfg.name!r} has no examples and starts from {start}, not a run folder")
     link = folder / "model"
@@ -199,13 +200,13 @@ def untrained_round(cfg: train.TrainConfig, folder: Path) -> Path:
     return folder
 
 
-def run_series(series: Series, base: train.TrainConfig, callbacks=(), fresh_process: bool | None = None) -> list[Path]:
+def run_series(series: Series, base: TrainConfig, callbacks=(), fresh_process: bool | None = None) -> list[Path]:
     """Run every round in order (finished ones skipped); return their folders. Each round trains in
     its own process unless callbacks are given (`run_round`)."""
     return [run_round(series, i, base, callbacks, fresh_process) for i in range(len(series.rounds))]
 
 
-def base_score(task: str, base: train.TrainConfig, experiment: str) -> dict | None:
+def base_score(task: str, base: TrainConfig, experiment: str) -> dict | None:
     """The untrained start model under the same evaluation (round 0 of every series)."""
     from ftlib import harness
 

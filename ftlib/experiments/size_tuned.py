@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ftlib import evals, io, paths, plan, plots, presets, report, runs, train
+from ftlib import evals, io, paths, plan, plots, presets, report, runs, train, train_config
 from ftlib import latency as timing
 from ftlib.experiments import baselines, sweep
 
@@ -18,9 +18,9 @@ def tuned_dir(task: str, runs_root: Path | None = None) -> Path:
     return (runs_root or paths.runs_dir()) / "size" / f"{presets.SIZE_TUNED_MODEL}-{task}"
 
 
-def tuned_config(task: str) -> train.TrainConfig:
+def tuned_config(task: str) -> train_config.TrainConfig:
     """The larger model's TrainConfig on a task: the cpu preset, presets.SIZE_TUNED, scored on test."""
-    return train.preset("cpu", task=task, model=presets.SIZE_TUNED_MODEL, method="full", experiment="size",
+    return train_config.preset("cpu", task=task, model=presets.SIZE_TUNED_MODEL, method="full", experiment="size",
                         name=tuned_dir(task).name, eval_split="test", **presets.SIZE_SPEED, **presets.SIZE_TUNED[task])
 
 
@@ -51,7 +51,7 @@ def lr_name(task: str, lr: float, method: str = "full") -> str:
     return f"{task}-0.5b-{method}-{lr:.0e}-{c['n_train']}x{c['epochs']}".replace("e-0", "e-")
 
 
-def arm_config(task: str, method: str, lr: float) -> train.TrainConfig:
+def arm_config(task: str, method: str, lr: float) -> train_config.TrainConfig:
     """One learning-rate arm: a sweep arm (`sweep.config`: its preset, LoRA settings and validation
     scoring) of the larger model, sized by presets.SIZE_LR_CHECK, in runs/size-lr/."""
     c = presets.SIZE_LR_CHECK

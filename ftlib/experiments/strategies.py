@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from ftlib import presets, tasks, train
+from ftlib import presets, tasks, train_config
 from ftlib.experiments import rounds
 from ftlib.experiments.rounds import Round, SelfTrain, Series, Source
 from ftlib.presets import Sizes
@@ -29,9 +29,9 @@ def sizes(p: presets.Preset) -> Sizes:
     return sz
 
 
-def base_config(sz: Sizes, model: str, **overrides) -> train.TrainConfig:
+def base_config(sz: Sizes, model: str, **overrides) -> train_config.TrainConfig:
     """The TrainConfig every round starts from: the train preset plus the sizes' overrides."""
-    return train.preset(sz.train_preset, model=model, eval_limit=sz.eval_limit, **{**sz.train, **overrides})
+    return train_config.preset(sz.train_preset, model=model, eval_limit=sz.eval_limit, **{**sz.train, **overrides})
 
 
 def _steps(sz: Sizes, rows: int) -> int:
@@ -39,7 +39,7 @@ def _steps(sz: Sizes, rows: int) -> int:
     return _rows_to_steps(rows, base_config(sz, "m"))
 
 
-def _rows_to_steps(rows: int, cfg: train.TrainConfig, epochs: float | None = None) -> int:
+def _rows_to_steps(rows: int, cfg: train_config.TrainConfig, epochs: float | None = None) -> int:
     """Optimizer steps of `rows` rows for `epochs` (cfg's by default) at cfg's batch and accumulation."""
     return math.ceil(rows / (cfg.batch_size * cfg.grad_accum)) * math.ceil(cfg.epochs if epochs is None else epochs)
 
@@ -117,7 +117,7 @@ def all_series(sz: Sizes, prefix: str) -> dict[str, list[Series]]:
             "quality": quality(sz, prefix), "sql": sql(sz, prefix)}
 
 
-def planned_steps(series_list: list[Series], cfg: train.TrainConfig) -> int:
+def planned_steps(series_list: list[Series], cfg: train_config.TrainConfig) -> int:
     """Optimizer steps the series will take (self-training counted at its most): the time budget."""
     total = 0
     for s in series_list:

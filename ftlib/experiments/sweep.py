@@ -21,7 +21,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from ftlib import evals, io, paths, plots, presets, report, runs, tasks, train
+from ftlib import evals, io, paths, plots, presets, report, runs, tasks, train, train_config
 
 EXPERIMENT = "sweep"
 
@@ -55,7 +55,7 @@ def grid(task: str) -> list[Arm]:
     return arms
 
 
-def config(task: str, arm: Arm, model: str, val_limit: int, **overrides) -> train.TrainConfig:
+def config(task: str, arm: Arm, model: str, val_limit: int, **overrides) -> train_config.TrainConfig:
     """The TrainConfig of one arm: the sweep's preset and sizes (`presets.SWEEP`), scored on the
     validation split."""
     sizes = presets.SWEEP
@@ -63,7 +63,7 @@ def config(task: str, arm: Arm, model: str, val_limit: int, **overrides) -> trai
                   epochs=arm.epochs, **sizes.train, experiment=EXPERIMENT,
                   name=f"{task}-{arm.name}", eval_split="validation", eval_limit=val_limit,
                   **(sizes.lora if arm.method == "lora" else {}))
-    return train.preset(sizes.train_preset, **{**values, **overrides})
+    return train_config.preset(sizes.train_preset, **{**values, **overrides})
 
 
 def row(task: str, arm: Arm, folder: Path) -> dict:
