@@ -108,6 +108,16 @@ def retext(executed: Path, lesson: Path) -> None:
     executed.write_text(lab_form(nbformat.writes(copy)))
 
 
+def parameters(nb: Path, preset: str, model: str) -> dict:
+    """What a notebook is given, of what it declares in its parameters cell: PRESET (the preset's name),
+    SMOKE (a notebook for which a preset is only a size switch: smoke or not) and MODEL."""
+    import papermill
+
+    given = {"PRESET": preset, "SMOKE": preset == "smoke", "MODEL": model}
+    declared = papermill.inspect_notebook(str(nb))
+    return {k: v for k, v in given.items() if k in declared}
+
+
 def run_notebook(nb: Path, out_dir: Path, parameters: dict) -> float:
     """Execute one notebook with papermill into out_dir, tidied; return its wall time in seconds."""
     import papermill
@@ -148,7 +158,6 @@ def main(argv: list[str] | None = None) -> None:
         return
     wanted = args.only or p.plan.notebooks
     out_dir = plan.results_dir(p, args.model) / "notebooks"
-    params = {"PRESET": args.preset, "MODEL": args.model}
     record = out_dir / "timings.json"
     old = read_json(record) if record.exists() else {}
     timings, kinds = old.get("seconds", {}), old.get("cpu_kind", {})  # `--only` keeps the others'
@@ -156,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
         if not any(nb.name.startswith(p) for p in wanted):
             continue
         print(f"== {nb.name} (preset {args.preset}) -> {paths.shown(out_dir / nb.name)}", flush=True)
-        timings[nb.name] = round(run_notebook(nb, out_dir, params), 1)
+        timings[nb.name] = round(run_notebook(nb, out_dir, parameters(nb, args.preset, args.model)), 1)
         kinds[nb.name] = runs.cpu_kind()  # a time means little without the CPU that took it
         print(f"   {timings[nb.name]} s", flush=True)
     write_json(record, {"preset": args.preset, "model": paths.shown(args.model) if Path(args.model).exists()
