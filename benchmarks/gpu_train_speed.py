@@ -98,7 +98,7 @@ def main() -> None:
     tok = models.load_tokenizer(args.tokenizer)
     for arm in args.arms or ARMS:
         cfg = train_config.preset("gpu", task="gsm8k", n_val=16, max_steps=args.steps, eval_steps=10_000,
-                           warmup_steps=0, scheduler="constant", lr=1e-5, grad_accum=1, bf16=True, **ARMS[arm])
+                                  warmup_steps=0, scheduler="constant", lr=1e-5, grad_accum=1, bf16=True, **ARMS[arm])
         cfg.n_train = cfg.batch_size * args.steps
         try:
             tps, n_params, losses = _measure(cfg, tok)

@@ -121,7 +121,7 @@ def _train(cfg: TrainConfig, folder: Path, callbacks, args) -> None:
     resume = runs.last_checkpoint(folder)
     logger = runs.RunLogger(folder)
     trainer = sft.make_trainer(cfg, folder, model, tok, train_ds, val_ds,
-                           callbacks=[logger, runs.FiniteGuard(), *callbacks], args=args)
+                               callbacks=[logger, runs.FiniteGuard(), *callbacks], args=args)
     t0 = time.perf_counter()
     try:
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)

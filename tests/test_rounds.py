@@ -135,7 +135,7 @@ class Watch(TrainerCallback):
 
 def two_rounds(tiny_model_dir) -> tuple[Series, train_config.TrainConfig]:
     base = train_config.preset("smoke", model=str(tiny_model_dir), bf16=False, max_steps=4, n_val=4,
-                        epochs=1, eval_steps=2, eval_limit=2)
+                               epochs=1, eval_steps=2, eval_limit=2)
     series = Series("two", "viggo", (Round("r1", (Source("viggo", n=8),)),
                                       Round("r2", (Source("viggo", n=8, offset=8),),
                                             self_train=SelfTrain(2, offset=16))))

@@ -278,7 +278,7 @@ def test_changed_files_are_prepared_again(tmp_path, runs_root):
 def test_a_user_task_trains_and_is_scored_by_its_scorer(tmp_path, tiny_model_dir, runs_root):
     path = write_task(tmp_path / "task")
     cfg = train_config.preset("smoke", task=str(path), model=str(tiny_model_dir), bf16=False, experiment="mine",
-                       max_steps=2, n_train=8, n_val=2, eval_limit=3)
+                              max_steps=2, n_train=8, n_val=2, eval_limit=3)
     folder = train.run(cfg)
     assert folder.name == "addition-full-smoke"
     s = json.loads((folder / "eval" / "summary.json").read_text())

@@ -21,7 +21,8 @@ def tuned_dir(task: str, runs_root: Path | None = None) -> Path:
 def tuned_config(task: str) -> train_config.TrainConfig:
     """The larger model's TrainConfig on a task: the cpu preset, presets.SIZE_TUNED, scored on test."""
     return train_config.preset("cpu", task=task, model=presets.SIZE_TUNED_MODEL, method="full", experiment="size",
-                        name=tuned_dir(task).name, eval_split="test", **presets.SIZE_SPEED, **presets.SIZE_TUNED[task])
+                               name=tuned_dir(task).name, eval_split="test", **presets.SIZE_SPEED,
+                               **presets.SIZE_TUNED[task])
 
 
 def train_tasks(names: tuple[str, ...] = tuple(presets.SIZE_TUNED)) -> list[dict]:
