@@ -53,16 +53,16 @@ setup-qwen: setup
 # (resumes per chunk), then results/size/. Needs make setup-qwen and the full plan's committed predictions.
 SIZE_LIMITS ?= viggo=1083 sql=592 gsm8k=500
 size: setup
-	$(BIN)/python -m ftlib.size run --limit $(SIZE_LIMITS)
-	$(BIN)/python -m ftlib.size report > /dev/null
+	$(BIN)/python -m ftlib.experiments.size run --limit $(SIZE_LIMITS)
+	$(BIN)/python -m ftlib.experiments.size report > /dev/null
 
 # The fine-tuned larger model of the size comparison (presets.SIZE_TUNED): the learning-rate arms on
 # validation, then one process per task (resumes; a finished task is skipped), then the report.
 SIZE_TASKS ?= viggo sql gsm8k
 size-tuned: setup
-	$(BIN)/python -m ftlib.size lr-check > /dev/null
-	for t in $(SIZE_TASKS); do $(BIN)/python -m ftlib.size train --tasks $$t || exit 1; done
-	$(BIN)/python -m ftlib.size report > /dev/null
+	$(BIN)/python -m ftlib.experiments.size lr-check > /dev/null
+	for t in $(SIZE_TASKS); do $(BIN)/python -m ftlib.experiments.size train --tasks $$t || exit 1; done
+	$(BIN)/python -m ftlib.experiments.size report > /dev/null
 
 # Tests in parallel (pytest-xdist): two workers on a 2-core machine, more where there are more cores.
 test: setup

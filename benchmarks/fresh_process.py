@@ -26,8 +26,9 @@ import resource
 import shutil
 import tempfile
 
-from ftlib import io, rounds, runs, train
-from ftlib.rounds import Round, Series, Source
+from ftlib import io, runs, train_config
+from ftlib.experiments import rounds
+from ftlib.experiments.rounds import Round, Series, Source
 
 
 def tokens_per_s(folder) -> float:
@@ -44,7 +45,7 @@ def main() -> None:
     root = tempfile.mkdtemp(prefix="fresh-process-")
     os.environ["FTLIB_RUNS"] = root  # every run of this benchmark, removed at the end
     rows = 8 * args.steps  # batch 8, one epoch
-    base = train.preset("cpu", epochs=1, n_val=32, warmup_steps=5, lr=2e-4, eval_limit=0)
+    base = train_config.preset("cpu", epochs=1, n_val=32, warmup_steps=5, lr=2e-4, eval_limit=0)
 
     def one_round(name: str, offset: int) -> Round:
         return Round(name, (Source("viggo", n=rows, offset=offset),), start="base")

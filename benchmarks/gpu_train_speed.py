@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from ftlib import models, train
+from ftlib import models, sft, train_config
 
 # Dense bf16 tensor-core peaks (no sparsity), TFLOP/s, from NVIDIA's data sheets (SXM parts).
 PEAK_TFLOPS = {"H100": 989.4, "H200": 989.4, "A100": 312.0}
@@ -97,8 +97,8 @@ def main() -> None:
           flush=True)
     tok = models.load_tokenizer(args.tokenizer)
     for arm in args.arms or ARMS:
-        cfg = train.preset("gpu", task="gsm8k", n_val=16, max_steps=args.steps, eval_steps=10_000,
-                           warmup_steps=0, scheduler="constant", lr=1e-5, grad_accum=1, bf16=True, **ARMS[arm])
+        cfg = train_config.preset("gpu", task="gsm8k", n_val=16, max_steps=args.steps, eval_steps=10_000,
+                                  warmup_steps=0, scheduler="constant", lr=1e-5, grad_accum=1, bf16=True, **ARMS[arm])
         cfg.n_train = cfg.batch_size * args.steps
         try:
             tps, n_params, losses = _measure(cfg, tok)
@@ -116,16 +116,16 @@ def main() -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
-def _measure(cfg: train.TrainConfig, tok) -> tuple[float, int, list[float]]:
+def _measure(cfg: train_config.TrainConfig, tok) -> tuple[float, int, list[float]]:
     """Train one arm for cfg.max_steps steps; time the steps after a 5-step warm-up."""
     from sft_speed import StepTimer
 
     model = random_model(len(tok), tok.pad_token_id, tok.eos_token_id)
     n_params = sum(p.numel() for p in model.parameters())
-    train_ds, val_ds, _ = train.datasets_for(cfg, tok)
+    train_ds, val_ds, _ = sft.datasets_for(cfg, tok)
     timer = StepTimer(sync=torch.cuda.synchronize)
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = train.make_trainer(cfg, Path(tmp), model, tok, train_ds, val_ds, callbacks=[timer])
+        trainer = sft.make_trainer(cfg, Path(tmp), model, tok, train_ds, val_ds, callbacks=[timer])
         trainer.train()
     timed = timer.steps[5:]
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]

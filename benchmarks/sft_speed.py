@@ -7,7 +7,7 @@ The model: `--model` when it is installed (`make setup`, `make setup-qwen`), els
 initialised model of the same architecture (`ARCHS`) with the embedded model's tokenizer, so anyone
 can run it without the weights; `--layers N` keeps N of its layers (random weights: minutes, not hours,
 on 2 cores), `--tiny` shrinks it to 2 layers of width 64 (CI). Every arm trains a
-fresh copy (same seed) through `ftlib.train.make_trainer`, TRL's SFTTrainer as a run uses it, on the
+fresh copy (same seed) through `ftlib.sft.make_trainer`, TRL's SFTTrainer as a run uses it, on the
 same ViGGO batches; the arms differ only in their TrainConfig speed levers. Arms are interleaved
 (A B A B ...) so a neighbour's load hits all of them; each repeat's first step is left out (warm-up,
 compilation).
@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
-from ftlib import models, presets, runs, train
+from ftlib import models, presets, runs, sft, train, train_config
 
 # Qwen2Config of the models the size comparison trains (their config.json): random weights of this shape
 ARCHS = {
@@ -74,8 +74,8 @@ def model_and_tokenizer(spec: str, tiny: bool, layers: int | None = None):
     """(model, tokenizer, 'real' or 'random weights'): the installed model, else (or with `layers`,
     fewer decoder layers than the real model) a random one."""
     if not tiny and not layers and models.is_installed(spec):
-        cfg = train.TrainConfig(model=spec)
-        return (*train.load_for_training(cfg, spec), "real")
+        cfg = train_config.TrainConfig(model=spec)
+        return (*sft.load_for_training(cfg, spec), "real")
     if spec not in ARCHS and not tiny:  # e.g. the embedded 135M model before `make setup`
         raise SystemExit(
             f"--model {spec}: not installed, and no random architecture for it; "
@@ -114,7 +114,7 @@ def reset_peak_memory() -> None:
         pass
 
 
-def measure(cfg: train.TrainConfig, shape: dict, profile: bool = False) -> dict:
+def measure(cfg: train_config.TrainConfig, shape: dict, profile: bool = False) -> dict:
     """One arm once: tokens/s after the first step, losses, parameters, peak GiB (and a profile);
     `shape`: model_and_tokenizer's tiny and layers."""
     matmul = runs.matmul_gflops(train_dtype(cfg))  # beside each arm: a neighbour's load moves it
@@ -122,14 +122,14 @@ def measure(cfg: train.TrainConfig, shape: dict, profile: bool = False) -> dict:
     threads = torch.get_num_threads()  # an arm may set its own (torch_threads): the next gets it back
     model, tok, weights = model_and_tokenizer(cfg.model, **shape)
     n_params = sum(p.numel() for p in model.parameters())
-    train_ds, val_ds, _ = train.datasets_for(cfg, tok)
+    train_ds, val_ds, _ = sft.datasets_for(cfg, tok)
     timer = StepTimer(profile_step=1 if profile else None)
     with tempfile.TemporaryDirectory() as tmp:
-        args = train.make_sft_config(cfg, Path(tmp))
+        args = sft.make_sft_config(cfg, Path(tmp))
         # Training steps only: no evaluation, checkpoint or best-model reload at the end
         args.eval_strategy = args.save_strategy = "no"
         args.load_best_model_at_end = False
-        trainer = train.make_trainer(cfg, Path(tmp), model, tok, train_ds, val_ds, callbacks=[timer], args=args)
+        trainer = sft.make_trainer(cfg, Path(tmp), model, tok, train_ds, val_ds, callbacks=[timer], args=args)
         trainer.train()
     torch.set_num_threads(threads)
     timed = timer.steps[1:]
@@ -185,9 +185,9 @@ def profile_groups(prof, wall: float, vocab: int) -> dict[str, float]:
     return seconds
 
 
-def train_dtype(cfg: train.TrainConfig) -> torch.dtype:
+def train_dtype(cfg: train_config.TrainConfig) -> torch.dtype:
     """The dtype an arm's matmuls run in: bf16 under autocast, else fp32."""
-    return torch.bfloat16 if train.use_bf16(cfg) else torch.float32
+    return torch.bfloat16 if sft.use_bf16(cfg) else torch.float32
 
 
 def cpu_description() -> str:
@@ -222,7 +222,7 @@ LADDER: list[tuple[str, dict]] = [("compile_layers", dict(compile_layers=True)),
 
 def configs(
     model: str, method: str, steps: int, ladder: bool, tiny: bool, trl: bool = False
-) -> dict[str, train.TrainConfig]:
+) -> dict[str, train_config.TrainConfig]:
     """The arms: (TRL's defaults,) `today`, the ladder's rungs, and the `cpu` preset as it is now."""
     common = dict(
         task="viggo",
@@ -239,13 +239,13 @@ def configs(
         max_length=256,
         seed=0,
     )
-    arms = {"trl_defaults": train.preset("cpu", **{**common, **TRL_DEFAULTS})} if trl else {}
-    arms["today"] = train.preset("cpu", **common, **TODAY)
+    arms = {"trl_defaults": train_config.preset("cpu", **{**common, **TRL_DEFAULTS})} if trl else {}
+    arms["today"] = train_config.preset("cpu", **common, **TODAY)
     levers = dict(TODAY)
     for name, change in LADDER if ladder else []:
         levers.update(change)
-        arms[f"+{name}"] = train.preset("cpu", **common, **levers)
-    arms["cpu_preset"] = train.preset("cpu", **common, **presets.SIZE_SPEED)  # as the larger model's runs train
+        arms[f"+{name}"] = train_config.preset("cpu", **common, **levers)
+    arms["cpu_preset"] = train_config.preset("cpu", **common, **presets.SIZE_SPEED)  # as the larger model's runs train
     return arms
 
 
@@ -302,7 +302,7 @@ def main() -> None:
     rates = matmul_rates()
     print(f"threads {torch.get_num_threads()}  matmul: " + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in rates.items()))
     arms = configs(args.model, args.method, args.steps, args.ladder, args.tiny, args.trl_defaults)
-    bf16 = train.use_bf16(arms["cpu_preset"])
+    bf16 = sft.use_bf16(arms["cpu_preset"])
     if args.arms:
         wanted = args.arms.split(",")
         if unknown := set(wanted) - set(arms):

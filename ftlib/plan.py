@@ -1,9 +1,10 @@
 """Where a preset's plan runs: its label, run folders, result folders and the config of each task.
 
-The plans themselves (tasks, training preset and per-task overrides, test items, untuned styles,
-notebooks) are blocks of `ftlib/presets.py`, one per preset. Runs land in `runs/<label>/...`, figures,
-tables and executed notebooks in `results/<label>/`, where the label is the plan's name, or
-`<plan>-<model>` for a model other than the default (a user's own run never overwrites the reference
+Every function takes the resolved preset (`presets.get(name)`, once, where the name enters: the
+command line, `make`, a notebook's first cell) and reads its plan (tasks, per-task overrides, test
+items, untuned styles, notebooks: a block of `ftlib/presets.py`). Runs land in `runs/<label>/...`,
+figures, tables and executed notebooks in `results/<label>/`, where the label is the preset's name, or
+`<preset>-<model>` for a model other than the default (a user's own run never overwrites the reference
 run's results). Smoke runs are tests: their results go to `runs/results/`, never into the committed
 `results/`.
 """
@@ -13,28 +14,22 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ftlib import paths, presets, tasks
-from ftlib.presets import Plan
-
-PLANS: dict[str, Plan] = {name: p.plan for name, p in presets.PRESETS.items()}  # a view of the presets
-
-
-def get(name: str) -> Plan:
-    """The plan of a preset name (ftlib/presets.py)."""
-    return presets.get(name).plan
+from ftlib import paths, tasks
+from ftlib.models import DEFAULT_MODEL
+from ftlib.presets import Preset
+from ftlib.train_config import TrainConfig, from_preset
 
 
-def label(plan: Plan, model: str | None = None) -> str:
-    """The plan's name, or `<plan>-<model>` for a model other than the default.
+def label(p: Preset, model: str | None = None) -> str:
+    """The preset's name, or `<preset>-<model>` for a model other than the default.
 
-    >>> label(PLANS["cpu"]), label(PLANS["cpu"], "meta-llama/Llama-2-7b-hf")
+    >>> from ftlib import presets
+    >>> label(presets.CPU), label(presets.CPU, "meta-llama/Llama-2-7b-hf")
     ('cpu', 'cpu-Llama-2-7b-hf')
     """
-    from ftlib.models import DEFAULT_MODEL
-
     if model in (None, DEFAULT_MODEL):
-        return plan.name
-    return f"{plan.name}-{slug(model)}"
+        return p.plan.name
+    return f"{p.plan.name}-{slug(model)}"
 
 
 def slug(model: str) -> str:
@@ -46,26 +41,24 @@ def slug(model: str) -> str:
     return re.sub(r"[^\w.-]+", "_", Path(model).name)
 
 
-def train_config(plan: Plan, task: str, model: str):
-    """The ftlib.train config of one task under a plan, its run folder in runs/<label>/."""
-    from ftlib import train
-
-    overrides = {"eval_limit": plan.eval_limit.get(task), **plan.train_overrides.get(task, {})}
-    return train.preset(plan.train_preset, task=task, model=model, experiment=label(plan, model), **overrides)
+def train_config(p: Preset, task: str, model: str) -> TrainConfig:
+    """The TrainConfig of one task under a preset's plan, its run folder in runs/<label>/."""
+    overrides = {"eval_limit": p.plan.eval_limit.get(task), **p.plan.train_overrides.get(task, {})}
+    return from_preset(p, task=task, model=model, experiment=label(p, model), **overrides)
 
 
-def eval_root(plan: Plan, model: str | None = None) -> Path:
+def eval_root(p: Preset, model: str | None = None) -> Path:
     """runs/<label>/eval/: one folder per evaluation that is not a training run's own."""
-    return paths.runs_dir() / label(plan, model) / "eval"
+    return paths.runs_dir() / label(p, model) / "eval"
 
 
-def eval_dir(plan: Plan, name: str, task: str, model: str | None = None) -> Path:
+def eval_dir(p: Preset, name: str, task: str, model: str | None = None) -> Path:
     """runs/<label>/eval/<name>-<task name>: where an untuned (or other) evaluation writes."""
-    return eval_root(plan, model) / f"{name}-{tasks.name(task)}"
+    return eval_root(p, model) / f"{name}-{tasks.name(task)}"
 
 
-def results_dir(plan: Plan, model: str | None = None) -> Path:
+def results_dir(p: Preset, model: str | None = None) -> Path:
     """results/<label>/: the committed figures, tables and executed notebooks of a plan's run
     (runs/results/<label>/ for smoke runs: tests must not touch the committed results)."""
-    root = paths.runs_dir() / "results" if plan.name == "smoke" else paths.results_dir()
-    return root / label(plan, model)
+    root = paths.runs_dir() / "results" if p.plan.name == "smoke" else paths.results_dir()
+    return root / label(p, model)

@@ -1,17 +1,19 @@
 """What each preset means, in one place: one block per preset (smoke, quick, cpu, full, gpu).
 
-A preset is three things, each read by one module:
+A preset is one frozen object, resolved once where its name enters (`get(name)`: the command line,
+`make`, a notebook's first cell) and passed down. It holds three things:
 
-- `train`: overrides on the `TrainConfig` defaults; `ftlib.train.preset(name, **overrides)` builds a
-  config from them (and `python -m ftlib.train --preset NAME`).
-- `plan`: what the notebooks and `make reproduce` run (`ftlib.plan`): the tasks, the training preset
-  (plus per-task overrides), how many test items every evaluation scores (the same items before and
-  after training, so the comparison is paired), the untuned prompt styles and the notebooks.
-- `rounds`: how big every experiment of notebook 03 is (`ftlib.strategies.sizes`); None where the
-  preset has no rounds.
+- `train`: overrides on the `TrainConfig` defaults; `ftlib.train_config.from_preset(p, **overrides)` builds a
+  config from them (`ftlib.train_config.preset(name)` and `python -m ftlib.train --preset NAME` from a name).
+- `plan`: what the notebooks and `make reproduce` run: the tasks, the training preset (plus per-task
+  overrides), how many test items every evaluation scores (the same items before and after training,
+  so the comparison is paired), the untuned prompt styles and the notebooks; `ftlib.plan`'s functions
+  of the preset give its folders and each task's config.
+- `rounds`: how big every experiment of notebook 03 is (`ftlib.experiments.strategies.sizes(p)`); None
+  where the preset has no rounds.
 
 `quick` and `full` are plans over the `cpu` training preset: their `train` is cpu's own (so
-`train.preset("quick")` gives the cpu defaults) and their plans' per-task overrides size each task.
+`train_config.preset("quick")` gives the cpu defaults) and their plans' per-task overrides size each task.
 The comments say why a value is what it is, and where a measured value was measured.
 """
 
@@ -72,16 +74,16 @@ class Preset:
     """Everything one preset name means."""
 
     name: str
-    train: dict  # overrides on the TrainConfig defaults (ftlib.train.preset)
+    train: dict  # overrides on the TrainConfig defaults (ftlib.train_config.preset)
     plan: Plan  # what the notebooks run (ftlib.plan)
-    rounds: Sizes | None = None  # notebook 03's sizes (ftlib.strategies); None: no rounds
+    rounds: Sizes | None = None  # notebook 03's sizes (ftlib.experiments.strategies); None: no rounds
     lora_lr: float | None = 1e-4  # method=lora without an explicit lr: the case study's LoRA lr (None:
     #                               the preset's own lr)
 
 
 @dataclass(frozen=True)
 class SweepSizes:
-    """The recipe sweep's fixed settings (`ftlib.sweep`); each task's arms are its `Task.sweep_grid`."""
+    """The recipe sweep's fixed settings (`ftlib.experiments.sweep`); each task's arms are its `Task.sweep_grid`."""
 
     train_preset: str  # the preset every arm trains with
     train: dict  # TrainConfig overrides of every arm
@@ -205,7 +207,7 @@ GPU = Preset(
                  train=dict(epochs=3, batch_size=16, grad_accum=4, lr=1e-5, n_val=200)),
 )
 
-# The size comparison's fine-tuned larger model (notebook 07; `make size-tuned`, `python -m ftlib.size
+# The size comparison's fine-tuned larger model (notebook 07; `make size-tuned`, `python -m ftlib.experiments.size
 # train`): Qwen2.5-Coder-0.5B-Instruct, full fine-tuning on the cpu preset's defaults with these
 # per-task settings, then scored on the comparison's test items. The learning rate is this model's,
 # not 135M's (2e-4): the arms below on ViGGO's validation split (results/size/lr_check.md: 320 rows x 1

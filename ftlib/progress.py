@@ -2,7 +2,7 @@
 
 In a notebook kernel: transformers' own notebook callback (a live bar, and a table with one row per
 evaluation). Elsewhere (a terminal, or a run in a child process whose output a notebook streams,
-`train.run_in_fresh_process`): a text bar on stdout and about ten table rows. `train.make_trainer`
+`train.run_in_fresh_process`): a text bar on stdout and about ten table rows. `sft.make_trainer`
 installs one of them in place of the log printer that `disable_tqdm=True` would add.
 """
 

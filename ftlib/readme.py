@@ -16,19 +16,20 @@ import re
 import sys
 from pathlib import Path
 
-from ftlib import evals, paths, plots, presets, size
+from ftlib import evals, paths, plots, presets
+from ftlib.experiments import baselines
 
 BLOCK = re.compile(r"(<!-- numbers:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /numbers -->)", re.S)
 VALUE = re.compile(r"(<!--n:(?P<key>[\w.-]+)-->)(?P<body>.*?)(<!--/n-->)")
 TASKS = ("viggo", "sql", "gsm8k")
 # The README's headline per task: GSM8K by its last number (flexible-extract), since the untuned
-# chat models end with \boxed{} rather than `#### n` (size.METRIC); strict-match is shown beside it.
-HEADLINE = dict(size.METRIC)
+# chat models end with \boxed{} rather than `#### n` (baselines.METRIC); strict-match is shown beside it.
+HEADLINE = dict(baselines.METRIC)
 OTHER = {"gsm8k": "strict_match"}
 METRIC_WORDS = {"attribute_types": "function + attribute types", "execution_match": "execution match",
                 "flexible_extract": "last number", "strict_match": "strict-match, the `####` line"}
 COLUMNS = {"u135": "SmolLM2-135M untuned", "u05": "Qwen2.5-Coder-0.5B untuned",
-           "u15": "Qwen2.5-Coder-1.5B untuned", "t135": size.SMALL_TUNED, "t05": size.LARGER_TUNED}
+           "u15": "Qwen2.5-Coder-1.5B untuned", "t135": baselines.SMALL_TUNED, "t05": baselines.LARGER_TUNED}
 HEADERS = {"u135": "untuned 135M", "u05": "untuned 0.5B", "u15": "untuned 1.5B",
            "t135": "**tuned 135M**", "t05": "**tuned 0.5B**"}
 PRESETS = ("quick", "cpu", "full")
@@ -93,7 +94,7 @@ def size_values(root: Path) -> dict[str, str]:
             values[f"{task}.n"] = f"{row['n']:,}"
         for p in _rows(root / "size", "paired.csv"):
             key = next(k for k, v in COLUMNS.items() if v == p["b"])
-            if p["task"] == task and p["a"] == size.LARGE_UNTUNED:
+            if p["task"] == task and p["a"] == baselines.LARGE_UNTUNED:
                 values[f"{task}.{key}.wins"] = str(p["only_after"])
                 values[f"{task}.{key}.losses"] = str(p["only_before"])
                 values[f"{task}.{key}.p"] = f"{p['p']:.2g}"
@@ -154,10 +155,10 @@ def size_table(root: Path) -> str:
              "|---" * (len(HEADERS) + 2) + "|"]
     for task, metric in [*HEADLINE.items(), ("gsm8k", OTHER["gsm8k"])]:
         rows = strict if metric != HEADLINE[task] else [r for r in scores if r["task"] == task]
-        n = _find(rows, model=size.SMALL_TUNED)["n"]
+        n = _find(rows, model=baselines.SMALL_TUNED)["n"]
         cells = [with_ci(_find(rows, model=label)) for label in COLUMNS.values()]
         cells = [f"**{c}**" if HEADERS[k].startswith("**") else c for k, c in zip(HEADERS, cells)]
-        study = "{} → {}".format(*size.CASE_STUDY[task]) if metric == HEADLINE[task] else ""
+        study = "{} → {}".format(*plots.CASE_STUDY_13B[task]) if metric == HEADLINE[task] else ""
         lines.append(f"| {task_name(task)} ({METRIC_WORDS[metric]}, {n:,}) | " + " | ".join(cells) + f" | {study} |")
     gsm8k = [r for r in scores if r["task"] == "gsm8k"]
     cut = [pct(_find(gsm8k, model=label).get("truncated")) for label in COLUMNS.values()]

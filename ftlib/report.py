@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ftlib import evals, io, tasks
 from ftlib import plan as plans
+from ftlib.presets import Preset
 
 
 def summary_row(summary: dict, label: str) -> dict:
@@ -26,23 +27,23 @@ def score_text(row: dict | None) -> str:
     return evals.Score.from_row(row or {}).text()
 
 
-def tuned_eval_dir(plan: plans.Plan, task: str, model: str) -> Path:
-    """Where the fine-tuned model of a plan's task was evaluated (its run folder's eval/)."""
+def tuned_eval_dir(p: Preset, task: str, model: str) -> Path:
+    """Where the fine-tuned model of a preset's task was evaluated (its run folder's eval/)."""
     from ftlib import runs
 
-    cfg = plans.train_config(plan, task, model)
+    cfg = plans.train_config(p, task, model)
     return runs.run_dir(cfg.experiment, cfg.run_name()) / "eval"
 
 
-def evaluations(plan: plans.Plan, model: str) -> dict[tuple[str, str], Path]:
-    """Every finished evaluation of a plan: {(task, label): folder}, untuned and tuned."""
+def evaluations(p: Preset, model: str) -> dict[tuple[str, str], Path]:
+    """Every finished evaluation of a preset's plan: {(task, label): folder}, untuned and tuned."""
     found = {}
-    for summary in sorted(plans.eval_root(plan, model).glob("*/summary.json")):
+    for summary in sorted(plans.eval_root(p, model).glob("*/summary.json")):
         s = io.read_json(summary)
         label = summary.parent.name.removesuffix(f"-{tasks.name(s['task'])}")
         found[(s["task"], label)] = summary.parent
-    for task in plan.tasks:
-        folder = tuned_eval_dir(plan, task, model)
+    for task in p.plan.tasks:
+        folder = tuned_eval_dir(p, task, model)
         if (folder / "summary.json").exists():
             found[(task, "fine-tuned")] = folder
     return found

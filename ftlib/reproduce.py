@@ -108,6 +108,16 @@ def retext(executed: Path, lesson: Path) -> None:
     executed.write_text(lab_form(nbformat.writes(copy)))
 
 
+def parameters(nb: Path, preset: str, model: str) -> dict:
+    """What a notebook is given, of what it declares in its parameters cell: PRESET (the preset's name),
+    SMOKE (a notebook for which a preset is only a size switch: smoke or not) and MODEL."""
+    import papermill
+
+    given = {"PRESET": preset, "SMOKE": preset == "smoke", "MODEL": model}
+    declared = papermill.inspect_notebook(str(nb))
+    return {k: v for k, v in given.items() if k in declared}
+
+
 def run_notebook(nb: Path, out_dir: Path, parameters: dict) -> float:
     """Execute one notebook with papermill into out_dir, tidied; return its wall time in seconds."""
     import papermill
@@ -123,12 +133,12 @@ def run_notebook(nb: Path, out_dir: Path, parameters: dict) -> float:
     return seconds
 
 
-def compute(p: plan.Plan, task: str, model: str) -> Path:
+def compute(p: presets.Preset, task: str, model: str) -> Path:
     """What notebook 02 computes for one task, without a notebook: the untuned evaluations and the
     fine-tuning run (with its evaluation). A machine with room for several (a GPU) runs tasks side
     by side, one process each; the notebooks then find the work finished and only read it."""
-    for style in p.baseline_styles:
-        harness.evaluate(model, task, "test", style, limit=p.eval_limit[task],
+    for style in p.plan.baseline_styles:
+        harness.evaluate(model, task, "test", style, limit=p.plan.eval_limit[task],
                          out_dir=plan.eval_dir(p, f"untuned-{style}", task, model))
     return train.run(plan.train_config(p, task, model))
 
@@ -141,14 +151,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--compute", nargs="*", metavar="TASK",
                     help="no notebooks: run the evaluations and training of these tasks (see compute())")
     args = ap.parse_args(argv)
-    the_plan = plan.get(args.preset)
+    p = presets.get(args.preset)  # resolved once: the notebooks get its name, a plain papermill parameter
     if args.compute is not None:
-        for task in args.compute or the_plan.tasks:
-            print(compute(the_plan, task, args.model), flush=True)
+        for task in args.compute or p.plan.tasks:
+            print(compute(p, task, args.model), flush=True)
         return
-    wanted = args.only or the_plan.notebooks
-    out_dir = plan.results_dir(the_plan, args.model) / "notebooks"
-    params = {"PRESET": args.preset, "MODEL": args.model}
+    wanted = args.only or p.plan.notebooks
+    out_dir = plan.results_dir(p, args.model) / "notebooks"
     record = out_dir / "timings.json"
     old = read_json(record) if record.exists() else {}
     timings, kinds = old.get("seconds", {}), old.get("cpu_kind", {})  # `--only` keeps the others'
@@ -156,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
         if not any(nb.name.startswith(p) for p in wanted):
             continue
         print(f"== {nb.name} (preset {args.preset}) -> {paths.shown(out_dir / nb.name)}", flush=True)
-        timings[nb.name] = round(run_notebook(nb, out_dir, params), 1)
+        timings[nb.name] = round(run_notebook(nb, out_dir, parameters(nb, args.preset, args.model)), 1)
         kinds[nb.name] = runs.cpu_kind()  # a time means little without the CPU that took it
         print(f"   {timings[nb.name]} s", flush=True)
     write_json(record, {"preset": args.preset, "model": paths.shown(args.model) if Path(args.model).exists()

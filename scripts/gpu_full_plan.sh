@@ -18,13 +18,13 @@ for task in gsm8k viggo sql; do
   python3 -m ftlib.reproduce --preset full --compute "$task" > "runs/logs/full_$task.log" 2>&1 &
   pids+=($!)
 done
-python3 -m ftlib.sweep --task viggo --arms full-0.0002-1600x2 full-0.0001-1600x2 full-0.0004-1600x2 \
+python3 -m ftlib.experiments.sweep --task viggo --arms full-0.0002-1600x2 full-0.0001-1600x2 full-0.0004-1600x2 \
     > runs/logs/sweep_viggo_a.log 2>&1 &
 pids+=($!)
-python3 -m ftlib.sweep --task viggo --arms full-0.0002-800x4 full-0.0002-3200x1 lora-0.001-1600x2 \
+python3 -m ftlib.experiments.sweep --task viggo --arms full-0.0002-800x4 full-0.0002-3200x1 lora-0.001-1600x2 \
     > runs/logs/sweep_viggo_b.log 2>&1 &
 pids+=($!)
 wait_packing "$LIMIT" "${pids[@]}"
-for task in viggo; do python3 -m ftlib.sweep --task "$task" --table-only > "runs/logs/sweep_table_$task.log" 2>&1; done
+for task in viggo; do python3 -m ftlib.experiments.sweep --task "$task" --table-only > "runs/logs/sweep_table_$task.log" 2>&1; done
 pack
 tail -n 3 runs/logs/*.log

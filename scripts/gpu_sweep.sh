@@ -2,7 +2,7 @@
 # Recipe-sweep arms on one GPU, one process per arm side by side (a 135M model at batch 8 leaves
 # the card mostly idle), then `benchmarks/gpu_train_speed.py` alone on the card. Light results (no
 # weights) are packed into $OUT/runs.tgz every 30 s and at the end, so a run cut short still returns
-# what finished; bring them home with `tar xzf runs.tgz` in the repo and `python -m ftlib.sweep
+# what finished; bring them home with `tar xzf runs.tgz` in the repo and `python -m ftlib.experiments.sweep
 # --task TASK --table-only`, which adds the arms to the committed table.
 #
 #   OUT=/some/folder scripts/gpu_sweep.sh SECONDS TASK ARM [ARM ...]
@@ -16,7 +16,7 @@ prepare.prepare('$TASK')" || exit 1
 
 pids=()
 for arm in "$@"; do
-  python3 -m ftlib.sweep --task "$TASK" --arms "$arm" > "runs/logs/sweep_${TASK}_$arm.log" 2>&1 &
+  python3 -m ftlib.experiments.sweep --task "$TASK" --arms "$arm" > "runs/logs/sweep_${TASK}_$arm.log" 2>&1 &
   pids+=($!)
 done
 wait_packing "$LIMIT" "${pids[@]}"

@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 
 from ftlib import evals, paths, plots, report, tasks
-from ftlib import sweep as sweep_lib
+from ftlib.experiments import sweep as sweep_lib
 
 ROOT = Path(paths.ROOT) / "results"
 

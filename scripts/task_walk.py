@@ -2,6 +2,7 @@
 
     python scripts/task_walk.py                         # harness.evaluate's `task`
     python scripts/task_walk.py train.run cfg --steps   # another function and parameter, every step listed
+    python scripts/task_walk.py --lookups [presets]     # every place a task spec (a preset name) is resolved
 
 Method (static, by `ast`): start at the function's parameter; in its body, the tracked names are the
 parameter and every name assigned from an expression that carries it: the name, an item of it
@@ -18,6 +19,7 @@ a module entered before) and the steps into each module.
 from __future__ import annotations
 
 import ast
+import json
 import sys
 from collections import Counter
 from pathlib import Path
@@ -175,7 +177,35 @@ def counts(start: tuple[str, str], param: str, show: bool = False) -> dict:
     }
 
 
+def _is_get(node: ast.AST, registry: str) -> bool:
+    f = getattr(node, "func", None)
+    return isinstance(f, ast.Attribute) and f.attr == "get" and isinstance(f.value, ast.Name) and f.value.id == registry
+
+
+def lookups(registry: str = "tasks") -> list[str]:
+    """Every `<registry>.get(...)` call (tasks: a task spec resolved; presets: a preset name) in ftlib's
+    functions (outside the registry's own package) and in the lessons' code cells: module.function or
+    notebook#cell. A CLI's `main` and a notebook's first cells are entry points; judge the others."""
+    out = []
+    for mod, tree in _modules().items():
+        if mod.startswith(f"ftlib.{registry}"):
+            continue
+        for fn in ast.walk(tree):
+            if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                out += [f"{mod}.{fn.name}:{c.lineno}" for c in ast.walk(fn) if _is_get(c, registry)]
+    for nb in sorted((ROOT.parent / "notebooks").glob("*.ipynb")):
+        code = [c for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"]
+        for i, cell in enumerate(code):
+            tree = ast.parse("".join(cell["source"]))
+            out += [f"notebooks/{nb.name}#code cell {i}" for c in ast.walk(tree) if _is_get(c, registry)]
+    return sorted(set(out))
+
+
 def main(argv: list[str]) -> None:
+    if "--lookups" in argv:
+        found = lookups(next((a for a in argv if a in ("tasks", "presets")), "tasks"))
+        print("\n".join(found) + f"\n{len(found)} calls, {sum('.main:' in f for f in found)} in a CLI's main")
+        return
     args = [a for a in argv if a != "--steps"] or ["harness.evaluate", "task"]
     mod, fn = args[0].rsplit(".", 1)
     print(counts((f"ftlib.{mod}", fn), args[1] if len(args) > 1 else "task", show="--steps" in argv))

@@ -5,8 +5,9 @@ import json
 
 import pytest
 
-from ftlib import baselines, models, prepare, prompts, tasks
+from ftlib import models, prepare, prompts, tasks
 from ftlib.backends.local import LocalGenerator
+from ftlib.experiments import baselines
 
 
 def write(path, records):

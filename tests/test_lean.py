@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ftlib import lean, presets, train
+from ftlib import lean, presets, sft, train, train_config
 from tests.test_train import smoke
 
 
@@ -63,9 +63,9 @@ def test_lean_loss_equals_trl_loss_and_gradients(tiny_model_dir, runs_root, padd
     results = []
     for lean_loss in (False, True):
         cfg = smoke(tiny_model_dir, n_train=8, padding_free=padding_free, lean_loss=lean_loss)
-        model, tok = train.load_for_training(cfg, cfg.model)
-        train_ds, val_ds, _ = train.datasets_for(cfg, tok)
-        trainer = train.make_trainer(cfg, runs_root / str(lean_loss), model, tok, train_ds, val_ds)
+        model, tok = sft.load_for_training(cfg, cfg.model)
+        train_ds, val_ds, _ = sft.datasets_for(cfg, tok)
+        trainer = sft.make_trainer(cfg, runs_root / str(lean_loss), model, tok, train_ds, val_ds)
         assert (type(trainer).__name__ == "LeanSFTTrainer") == lean_loss
         batch = next(iter(trainer.get_train_dataloader()))
         model.train()
@@ -99,10 +99,10 @@ def test_compiled_layers_give_the_same_loss_and_gradients(tiny_model_dir, runs_r
     results = []
     for compiled in (False, True):
         cfg = smoke(tiny_model_dir, n_train=8, compile_layers=compiled)
-        model, tok = train.load_for_training(cfg, cfg.model)
+        model, tok = sft.load_for_training(cfg, cfg.model)
         names = list(model.state_dict())
-        train_ds, val_ds, _ = train.datasets_for(cfg, tok)
-        trainer = train.make_trainer(cfg, runs_root / str(compiled), model, tok, train_ds, val_ds)
+        train_ds, val_ds, _ = sft.datasets_for(cfg, tok)
+        trainer = sft.make_trainer(cfg, runs_root / str(compiled), model, tok, train_ds, val_ds)
         assert all((layer._compiled_call_impl is not None) == compiled for layer in model.model.layers)
         batches = iter(trainer.get_train_dataloader())
         model.train()
@@ -121,11 +121,11 @@ def test_compiled_layers_give_the_same_loss_and_gradients(tiny_model_dir, runs_r
 def test_layers_compile_on_cpus_where_inductor_builds(monkeypatch):
     from ftlib import models
 
-    size_run = train.preset("cpu", **presets.SIZE_SPEED)  # the larger model's runs: detect
+    size_run = train_config.preset("cpu", **presets.SIZE_SPEED)  # the larger model's runs: detect
     monkeypatch.setattr(lean, "can_compile", lambda: False)  # no C++ compiler: eager
-    assert not train.use_compile(size_run)
+    assert not sft.use_compile(size_run)
     monkeypatch.setattr(lean, "can_compile", lambda: True)
-    assert train.use_compile(size_run) == (models.pick_device().type == "cpu")
-    assert not train.use_compile(train.preset("smoke"))  # tests: compiling costs more than the run
-    assert not train.use_compile(train.preset("cpu"))  # the 135M presets: not measured there, off
-    assert train.use_compile(train.preset("cpu", compile_layers=True))  # explicit wins
+    assert sft.use_compile(size_run) == (models.pick_device().type == "cpu")
+    assert not sft.use_compile(train_config.preset("smoke"))  # tests: compiling costs more than the run
+    assert not sft.use_compile(train_config.preset("cpu"))  # the 135M presets: not measured there, off
+    assert sft.use_compile(train_config.preset("cpu", compile_layers=True))  # explicit wins

@@ -2,6 +2,7 @@
 smoke mode (tiny random model, a handful of examples) — in order, each reading what the one
 before wrote to disk."""
 
+import ast
 import dataclasses
 import json
 from pathlib import Path
@@ -24,11 +25,32 @@ def test_notebook_is_committed_clean_with_parameters(nb):
     params = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(params) == 1
     src = "".join(params[0]["source"])
-    assert "PRESET =" in src and "MODEL =" in src
+    assert ("PRESET =" in src or "SMOKE =" in src) and "MODEL =" in src
     assert src.startswith("# Parameters"), "the cell says what it is to a reader"
     assert max(map(len, src.splitlines())) <= 90, "parameter comments fit the notebook's width"
     assert cells[0]["cell_type"] == "markdown" and cells[0]["source"][0].startswith("# ")
 
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_parameter_is_reassigned_after_the_parameters_cell(nb):
+    """A parameter means what the parameters cell (or papermill) says, all the way down."""
+    code = [c for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"]
+    i = next(i for i, c in enumerate(code) if "parameters" in c["metadata"].get("tags", []))
+    declared = {t.id for n in ast.parse("".join(code[i]["source"])).body if isinstance(n, ast.Assign)
+                for t in n.targets if isinstance(t, ast.Name)}
+    stored = {x.id for c in code[i + 1:] for x in ast.walk(ast.parse("".join(c["source"])))
+              if isinstance(x, ast.Name) and isinstance(x.ctx, ast.Store)}
+    assert declared & stored == set()
+
+
+def test_reproduce_gives_each_notebook_the_parameters_it_declares():
+    """PRESET where a notebook reads the preset, SMOKE where a preset is only a size switch."""
+    by_name = {nb.name[:2]: nb for nb in NOTEBOOKS}
+    assert reproduce.parameters(by_name["02"], "smoke", "m") == {"PRESET": "smoke", "MODEL": "m"}
+    for n in ("05", "06", "07"):
+        assert reproduce.parameters(by_name[n], "smoke", "m") == {"SMOKE": True, "MODEL": "m"}
+        assert reproduce.parameters(by_name[n], "cpu", "m") == {"SMOKE": False, "MODEL": "m"}
 
 def _cell(nb_name: str, marker: str) -> str:
     """The source of the first code cell of a lesson notebook that contains `marker`."""
@@ -42,15 +64,15 @@ def test_notebook_02_sft_config_is_the_one_training_uses(plan_name, overrides):
     """Notebook 02 writes the SFTConfig call out; the library builds the same one for the CLI and rounds."""
     from trl import SFTConfig
 
-    from ftlib import plan, runs, train
+    from ftlib import plan, presets, runs, sft, train_config
 
-    namespace = {"train": train, "SFTConfig": SFTConfig}
+    namespace = {"sft": sft, "train_config": train_config, "SFTConfig": SFTConfig}
     exec(_cell("02_sft.ipynb", "def sft_config("), namespace)
-    the_plan = plan.get(plan_name)
-    for task in the_plan.tasks:
-        cfg = dataclasses.replace(plan.train_config(the_plan, task, "smollm2-135m-instruct"), **overrides)
+    p = presets.get(plan_name)
+    for task in p.plan.tasks:
+        cfg = dataclasses.replace(plan.train_config(p, task, "smollm2-135m-instruct"), **overrides)
         folder = runs.run_dir(cfg.experiment, cfg.run_name())
-        assert namespace["sft_config"](cfg).to_dict() == train.make_sft_config(cfg, folder).to_dict()
+        assert namespace["sft_config"](cfg).to_dict() == sft.make_sft_config(cfg, folder).to_dict()
 
 
 @pytest.fixture(scope="session")
@@ -81,7 +103,7 @@ def test_notebook_runs_in_smoke_mode_and_shows_every_figure_it_saves(nb, smoke_e
     root, model = smoke_env
     results = next(iter((root / "runs" / "results").glob("smoke*")), root / "none")
     before = _pngs(results)
-    reproduce.run_notebook(nb, root / "executed", {"PRESET": "smoke", "MODEL": model})
+    reproduce.run_notebook(nb, root / "executed", reproduce.parameters(nb, "smoke", model))
     executed = json.loads((root / "executed" / nb.name).read_text())
     code = [c for c in executed["cells"] if c["cell_type"] == "code"]
     errors = [o for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"]

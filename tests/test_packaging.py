@@ -65,6 +65,24 @@ def test_the_package_map_names_every_module():
     assert modules - named == set()
 
 
+
+def test_the_experiments_map_names_its_modules_and_the_core_imports_none():
+    """ftlib/experiments/ lists its modules; the pipeline below never imports an experiment (readme, which
+    writes the README from every result, is the one reader above them)."""
+    import ast
+
+    import ftlib.experiments
+
+    folder = paths.ROOT / "ftlib" / "experiments"
+    modules = {p.stem for p in folder.glob("*.py") if p.stem != "__init__"}
+    assert modules - set(re.findall(r"[a-z_]+", ftlib.experiments.__doc__)) == set()
+    core = [p for p in (paths.ROOT / "ftlib").rglob("*.py") if folder not in p.parents]
+    imports = {p.name: {n.module for n in ast.walk(ast.parse(p.read_text())) if isinstance(n, ast.ImportFrom)}
+               for p in core if p.stem != "readme"}
+    above = {name for name, mods in imports.items() if any(m and m.startswith("ftlib.experiments") for m in mods)}
+    assert above == set()
+
+
 def test_environment_yml_adds_the_embedded_model_as_make_setup_does():
     """The conda route documents the model step; its commands are the Makefile's and exist."""
     import shlex

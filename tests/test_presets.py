@@ -5,9 +5,10 @@ from dataclasses import replace
 
 import pytest
 
-from ftlib import plan, presets, prompts, reproduce, strategies, tasks, train
+from ftlib import paths, plan, presets, prompts, reproduce, tasks, train, train_config
+from ftlib.experiments import strategies
 
-HINTS = typing.get_type_hints(train.TrainConfig)
+HINTS = typing.get_type_hints(train_config.TrainConfig)
 NOTEBOOKS = {p.name[:2] for p in reproduce.notebooks()}
 
 
@@ -39,7 +40,7 @@ def problems(table: dict[str, presets.Preset]) -> list[str]:
         out += _overrides(f"{key}.train", p.train)
         if pl.train_preset not in table:
             out.append(f"{key}.plan: train preset {pl.train_preset!r} does not exist")
-        elif table[pl.train_preset].train != p.train:
+        elif (table[pl.train_preset].train, table[pl.train_preset].lora_lr) != (p.train, p.lora_lr):
             out.append(f"{key}: trains with other defaults than its plan's train preset {pl.train_preset!r}")
         out += [f"{key}.plan: no task {t!r}" for t in pl.tasks if t not in tasks.names()]
         out += [f"{key}.plan: no eval_limit for {t!r}" for t in pl.tasks if t not in pl.eval_limit]
@@ -75,6 +76,7 @@ def _broken(name: str, **changes) -> dict:
     (_broken("quick", plan__name="cpu"), "named 'quick', its plan 'cpu'"),
     (_broken("quick", plan__train_preset="laptop"), "train preset 'laptop' does not exist"),
     (_broken("cpu", rounds__train_preset="laptop"), "cpu.rounds: train preset 'laptop'"),
+    (_broken("full", lora_lr=3e-4), "other defaults than its plan's"),
     (_broken("full", train=dict(presets.CPU.train, lr=3e-4)), "other defaults than its plan's"),
     (_broken("gpu", train=dict(presets.GPU.train, learning_rate=1e-5)), "'learning_rate' is not a TrainConfig"),
     (_broken("cpu", plan__train_overrides={"viggo": dict(n_train="all")}), "n_train='all' is not"),
@@ -93,18 +95,16 @@ def test_the_check_finds_each_inconsistency(table, expected):
 
 def test_every_name_resolves_in_train_plan_and_strategies():
     for name, p in presets.PRESETS.items():
-        cfg = train.preset(name)
+        cfg = train_config.preset(name)
         assert cfg.preset == name and all(getattr(cfg, k) == v for k, v in p.train.items())
-        assert plan.get(name) is plan.PLANS[name] is p.plan
         for task in p.plan.tasks:
-            assert plan.train_config(p.plan, task, "smollm2-135m-instruct").task == task
+            assert plan.train_config(p, task, "smollm2-135m-instruct").task == task
         if p.rounds is None:
             with pytest.raises(ValueError, match="has no rounds of that size"):
-                strategies.sizes(name)
+                strategies.sizes(p)
         else:
-            assert strategies.sizes(name) is p.rounds
+            assert strategies.sizes(p) is p.rounds
             assert strategies.base_config(p.rounds, "m").eval_limit == p.rounds.eval_limit
-    assert list(plan.PLANS) == list(presets.PRESETS)
     with pytest.raises(ValueError, match="expected one of"):
         presets.get("laptop")
 
@@ -126,12 +126,27 @@ def test_no_other_module_keeps_a_preset_table():
 
 @pytest.mark.parametrize("name", list(presets.PRESETS))
 def test_notebook_03_runs_a_preset_at_its_own_size_or_refuses_it_with_the_alternative(name):
-    """Notebook 03 calls strategies.sizes(PRESET) first: `quick` must not silently run cpu's 100 minutes."""
-    from ftlib import strategies
+    """Notebook 03 calls strategies.sizes(P) first: `quick` must not silently run cpu's 100 minutes."""
+    from ftlib.experiments import strategies
 
     if presets.get(name).rounds is None:
         with pytest.raises(ValueError, match=rf"PRESET = '{name}'.*'smoke'.*'cpu'"):
-            strategies.sizes(name)
+            strategies.sizes(presets.get(name))
     else:
-        assert strategies.sizes(name) is presets.get(name).rounds
+        assert strategies.sizes(presets.get(name)) is presets.get(name).rounds
     assert presets.get("quick").rounds is None
+
+
+def test_a_preset_name_is_resolved_only_where_it_enters():
+    """`presets.get` only at the edges: a command line (reproduce; train --preset, through
+    train_config.preset), the README writer, a notebook's first code cell; below them functions take
+    the Preset (plan, train_config.from_preset)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("task_walk", paths.ROOT / "scripts" / "task_walk.py")
+    walk = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(walk)
+    found = {site.split(":")[0] for site in walk.lookups("presets")}
+    edges = {"ftlib.reproduce.main", "ftlib.train_config.preset", "ftlib.readme.preset_words"}
+    assert {s for s in found if not s.startswith("notebooks/")} == edges
+    assert all(s.endswith("#code cell 1") for s in found if s.startswith("notebooks/"))

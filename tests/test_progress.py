@@ -56,9 +56,9 @@ def test_tied_head_warning_is_dropped_only_for_tied_models(caplog):
 
 
 def test_a_training_run_prints_a_bar_and_a_table_not_dicts(tiny_model_dir, runs_root, capsys):
-    from ftlib import train
+    from ftlib import train, train_config
 
-    cfg = train.preset("smoke", model=str(tiny_model_dir), experiment="p", max_steps=20, n_train=16, n_val=2)
+    cfg = train_config.preset("smoke", model=str(tiny_model_dir), experiment="p", max_steps=20, n_train=16, n_val=2)
     train.run(cfg)
     out = capsys.readouterr().out
     assert progress.HEADER in out and "20/20" in out and " steps in " in out  # table, bar, summary line

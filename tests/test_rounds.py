@@ -5,8 +5,9 @@ import torch
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
-from ftlib import io, rounds, runs, strategies, tasks, train
-from ftlib.rounds import Round, SelfTrain, Series, Source
+from ftlib import io, presets, runs, sft, tasks, train, train_config
+from ftlib.experiments import rounds, strategies
+from ftlib.experiments.rounds import Round, SelfTrain, Series, Source
 from ftlib.tasks import viggo
 
 ROWS = [{"meaning_representation": mr, "target": "t"} for mr in (
@@ -45,19 +46,19 @@ def test_keep_verified_keeps_only_what_the_scorer_accepts():
 def test_a_round_must_start_from_an_earlier_round():
     s = Series("s", "viggo", (Round("a", start="b"), Round("b")))
     with pytest.raises(ValueError):
-        rounds.round_config(s, 0, train.preset("smoke"))
-    cfg = rounds.round_config(s, 1, train.preset("smoke"))
+        rounds.round_config(s, 0, train_config.preset("smoke"))
+    cfg = rounds.round_config(s, 1, train_config.preset("smoke"))
     assert cfg.init_from.endswith("a") and cfg.experiment == "s" and cfg.name == "b"
 
 
 def test_every_strategy_is_declared_for_every_preset():
     for preset in ("smoke", "cpu", "gpu"):
-        sz = strategies.sizes(preset)
+        sz = strategies.sizes(presets.get(preset))
         series = [s for group in strategies.all_series(sz, preset).values() for s in group]
         series += strategies.broad_to_specific(sz, preset)
         for s in series:
             for i in range(len(s.rounds)):
-                rounds.round_config(s, i, train.preset(sz.train_preset))
+                rounds.round_config(s, i, train_config.preset(sz.train_preset))
     assert strategies.planned_steps(series, strategies.base_config(sz, "m")) > 0
 
 
@@ -68,7 +69,7 @@ def _steps(series, cfg, names=None):
 
 @pytest.mark.parametrize("preset", ["cpu", "gpu"])  # smoke caps every round at 2 steps
 def test_every_comparison_is_at_equal_steps(preset):
-    sz = strategies.sizes(preset)
+    sz = strategies.sizes(presets.get(preset))
     cfg = strategies.base_config(sz, "m")
     groups = strategies.all_series(sz, preset)
     chain, scratch = groups["iterative"]
@@ -85,7 +86,7 @@ def test_every_comparison_is_at_equal_steps(preset):
 
 
 def test_round_numbers_follow_where_each_round_starts():
-    sz = strategies.sizes("cpu")
+    sz = strategies.sizes(presets.CPU)
     groups = strategies.all_series(sz, "cpu")
     assert list(rounds.round_numbers(groups["iterative"][0]).values()) == [1, 2, 3, 4]
     assert list(rounds.round_numbers(groups["self_training"][0]).values()) == [3, 4]  # on from round 2
@@ -95,24 +96,24 @@ def test_round_numbers_follow_where_each_round_starts():
 
 def test_a_round_can_start_from_another_series_round(runs_root):
     s = Series("later", "viggo", (Round("r", start="earlier/round-2"),))
-    cfg = rounds.round_config(s, 0, train.preset("smoke"))
+    cfg = rounds.round_config(s, 0, train_config.preset("smoke"))
     assert cfg.init_from == str(runs.run_dir("earlier", "round-2"))
     with pytest.raises(RuntimeError, match="not a finished run"):  # the other series has not run
-        train.start_spec(cfg)
+        sft.start_spec(cfg)
 
 
 @pytest.mark.parametrize("preset", ["smoke", "cpu", "gpu"])
 def test_quality_rows_are_rows_no_other_round_uses_and_exist(preset):
-    sz = strategies.sizes(preset)
+    sz = strategies.sizes(presets.get(preset))
     q = strategies.quality(sz, preset)[0].rounds[0].sources[0]
     assert q.offset >= sz.n_rounds * sz.round_n + sz.st_rounds * sz.st_prompts
-    assert len(rounds.source_rows(q)[0]) == sz.quality_n  # the train split holds them all
+    assert len(rounds.source_rows(tasks.get(q.task), q)[0]) == sz.quality_n  # the train split holds them all
 
 
 def test_the_sql_filter_splits_the_rows_in_two():
-    off = rounds.source_rows(Source("sql"))[0]
-    on, info = rounds.source_rows(Source("sql", sql_filter=True))
-    flagged = rounds.source_rows(Source("sql", flagged_only=True))[0]
+    off = rounds.source_rows(tasks.SQL, Source("sql"))[0]
+    on, info = rounds.source_rows(tasks.SQL, Source("sql", sql_filter=True))
+    flagged = rounds.source_rows(tasks.SQL, Source("sql", flagged_only=True))[0]
     assert len(on) + len(flagged) == len(off) and info["dropped_by_filter"] == len(flagged) > 0
     assert all(tasks.SQL.flagged(r) for r in flagged)
     assert not any(tasks.SQL.flagged(r) for r in on)
@@ -132,9 +133,9 @@ class Watch(TrainerCallback):
             raise KeyboardInterrupt("simulated interruption")
 
 
-def two_rounds(tiny_model_dir) -> tuple[Series, train.TrainConfig]:
-    base = train.preset("smoke", model=str(tiny_model_dir), bf16=False, max_steps=4, n_val=4,
-                        epochs=1, eval_steps=2, eval_limit=2)
+def two_rounds(tiny_model_dir) -> tuple[Series, train_config.TrainConfig]:
+    base = train_config.preset("smoke", model=str(tiny_model_dir), bf16=False, max_steps=4, n_val=4,
+                               epochs=1, eval_steps=2, eval_limit=2)
     series = Series("two", "viggo", (Round("r1", (Source("viggo", n=8),)),
                                       Round("r2", (Source("viggo", n=8, offset=8),),
                                             self_train=SelfTrain(2, offset=16))))
@@ -189,6 +190,6 @@ def test_callbacks_cannot_run_in_a_round_of_its_own_process(tiny_model_dir, runs
 
 @pytest.mark.slow
 def test_a_run_that_fails_in_its_own_process_says_which(runs_root):
-    cfg = train.preset("smoke", model=str(runs_root / "no-such-model"), experiment="x", name="broken")
+    cfg = train_config.preset("smoke", model=str(runs_root / "no-such-model"), experiment="x", name="broken")
     with pytest.raises(RuntimeError, match="x/broken failed in its own process"):
         train.run_in_fresh_process(cfg)

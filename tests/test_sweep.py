@@ -2,7 +2,8 @@
 
 import pytest
 
-from ftlib import io, plots, presets, sweep
+from ftlib import io, plots, presets
+from ftlib.experiments import sweep
 
 
 def test_viggo_full_arms_share_one_budget_and_names_are_unique():

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from ftlib import harness, prepare, prompts, scorers, tasks, train
+from ftlib import harness, prepare, prompts, scorers, tasks, train, train_config
 from ftlib.io import DataFormatError
 
 ROWS = [{"prompt": f"What is {a} plus {b}?", "completion": str(a + b)} for a in range(7) for b in range(6)]
@@ -277,8 +277,8 @@ def test_changed_files_are_prepared_again(tmp_path, runs_root):
 
 def test_a_user_task_trains_and_is_scored_by_its_scorer(tmp_path, tiny_model_dir, runs_root):
     path = write_task(tmp_path / "task")
-    cfg = train.preset("smoke", task=str(path), model=str(tiny_model_dir), bf16=False, experiment="mine",
-                       max_steps=2, n_train=8, n_val=2, eval_limit=3)
+    cfg = train_config.preset("smoke", task=str(path), model=str(tiny_model_dir), bf16=False, experiment="mine",
+                              max_steps=2, n_train=8, n_val=2, eval_limit=3)
     folder = train.run(cfg)
     assert folder.name == "addition-full-smoke"
     s = json.loads((folder / "eval" / "summary.json").read_text())
@@ -340,11 +340,14 @@ def test_response_time_is_measured_once_per_condition(tmp_path, tiny_model_dir, 
 
 
 def test_a_plan_runs_and_reports_a_user_task(tmp_path, tiny_model_dir, runs_root):
-    from ftlib import plan, report, reproduce
+    import dataclasses
+
+    from ftlib import presets, report, reproduce
 
     path = str(write_task(tmp_path / "task"))
-    mine = plan.Plan("mine", "smoke", tasks=(path,), eval_limit={path: 2},
-                     train_overrides={path: dict(max_steps=1, n_train=4, n_val=2, bf16=False)})
+    mine = dataclasses.replace(presets.SMOKE, name="mine", plan=presets.Plan(
+        "mine", "smoke", tasks=(path,), eval_limit={path: 2},
+        train_overrides={path: dict(max_steps=1, n_train=4, n_val=2, bf16=False)}))
     model = str(tiny_model_dir)
     reproduce.compute(mine, path, model)
     found = report.evaluations(mine, model)
@@ -381,7 +384,8 @@ class Reverser:
 def test_a_new_builtin_task_is_one_module_and_one_registry_line(tmp_path, runs_root, monkeypatch):
     """docs/tasks.md's worked example: its module, registered (the registry line), goes through the
     generic pipeline (prompts, prepared splits, harness, report, rescoring) and no stage names it."""
-    from ftlib import report, sweep
+    from ftlib import report
+    from ftlib.experiments import sweep
 
     module = _docs_example_task(tmp_path)
     monkeypatch.setattr(tasks, "_REGISTRY", dict(tasks._REGISTRY))  # this test's registry only
@@ -405,7 +409,7 @@ def test_the_pipeline_calls_a_tasks_hooks_and_names_no_task(tmp_path, runs_root,
     the toy task of docs/tasks.md with hooks of its own gets them, without a stage knowing its name."""
     import dataclasses
 
-    from ftlib import rounds
+    from ftlib.experiments import rounds
 
     t = dataclasses.replace(
         _docs_example_task(tmp_path).TASK, name="reverse_hooked",
@@ -417,16 +421,16 @@ def test_the_pipeline_calls_a_tasks_hooks_and_names_no_task(tmp_path, runs_root,
     prepare.prepare(t, sql_filter_varchar_numbers=True)
     stats = prepare.read_stats(t)
     assert stats["test"]["audit"] == {"rows": 2} and stats["test"]["kept"] == 1  # "model" flagged and dropped
-    rows, info = rounds.source_rows(rounds.Source("reverse_hooked", split="train", corrupt=0.5))
+    rows, info = rounds.source_rows(t, rounds.Source(t.name, split="train", corrupt=0.5))
     assert info["corrupted"] == 4 and {r["reversed"] for r in rows} == {"x"}
-    rows, _ = rounds.source_rows(rounds.Source("reverse_hooked", split="validation", flagged_only=True))
+    rows, _ = rounds.source_rows(t, rounds.Source(t.name, split="validation", flagged_only=True))
     assert rows == []  # nothing flagged in validation
     summary = {"metrics": {"exact": {"mean": 0.5, "ci_low": 0.2, "ci_high": 0.8, "n": 4}}}
     row = rounds._score_row("s", 1, "r", summary, t)
     assert (row["score"], row["score_ci_low"], row["exact"], row["exact_ci_high"], row["n"]) == (0.5, 0.2, 0.5, 0.8, 4)
-    tasks.register(dataclasses.replace(t, name="reverse_plain", corrupt=None))
+    plain = tasks.register(dataclasses.replace(t, name="reverse_plain", corrupt=None))
     with pytest.raises(ValueError, match="corrupt"):  # a task without the hook: the stage says so
-        rounds.source_rows(rounds.Source("reverse_plain", corrupt=0.5))
+        rounds.source_rows(plain, rounds.Source(plain.name, corrupt=0.5))
 
 
 @pytest.mark.parametrize("metrics", [["ok"], None])

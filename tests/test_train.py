@@ -12,35 +12,36 @@ from pathlib import Path
 import pytest
 import torch
 
-from ftlib import io, models, paths, presets, runs, train
+from ftlib import io, models, paths, presets, runs, sft, train, train_config
 
 
 def smoke(tiny_model_dir, **kw):
     """The smoke preset on the tiny model, fp32 so results are bit-comparable."""
-    return train.preset("smoke", model=str(tiny_model_dir), bf16=False, experiment="t", **kw)
+    return train_config.preset("smoke", model=str(tiny_model_dir), bf16=False, experiment="t", **kw)
 
 
 def test_presets_and_overrides():
-    cfg = train.preset("cpu", task="sql", epochs=1)
+    cfg = train_config.preset("cpu", task="sql", epochs=1)
     assert (cfg.task, cfg.epochs, cfg.method) == ("sql", 1, "full")
-    assert train.preset("gpu", method="lora").lr == presets.GPU.lora_lr == 1e-4
-    assert train.preset("smoke", method="lora").lr == presets.SMOKE.train["lr"]  # smoke keeps its own lr
+    assert train_config.preset("gpu", method="lora").lr == presets.GPU.lora_lr == 1e-4
+    assert train_config.preset("smoke", method="lora").lr == presets.SMOKE.train["lr"]  # smoke keeps its own lr
     with pytest.raises(ValueError):
-        train.preset("cpu", no_such_field=1)
+        train_config.preset("cpu", no_such_field=1)
     with pytest.raises(ValueError):
-        train.preset("laptop")
+        train_config.preset("laptop")
 
 
 def test_one_style_vocabulary_and_older_names_read_as_new():
     """eval_style and fmt are prompt styles (prompts.STYLES, TUNED_STYLES); an older config.json's
     "finetuned" reads as "chat", so its finished folder is the same run."""
-    assert train.TrainConfig().eval_style == "chat" and train.TrainConfig(eval_style="finetuned").eval_style == "chat"
+    assert train_config.TrainConfig().eval_style == "chat"
+    assert train_config.TrainConfig(eval_style="finetuned").eval_style == "chat"
     for bad in (dict(eval_style="tuned"), dict(fmt="few_shot")):
         with pytest.raises(ValueError, match="expected one of"):
-            train.TrainConfig(**bad)
-    old = {**dataclasses.asdict(train.TrainConfig()), "eval_style": "finetuned"}
-    assert runs.config_change(old, dataclasses.asdict(train.TrainConfig()), {}, train.RENAMED) == {}
-    assert runs.config_change(old, dataclasses.asdict(train.TrainConfig()), {}) != {}
+            train_config.TrainConfig(**bad)
+    old = {**dataclasses.asdict(train_config.TrainConfig()), "eval_style": "finetuned"}
+    assert runs.config_change(old, dataclasses.asdict(train_config.TrainConfig()), {}, train.RENAMED) == {}
+    assert runs.config_change(old, dataclasses.asdict(train_config.TrainConfig()), {}) != {}
 
 
 @pytest.mark.parametrize("flags,expected", [
@@ -53,9 +54,9 @@ def test_bf16_follows_the_cpu_flags(monkeypatch, flags, expected):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(models, "pick_device", lambda: torch.device("cpu"))
     monkeypatch.setattr(models, "cpu_flags", lambda: frozenset(flags))
-    assert train.use_bf16(train.preset("cpu")) is expected
-    assert train.make_sft_config(train.preset("cpu"), Path("x")).bf16 is expected
-    assert train.use_bf16(train.preset("cpu", bf16=not expected)) is (not expected)  # explicit wins
+    assert sft.use_bf16(train_config.preset("cpu")) is expected
+    assert sft.make_sft_config(train_config.preset("cpu"), Path("x")).bf16 is expected
+    assert sft.use_bf16(train_config.preset("cpu", bf16=not expected)) is (not expected)  # explicit wins
 
 
 def test_cpu_flags_are_read_from_cpuinfo():
@@ -66,18 +67,18 @@ def test_cpu_flags_are_read_from_cpuinfo():
 
 
 def test_sft_config_holds_the_levers(tmp_path):
-    cfg = train.preset("cpu", bf16=True)
-    args = train.make_sft_config(cfg, tmp_path)
+    cfg = train_config.preset("cpu", bf16=True)
+    args = sft.make_sft_config(cfg, tmp_path)
     assert args.bf16 and not args.gradient_checkpointing and args.padding_free
     assert args.completion_only_loss and args.load_best_model_at_end
     assert args.metric_for_best_model == "eval_loss" and args.train_sampling_strategy == "random"
-    gpu = train.make_sft_config(train.preset("gpu", bf16=False), tmp_path)  # padded batches of similar lengths
+    gpu = sft.make_sft_config(train_config.preset("gpu", bf16=False), tmp_path)  # padded batches of similar lengths
     assert gpu.activation_checkpointing and not gpu.padding_free
     assert gpu.train_sampling_strategy == "group_by_length"
     assert gpu.per_device_train_batch_size * gpu.gradient_accumulation_steps == 256  # the case study's batch
-    lora = train.make_peft_config(train.preset("cpu", method="lora"))
+    lora = sft.make_peft_config(train_config.preset("cpu", method="lora"))
     assert (lora.r, lora.lora_alpha, lora.target_modules) == (8, 16, "all-linear")
-    assert train.make_peft_config(cfg) is None
+    assert sft.make_peft_config(cfg) is None
 
 
 @pytest.mark.parametrize("item, expected", [
@@ -87,7 +88,7 @@ def test_sft_config_holds_the_levers(tmp_path):
     ("eval_steps=None", ("eval_steps", None)),
 ])
 def test_set_values_take_the_field_type(item, expected):
-    key, value = train.parse_setting(item)
+    key, value = train_config.parse_setting(item)
     assert (key, value) == expected and type(value) is type(expected[1])
 
 
@@ -98,7 +99,7 @@ def test_set_values_take_the_field_type(item, expected):
 ])
 def test_bad_set_values_are_refused_at_the_door(item, message, capsys):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        train.parse_setting(item)
+        train_config.parse_setting(item)
     with pytest.raises(SystemExit) as e:
         train.main(["--set", item])
     assert e.value.code == 2 and message in capsys.readouterr().err
@@ -128,7 +129,7 @@ def test_out_of_range_values_are_refused_before_anything_runs(item, message, cap
     assert e.value.code == 2 and message in capsys.readouterr().err
     assert not runs_root.exists()  # no folder made, so none blocks the name afterwards
     with pytest.raises(ValueError, match=message.split(":")[0]):
-        train.TrainConfig(**dict([train.parse_setting(item)]))
+        train_config.TrainConfig(**dict([train_config.parse_setting(item)]))
 
 
 @pytest.mark.parametrize("config, message", [
@@ -166,9 +167,9 @@ def test_a_max_length_no_example_fits_is_refused_by_name(tiny_model_dir, runs_ro
 
 def _collated(tiny_model_dir, runs_root, padding_free):
     cfg = smoke(tiny_model_dir, padding_free=padding_free, n_train=8)
-    model, tok = train.load_for_training(cfg, cfg.model)
-    train_ds, val_ds, _ = train.datasets_for(cfg, tok)
-    trainer = train.make_trainer(cfg, runs_root / "x", model, tok, train_ds, val_ds)
+    model, tok = sft.load_for_training(cfg, cfg.model)
+    train_ds, val_ds, _ = sft.datasets_for(cfg, tok)
+    trainer = sft.make_trainer(cfg, runs_root / "x", model, tok, train_ds, val_ds)
     batch = next(iter(trainer.get_train_dataloader()))
     return trainer, tok, batch
 
@@ -196,11 +197,11 @@ def test_padding_free_batch_gives_the_padded_loss(tiny_model_dir, runs_root):
 
 
 def test_run_records_the_precision_it_chose(tiny_model_dir, runs_root):
-    cfg = train.preset("smoke", model=str(tiny_model_dir), experiment="t", max_steps=1, n_train=4, n_val=2)
+    cfg = train_config.preset("smoke", model=str(tiny_model_dir), experiment="t", max_steps=1, n_train=4, n_val=2)
     folder = train.run(cfg)
     assert runs.read_json(folder / "config.json")["bf16"] is None  # asked: auto
     env = runs.read_json(folder / "env.json")
-    assert env["bf16"] is train.use_bf16(cfg)  # resolved, for this machine
+    assert env["bf16"] is sft.use_bf16(cfg)  # resolved, for this machine
     assert env["cpu_kind"] in ("AMX", "AVX-512-BF16", "AVX2", "other")
     assert env["matmul_gflops"] > 0 and env["matmul_dtype"] in ("bfloat16", "float32")  # measured here
 
@@ -232,7 +233,7 @@ def test_merge_gives_base_plus_adapter(tiny_model_dir, runs_root):
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
     with torch.no_grad():
         want = PeftModel.from_pretrained(base, folder / "adapter").eval()(ids).logits
-        merged = AutoModelForCausalLM.from_pretrained(train.merge(folder), dtype=torch.float32)
+        merged = AutoModelForCausalLM.from_pretrained(sft.merge(folder), dtype=torch.float32)
         got = merged.eval()(ids).logits
     assert torch.allclose(got, want, atol=1e-5)
     # A merge cut short (killed, disk full) leaves no merged/ that a later call would take as whole.
@@ -246,11 +247,11 @@ def test_merge_gives_base_plus_adapter(tiny_model_dir, runs_root):
     PreTrainedModel.save_pretrained = cut_short
     try:
         with pytest.raises(OSError, match="No space left"):
-            train.merge(folder)
+            sft.merge(folder)
     finally:
         PreTrainedModel.save_pretrained = real
     assert not (folder / "merged").exists() and not list(folder.glob(".merged.tmp-*"))
-    assert (train.merge(folder) / "model.safetensors").exists()
+    assert (sft.merge(folder) / "model.safetensors").exists()
 
 
 class StopAfter:
@@ -302,7 +303,7 @@ def test_interrupted_run_resumes_to_the_same_state(tiny_model_dir, runs_root):
 def test_init_from_a_finished_run(tiny_model_dir, runs_root):
     first = train.run(smoke(tiny_model_dir, name="round1", epochs=1))
     cfg = smoke(tiny_model_dir, name="round2", epochs=1, init_from=str(first))
-    assert train.start_spec(cfg) == str(first / "model")
+    assert sft.start_spec(cfg) == str(first / "model")
     assert runs.is_done(train.run(cfg))
 
 
@@ -344,18 +345,18 @@ def test_train_file_replaces_the_training_split(tiny_model_dir, runs_root, tmp_p
     path = tmp_path / "examples.jsonl"
     path.write_text(json.dumps(good) + "\n" + json.dumps(good) + "\n")
     cfg = smoke(tiny_model_dir, train_file=str(path))
-    assert train.build_examples(cfg, "train", None, tok) == [good, good]
-    assert train.build_examples(cfg, "train", 1, tok) == [good]
-    assert train.build_examples(cfg, "validation", 3, tok) != [good] * 3  # validation: the task's own
+    assert sft.build_examples(cfg, "train", None, tok) == [good, good]
+    assert sft.build_examples(cfg, "train", 1, tok) == [good]
+    assert sft.build_examples(cfg, "validation", 3, tok) != [good] * 3  # validation: the task's own
     path.write_text(json.dumps(good) + "\n" + json.dumps({"prompt": "no completion"}) + "\n")
     with pytest.raises(ValueError, match=r"examples\.jsonl:2: expected"):
-        train.build_examples(cfg, "train", None, tok)
+        sft.build_examples(cfg, "train", None, tok)
 
 
 def test_a_whole_config_comes_as_json_and_set_still_overrides_it(monkeypatch):
     seen = []
     monkeypatch.setattr(train, "run", seen.append)
-    cfg = train.preset("cpu", task="sql", lr=1e-3, name="from-json")
+    cfg = train_config.preset("cpu", task="sql", lr=1e-3, name="from-json")
     train.main(["--config", json.dumps(dataclasses.asdict(cfg)), "--set", "epochs=3"])
     assert seen == [dataclasses.replace(cfg, epochs=3.0)]
 
@@ -596,8 +597,8 @@ def test_a_loss_that_is_not_finite_stops_the_run_and_keeps_the_last_good_checkpo
     from safetensors.torch import load_file
 
     if nan_at:
-        real = train.make_trainer
-        monkeypatch.setattr(train, "make_trainer", lambda *a, callbacks=(), **k: real(
+        real = sft.make_trainer
+        monkeypatch.setattr(sft, "make_trainer", lambda *a, callbacks=(), **k: real(
             *a, callbacks=[*callbacks, NanAt(nan_at)], **k))
     cfg = smoke(tiny_model_dir, name="blown", lr=lr, eval_steps=1, max_steps=6, warmup_steps=0)
     with pytest.raises(SystemExit) as e:

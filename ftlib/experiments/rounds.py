@@ -9,11 +9,11 @@ evaluation (the first `eval_limit` test items of the series' task), so rounds ar
 
     s = Series("viggo-two", "viggo", (Round("r1", (Source("viggo", n=64),)),
                                       Round("r2", (Source("viggo", n=64, offset=64),))))
-    folders = run_series(s, train.preset("cpu", eval_limit=50))
+    folders = run_series(s, train_config.preset("cpu", eval_limit=50))
     rows = table([s])                          # plots.rounds(rows) draws them
 
 The strategies (broad -> specific, growing data, verified self-training, quality) are in
-`ftlib.strategies`.
+`ftlib.experiments.strategies`.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ftlib import evals, io, paths, prepare, prompts, runs, tasks, train
+from ftlib import evals, io, paths, prepare, prompts, runs, sft, tasks, train
 from ftlib.tasks import Task
+from ftlib.train_config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -74,9 +75,8 @@ class Series:
     first: int = 1
 
 
-def source_rows(src: Source) -> tuple[list[dict], dict]:
-    """The rows of a Source, and what round.json records about them."""
-    t = tasks.get(src.task)
+def source_rows(t: Task, src: Source) -> tuple[list[dict], dict]:
+    """The rows of a Source of task `t` (its `src.task` resolved), and what round.json records about them."""
     rows = prepare.split_rows(t, src.split)
     dropped = 0
     if src.sql_filter or src.flagged_only:
@@ -115,7 +115,7 @@ def self_train_rows(t: Task, spec: SelfTrain, model_spec: str, fmt: str) -> tupl
     """Let the model answer spec.n training prompts; return the verified rows and the counts."""
     from ftlib.backends.local import LocalGenerator
 
-    rows = source_rows(Source(t.name, n=spec.n, offset=spec.offset, sql_filter=spec.sql_filter))[0]
+    rows = source_rows(t, Source(t.name, n=spec.n, offset=spec.offset, sql_filter=spec.sql_filter))[0]
     style = "special" if fmt == "special" else "chat"
     gen = LocalGenerator.from_spec(model_spec)
     texts, stop = prompts.batch(t, rows, style, gen.tokenizer)
@@ -128,8 +128,8 @@ def round_examples(rnd: Round, task: Task, start_spec: str, fmt: str, seed: int)
     """The round's prompt-completion examples (sources + verified answers, shuffled) and its record."""
     examples, info = [], {"round": rnd.name, "sources": [], "self_train": None}
     for src in rnd.sources:
-        rows, src_info = source_rows(src)
-        src_task = tasks.get(src.task)
+        src_task = tasks.get(src.task)  # a Source names its task: the spec enters here
+        rows, src_info = source_rows(src_task, src)
         examples += [prompts.sft_example(src_task, r, fmt) for r in rows]
         info["sources"].append(src_info)
     if rnd.self_train:
@@ -145,7 +145,7 @@ def round_dir(series: Series, name: str) -> Path:
     return runs.run_dir(series.name, name)
 
 
-def round_config(series: Series, i: int, base: train.TrainConfig) -> train.TrainConfig:
+def round_config(series: Series, i: int, base: TrainConfig) -> TrainConfig:
     """Round i's TrainConfig: base + the round's overrides, starting where the round says."""
     rnd = series.rounds[i]
     start = series.rounds[i - 1].name if rnd.start == "previous" and i > 0 else rnd.start
@@ -161,7 +161,7 @@ def round_config(series: Series, i: int, base: train.TrainConfig) -> train.Train
                                init_from=init, **{"n_train": None, **rnd.train})
 
 
-def run_round(series: Series, i: int, base: train.TrainConfig, callbacks=(), fresh_process: bool | None = None) -> Path:
+def run_round(series: Series, i: int, base: TrainConfig, callbacks=(), fresh_process: bool | None = None) -> Path:
     """Build (or reuse) round i's data, train it into its run folder, evaluate; skip if done.
 
     The training (and its evaluation) runs in a fresh Python process (`train.run_in_fresh_process`)
@@ -175,7 +175,7 @@ def run_round(series: Series, i: int, base: train.TrainConfig, callbacks=(), fre
         return folder
     data_path = folder / "round_data.jsonl"
     if not data_path.exists():  # else resuming: the same examples, not a second round of self-training
-        examples, info = round_examples(series.rounds[i], tasks.get(series.task), train.start_spec(cfg), cfg.fmt,
+        examples, info = round_examples(series.rounds[i], tasks.get(series.task), sft.start_spec(cfg), cfg.fmt,
                                         cfg.seed)
         io.write_json(folder / "round.json", info)
         io.write_text_atomic(data_path, "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in examples))
@@ -185,10 +185,10 @@ def run_round(series: Series, i: int, base: train.TrainConfig, callbacks=(), fre
     return train.run_in_fresh_process(cfg) if fresh else train.run(cfg, callbacks=callbacks)
 
 
-def untrained_round(cfg: train.TrainConfig, folder: Path) -> Path:
+def untrained_round(cfg: TrainConfig, folder: Path) -> Path:
     """A round with nothing to train on (self-training that verified no answer): its model is the
     model it starts from (a link to it), evaluated like every round, so the series goes on."""
-    start = Path(train.start_spec(cfg))
+    start = Path(sft.start_spec(cfg))
     if not start.is_dir():
         raise ValueError(f"round {cfg.name!r} has no examples and starts from {start}, not a run folder")
     link = folder / "model"
@@ -200,13 +200,13 @@ def untrained_round(cfg: train.TrainConfig, folder: Path) -> Path:
     return folder
 
 
-def run_series(series: Series, base: train.TrainConfig, callbacks=(), fresh_process: bool | None = None) -> list[Path]:
+def run_series(series: Series, base: TrainConfig, callbacks=(), fresh_process: bool | None = None) -> list[Path]:
     """Run every round in order (finished ones skipped); return their folders. Each round trains in
     its own process unless callbacks are given (`run_round`)."""
     return [run_round(series, i, base, callbacks, fresh_process) for i in range(len(series.rounds))]
 
 
-def base_score(task: str, base: train.TrainConfig, experiment: str) -> dict | None:
+def base_score(task: str, base: TrainConfig, experiment: str) -> dict | None:
     """The untrained start model under the same evaluation (round 0 of every series)."""
     from ftlib import harness
 

@@ -3,7 +3,7 @@
 The sizes are the `rounds` of each preset's block in `ftlib/presets.py`. Each builder returns the
 Series to run (the strategy and its comparison), e.g.
 
-    sizes = strategies.sizes("cpu")
+    sizes = strategies.sizes(presets.CPU)
     for s in strategies.iterative(sizes, "cpu"):
         rounds.run_series(s, strategies.base_config(sizes, model))
 """
@@ -12,25 +12,26 @@ from __future__ import annotations
 
 import math
 
-from ftlib import presets, train
+from ftlib import presets, tasks, train_config
+from ftlib.experiments import rounds
+from ftlib.experiments.rounds import Round, SelfTrain, Series, Source
 from ftlib.presets import Sizes
-from ftlib.rounds import Round, SelfTrain, Series, Source
 
 
-def sizes(preset: str) -> Sizes:
-    """The rounds sizes of a preset (ftlib/presets.py); a ValueError for one without rounds."""
-    sz = presets.get(preset).rounds
+def sizes(p: presets.Preset) -> Sizes:
+    """The rounds sizes of a resolved preset (ftlib/presets.py); a ValueError for one without rounds."""
+    sz = p.rounds
     if sz is None:
         have = [name for name, p in presets.PRESETS.items() if p.rounds is not None]
-        raise ValueError(f"PRESET = {preset!r}: notebook 03 has no rounds of that size (its smallest real "
+        raise ValueError(f"PRESET = {p.name!r}: notebook 03 has no rounds of that size (its smallest real "
                          f"run is cpu's, 100 min on a 2-core CPU). Use one of {have}: 'smoke' shows every "
                          "step in minutes with a tiny model, 'cpu' runs the experiment, 'gpu' its scale-up")
     return sz
 
 
-def base_config(sz: Sizes, model: str, **overrides) -> train.TrainConfig:
+def base_config(sz: Sizes, model: str, **overrides) -> train_config.TrainConfig:
     """The TrainConfig every round starts from: the train preset plus the sizes' overrides."""
-    return train.preset(sz.train_preset, model=model, eval_limit=sz.eval_limit, **{**sz.train, **overrides})
+    return train_config.preset(sz.train_preset, model=model, eval_limit=sz.eval_limit, **{**sz.train, **overrides})
 
 
 def _steps(sz: Sizes, rows: int) -> int:
@@ -38,7 +39,7 @@ def _steps(sz: Sizes, rows: int) -> int:
     return _rows_to_steps(rows, base_config(sz, "m"))
 
 
-def _rows_to_steps(rows: int, cfg: train.TrainConfig, epochs: float | None = None) -> int:
+def _rows_to_steps(rows: int, cfg: train_config.TrainConfig, epochs: float | None = None) -> int:
     """Optimizer steps of `rows` rows for `epochs` (cfg's by default) at cfg's batch and accumulation."""
     return math.ceil(rows / (cfg.batch_size * cfg.grad_accum)) * math.ceil(cfg.epochs if epochs is None else epochs)
 
@@ -116,7 +117,7 @@ def all_series(sz: Sizes, prefix: str) -> dict[str, list[Series]]:
             "quality": quality(sz, prefix), "sql": sql(sz, prefix)}
 
 
-def planned_steps(series_list: list[Series], cfg: train.TrainConfig) -> int:
+def planned_steps(series_list: list[Series], cfg: train_config.TrainConfig) -> int:
     """Optimizer steps the series will take (self-training counted at its most): the time budget."""
     total = 0
     for s in series_list:
@@ -132,6 +133,4 @@ def planned_steps(series_list: list[Series], cfg: train.TrainConfig) -> int:
 
 def _rows(src: Source) -> int:
     """Rows a Source yields (before filters)."""
-    from ftlib import rounds
-
-    return len(rounds.source_rows(src)[0]) if src.n is None else src.n
+    return len(rounds.source_rows(tasks.get(src.task), src)[0]) if src.n is None else src.n

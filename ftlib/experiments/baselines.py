@@ -11,9 +11,9 @@ each model's better prompt style, chosen on the validation split, never on test.
 - `validate`: each Qwen model in every prompting of `TRIED` on the first `VAL_N` validation items;
   `chosen` picks the better one per (task, model) by the comparison's metric.
 
-    python -m ftlib.baselines mark
-    python -m ftlib.baselines extend --task gsm8k --model qwen2.5-coder-1.5b --style zero_shot
-    python -m ftlib.baselines validate --task gsm8k
+    python -m ftlib.experiments.baselines mark
+    python -m ftlib.experiments.baselines extend --task gsm8k --model qwen2.5-coder-1.5b --style zero_shot
+    python -m ftlib.experiments.baselines validate --task gsm8k
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ftlib import evals, harness, io, models, paths, prepare, prompts, report, tasks
+from ftlib.backends.local import LocalGenerator
 from ftlib.tasks import Task
 
 
@@ -51,18 +52,55 @@ VAL_N = 100  # validation items per (task, model, prompting): the style choice's
 OLD_BUDGET = 320  # GSM8K's budget before BUDGET: what `extend` continues from
 
 
+# Each untuned chat model is asked in one style per task: few-shot where the output has a format to
+# copy (ViGGO's meaning representation, SQL in tags), zero-shot on GSM8K, where an instruction model
+# reasons in its own words (and few-shot prompts cost ~500 more tokens a question).
+STYLE = {"viggo": "few_shot", "sql": "few_shot", "gsm8k": "zero_shot"}
+QWEN = ("qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
+# The score every column of a task is compared on: the task's headline, except on GSM8K. Its headline,
+# strict-match, needs the `#### <number>` line the tuned models learned; an untuned chat model asked for
+# it mostly ends with \boxed{18} or "the answer is 18" instead, so strict-match would measure the format,
+# not the reasoning. lm-evaluation-harness's other GSM8K figure, flexible-extract (the last number in
+# the answer), compares the reasoning of every column alike.
+METRIC = {"viggo": "attribute_types", "sql": "execution_match", "gsm8k": "flexible_extract"}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One model in the comparison: its label, size, whether it was fine-tuned, and its predictions."""
+
+    label: str
+    params: float  # the published parameter count
+    tuned: bool
+    file: str  # predictions file name pattern, `{task}` and `{style}` filled in per task
+    folder: str = "full"  # results/<folder>/predictions/
+
+
+# Published sizes. The Qwen GGUF files carry an untied copy of the embeddings as their output layer,
+# so they convert to 0.63 B and 1.78 B parameters; the models themselves are the 0.49 B and 1.54 B ones.
+COLUMNS = (
+    Column("SmolLM2-135M fine-tuned", 135e6, True, "{task}-fine-tuned.jsonl"),
+    Column("SmolLM2-135M untuned", 135e6, False, "{task}-untuned-{style}.jsonl"),
+    Column("Gemma 3 270M base, untuned", 268e6, False, "{task}-gemma3-270m-few_shot_text.jsonl"),
+    Column("Qwen2.5-Coder-0.5B untuned", 494e6, False, "{task}-qwen2.5-coder-0.5b-{style}.jsonl", "size"),
+    Column("Qwen2.5-Coder-1.5B untuned", 1.54e9, False, "{task}-qwen2.5-coder-1.5b-{style}.jsonl", "size"),
+    Column("Qwen2.5-Coder-0.5B fine-tuned", 494e6, True, "{task}-qwen2.5-coder-0.5b-fine-tuned.jsonl", "size"),
+)
+SMALL_TUNED, LARGE_UNTUNED, LARGER_TUNED = COLUMNS[0].label, COLUMNS[4].label, COLUMNS[5].label
+
+
 def task_for(task: str, prompting: str) -> Task:
     """The task as this prompting asks it (its few-shot count and answer budget)."""
     t, p = tasks.get(task), PROMPTINGS[prompting]
-    changes = {"max_new_tokens": budget(task, prompting)}
+    changes = {"max_new_tokens": budget(t, prompting)}
     if p.shots is not None:
         changes["few_shot"] = p.shots
     return dataclasses.replace(t, **changes)
 
 
-def budget(task: str, prompting: str) -> int:
+def budget(t: Task, prompting: str) -> int:
     """The answer budget of a task in a prompting (BUDGET, else the task's own)."""
-    return BUDGET.get((task, prompting), tasks.get(task).max_new_tokens)
+    return BUDGET.get((t.name, prompting), t.max_new_tokens)
 
 
 def hit_budget(text: str, tokenizer, limit: int) -> bool:
@@ -88,8 +126,6 @@ def extend(path: Path, model: str, task: str, prompting: str, old: int = OLD_BUD
     """Continue every answer of a committed predictions file that hit `old` tokens, up to the
     prompting's budget (or `new`); rescore them; write the file after each batch (an interruption
     loses at most one batch). Returns counts."""
-    from ftlib.backends.local import LocalGenerator
-
     t = task_for(task, prompting)
     t = dataclasses.replace(t, max_new_tokens=new) if new else t
     records = list(io.iter_jsonl(path))
@@ -159,19 +195,50 @@ def chosen(task: str, alias: str, metric: str, default: str, root: Path | None =
     return best[0]
 
 
-def main(argv: list[str] | None = None) -> None:
-    """`python -m ftlib.baselines mark|extend|validate`."""
-    from ftlib import size
+def style_of(col: Column, task: str, root: Path | None = None) -> str:
+    """The prompting a column answers a task in: an untuned Qwen model's better one on validation
+    (`baselines.chosen`), the fixed STYLE for the others."""
+    alias = next((a for a in QWEN if a in col.file), None)
+    if col.tuned or alias is None:
+        return STYLE[task]
+    return chosen(task, alias, METRIC[task], STYLE[task], root)
 
-    ap = argparse.ArgumentParser(prog="python -m ftlib.baselines", description=__doc__.split("\n")[0])
+
+def predictions_path(col: Column, task: str, root: Path | None = None) -> Path:
+    """Where a column's per-item predictions of a task are committed."""
+    root = root or paths.results_dir()
+    return root / col.folder / "predictions" / col.file.format(task=task, style=style_of(col, task, root))
+
+
+def model_of(col: Column) -> str:
+    """The model spec whose tokenizer counts a column's answers."""
+    alias = next((a for a in QWEN if a in col.file), None)
+    return alias or ("gemma3-270m" if "gemma" in col.file else "smollm2-135m-instruct")
+
+
+def committed_budgets(root: Path | None = None) -> list[tuple[Path, str, int]]:
+    """(predictions file, model, the budget it was made with) for every committed column file: what
+    `baselines.mark` counts truncated answers against (a record that says its budget wins)."""
+    out = []
+    for col in COLUMNS:
+        for task in STYLE:
+            path = predictions_path(col, task, root)
+            if path.exists():
+                out.append((path, model_of(col), tasks.get(task).max_new_tokens))
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m ftlib.experiments.baselines mark|extend|validate`."""
+    ap = argparse.ArgumentParser(prog="python -m ftlib.experiments.baselines", description=__doc__.split("\n")[0])
     ap.add_argument("command", choices=["mark", "extend", "validate"])
     ap.add_argument("--task", choices=list(TRIED), default="gsm8k")
-    ap.add_argument("--model", choices=list(size.QWEN), nargs="*", default=list(size.QWEN))
+    ap.add_argument("--model", choices=list(QWEN), nargs="*", default=list(QWEN))
     ap.add_argument("--style", choices=list(PROMPTINGS), default="zero_shot")
     ap.add_argument("-n", type=int, default=VAL_N, help="validate: validation items per model and prompting")
     args = ap.parse_args(argv)
     if args.command == "mark":
-        for path, model, limit in size.committed_budgets():
+        for path, model, limit in committed_budgets():
             try:
                 print(f"{paths.shown(path)}: {mark(path, model, limit)} hit {limit} tokens")
             except models.ModelNotInstalled as e:  # its tokenizer counts: without it, the file stays unmarked

@@ -6,7 +6,7 @@ the same compute: 800 examples x 4 epochs, 1,600 x 2 or 3,200 x 1 are one budget
 is swept over the learning rate; LoRA (rank 16, all linear layers) runs at learning rates that suit
 LoRA, since the case study's 1e-4 barely moved this model (docs/measurements.md).
 
-    python -m ftlib.sweep --task viggo [--arms full-2e-4-1600x2 ...] [--val-limit 300]
+    python -m ftlib.experiments.sweep --task viggo [--arms full-2e-4-1600x2 ...] [--val-limit 300]
 
 Each arm is an ordinary run folder, `runs/sweep/<task>-<arm>/`, scored on the validation split
 after training (its `eval/summary.json`); `results/sweep/` gets the table, the figure and every arm's
@@ -21,7 +21,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from ftlib import evals, io, paths, plots, presets, report, runs, tasks, train
+from ftlib import evals, io, paths, plots, presets, report, runs, tasks, train, train_config
 
 EXPERIMENT = "sweep"
 
@@ -55,7 +55,7 @@ def grid(task: str) -> list[Arm]:
     return arms
 
 
-def config(task: str, arm: Arm, model: str, val_limit: int, **overrides) -> train.TrainConfig:
+def config(task: str, arm: Arm, model: str, val_limit: int, **overrides) -> train_config.TrainConfig:
     """The TrainConfig of one arm: the sweep's preset and sizes (`presets.SWEEP`), scored on the
     validation split."""
     sizes = presets.SWEEP
@@ -63,7 +63,7 @@ def config(task: str, arm: Arm, model: str, val_limit: int, **overrides) -> trai
                   epochs=arm.epochs, **sizes.train, experiment=EXPERIMENT,
                   name=f"{task}-{arm.name}", eval_split="validation", eval_limit=val_limit,
                   **(sizes.lora if arm.method == "lora" else {}))
-    return train.preset(sizes.train_preset, **{**values, **overrides})
+    return train_config.preset(sizes.train_preset, **{**values, **overrides})
 
 
 def row(task: str, arm: Arm, folder: Path) -> dict:
@@ -133,7 +133,7 @@ def paired_rows(task: str, rows: list[dict], pred_dir: Path) -> list[dict]:
     def records(arm: str) -> list[dict]:
         path = pred_dir / f"{task}-{arm}.jsonl"
         if not path.exists():
-            raise FileNotFoundError(f"{path}: no predictions of arm {arm!r}; run `python -m ftlib.sweep "
+            raise FileNotFoundError(f"{path}: no predictions of arm {arm!r}; run `python -m ftlib.experiments.sweep "
                                     f"--task {task} --table-only` where its run folder is")
         return list(io.iter_jsonl(path))
 
@@ -160,7 +160,7 @@ def save(task: str, out_dir: Path | None = None) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m ftlib.sweep", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m ftlib.experiments.sweep", description=__doc__.splitlines()[0])
     ap.add_argument("--task", required=True, choices=swept())
     ap.add_argument("--model", default="smollm2-135m-instruct")
     ap.add_argument("--arms", nargs="*", help="arm names to run (default: the whole grid)")
