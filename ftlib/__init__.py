@@ -29,7 +29,8 @@ Reporting
     reproduce   every numbered notebook headless, on one preset
     readme      the README's tables and quoted numbers, written from results/
 Shared: io (atomic writes, checked JSONL), paths (where things live; the folder-name rule), procs (child
-    processes that die with their parent), metrics/ (the case study's metric code).
+    processes that die with their parent), sandbox (model-written programs run under limits), metrics/ (the
+    case study's metric code).
 """
 
 __version__ = "0.1.0"
