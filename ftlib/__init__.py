@@ -1,7 +1,8 @@
 """ftlib: the plumbing behind the notebooks, read in the order the pipeline runs.
 
 Tasks and settings
-    tasks/      each task in one home: loading, prompt parts, scoring, the hooks below (docs/tasks.md)
+    tasks/      each task in one home: loading, prompt parts, scoring, the hooks below (docs/tasks.md);
+                tasks/program runs GSM8K's program-of-thought answers under limits
     presets     what each preset means (sizes, rules, the sweep's and the size comparison's settings)
     plan        where a preset's plan runs: its run and result folders, each task's config
 Data
@@ -29,8 +30,7 @@ Reporting
     reproduce   every numbered notebook headless, on one preset
     readme      the README's tables and quoted numbers, written from results/
 Shared: io (atomic writes, checked JSONL), paths (where things live; the folder-name rule), procs (child
-    processes that die with their parent), sandbox (model-written programs run under limits), metrics/ (the
-    case study's metric code).
+    processes that die with their parent), metrics/ (the case study's metric code).
 """
 
 __version__ = "0.1.0"

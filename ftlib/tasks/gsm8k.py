@@ -8,7 +8,7 @@ never states one and happens to end on the gold number. The calculator (`calcula
 tool for its `<<a=b>>` notes.
 
 Program-of-thought (`as_program`): the same problems answered by a short Python program whose printed
-number is the answer, run by `ftlib.sandbox`; it is scored as if the model had written `#### <number>`.
+number is the answer, run by `tasks/program.py`; it is scored as if the model had written `#### <number>`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
-from ftlib import sandbox, scorers
+from ftlib import scorers
+from ftlib.tasks import program
 from ftlib.tasks.base import SPLITS, builtin, check_split, hub_rows, read_vendored
 
 FIELDS = ("question", "answer")
@@ -281,7 +282,7 @@ def program_text(answer: str) -> str:
 
 def program_answer(answer: str) -> tuple[str | None, str | None]:
     """(the number a program answer prints, normalised: 18.0 -> 18, or None; the sandbox's error)."""
-    outcome = sandbox.run(program_text(answer))
+    outcome = program.run(program_text(answer))
     value = scorers.last_number(outcome.value or "")
     if value is None:
         return None, outcome.error or f"printed no number: {outcome.value!r}"
@@ -318,5 +319,5 @@ def as_program(task):
         metrics=("strict_match", "flexible_extract", "ran"),
         few_shot=0,
         error_kind=lambda p, rec: program_error_kind(p, rec["reference"]),
-        scorer_id=scorers.code_id(score, (Path(__file__), Path(sandbox.__file__))),
+        scorer_id=scorers.code_id(score, (Path(__file__), Path(program.__file__))),
     )

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from ftlib import sandbox
+from ftlib.tasks import program
 
 # Each attack must be refused before it runs or stopped by a limit, within 2 s.
 ATTACKS = {
@@ -31,23 +31,23 @@ ATTACKS = {
 @pytest.mark.parametrize("code", ATTACKS.values(), ids=ATTACKS.keys())
 def test_every_attack_is_refused_or_stopped_within_two_seconds(code):
     start = time.monotonic()
-    out = sandbox.run(code)
-    assert time.monotonic() - start < 2.0
+    out = program.run(code)
+    assert time.monotonic() - start < 2.0  # the wall-clock limit (1.5 s) fires first on a busy machine
     assert out.value is None and out.error
 
 
 def test_a_refusal_names_the_line_and_the_construct():
-    with pytest.raises(sandbox.Refused, match=r"line 2: import is not allowed"):
-        sandbox.check("x = 1\nimport os")
-    with pytest.raises(sandbox.Refused, match=r"line 1: attribute access"):
-        sandbox.check("y = (1).__class__")
+    with pytest.raises(program.Refused, match=r"line 2: import is not allowed"):
+        program.check("x = 1\nimport os")
+    with pytest.raises(program.Refused, match=r"line 1: attribute access"):
+        program.check("y = (1).__class__")
 
 
 def test_the_limits_that_stop_a_program_are_reported():
-    assert "CPU time" in sandbox.run("print(9**9**9)").error
-    assert sandbox.run("x = [0] * 10**10").error.startswith("MemoryError")
-    assert "wall clock" in sandbox.run("t = 0\nfor i in range(10**6):\n    t += i\nprint(t)", wall_s=0.01).error
-    assert "range of" in sandbox.run("for i in range(10**7):\n    pass").error
+    assert "CPU time" in program.run("print(9**9**9)", wall_s=30).error  # the kernel's limit, not the clock
+    assert program.run("x = [0] * 10**10").error.startswith("MemoryError")
+    assert "wall clock" in program.run("t = 0\nfor i in range(10**6):\n    t += i\nprint(t)", wall_s=0.01).error
+    assert "range of" in program.run("for i in range(10**7):\n    pass").error
 
 
 @pytest.mark.parametrize(
@@ -60,8 +60,8 @@ def test_the_limits_that_stop_a_program_are_reported():
     ],
 )
 def test_ordinary_arithmetic_programs_run(code, value):
-    assert sandbox.run(code) == sandbox.Outcome(value=value)
+    assert program.run(code) == program.Outcome(value=value)
 
 
 def test_a_program_that_prints_nothing_is_an_error_not_an_answer():
-    assert sandbox.run("x = 2 + 2") == sandbox.Outcome(error="the program printed nothing")
+    assert program.run("x = 2 + 2") == program.Outcome(error="the program printed nothing")
