@@ -1,7 +1,8 @@
 """ftlib: the plumbing behind the notebooks, read in the order the pipeline runs.
 
 Tasks and settings
-    tasks/      each task in one home: loading, prompt parts, scoring, the hooks below (docs/tasks.md)
+    tasks/      each task in one home: loading, prompt parts, scoring, the hooks below (docs/tasks.md);
+                tasks/program runs GSM8K's program-of-thought answers under limits
     presets     what each preset means (sizes, rules, the sweep's and the size comparison's settings)
     plan        where a preset's plan runs: its run and result folders, each task's config
 Data

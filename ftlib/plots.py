@@ -30,6 +30,7 @@ plt.rcParams.update(FONT)
 WORDS = {
     "untuned-zero_shot": "untuned, zero-shot", "untuned-few_shot": "untuned, few-shot",
     "zero_shot": "zero-shot", "few_shot": "few-shot", "few_shot_text": "few-shot (plain text)",
+    "four_shot_text": "4-shot (plain text)", "program": "program (run in a sandbox)",
     "attribute_types": "function + attribute types", "execution_match": "execution match",
     "attribute_order": "attribute order", "exact": "exact values", "correct": "correct",
     "wrong_function": "wrong function", "missing_attribute": "attribute missing",
@@ -37,7 +38,8 @@ WORDS = {
     "wrong_value": "a wrong value", "unparsable": "unparsable",
     "no_sql": "no SQL", "syntax_error": "does not parse", "runtime_error": "fails when run",
     "forbidden": "refused (sandbox)", "wrong_columns": "wrong columns", "wrong_rows": "wrong rows",
-    "no_answer": "no number", "arithmetic_slip": "arithmetic slip", "wrong_reasoning": "wrong reasoning",
+    "no_answer": "no number", "no_number": "no number printed", "wrong_result": "wrong result",
+    "arithmetic_slip": "arithmetic slip", "wrong_reasoning": "wrong reasoning",
     "rounds": "gold rounds", "scratch": "one run", "self-training": "verified self-training", "sql": "SQL rounds",
     "base": "start model", "filter-on": "filter on", "filter-off": "filter off",
     "all_slots": "all slots realized", "slots": "share of slots realized",

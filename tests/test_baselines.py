@@ -69,8 +69,12 @@ def test_the_better_prompting_on_validation_is_chosen(tmp_path):
                for i, r in enumerate(rights)])
 
     assert baselines.chosen("gsm8k", "m", "flexible_extract", "zero_shot", tmp_path) == "zero_shot"  # none measured
+    scores("gsm8k", "m", "program", [1, 1, 1, 0])
+    assert baselines.chosen("gsm8k", "m", "flexible_extract", "zero_shot", tmp_path) == "zero_shot"  # alone
     scores("gsm8k", "m", "zero_shot", [1, 0, 0, 0])
     scores("gsm8k", "m", "four_shot_text", [1, 1, 0, 0])
+    assert baselines.chosen("gsm8k", "m", "flexible_extract", "zero_shot", tmp_path) == "program"
+    (tmp_path / "size" / "validation" / "gsm8k-m-program.jsonl").unlink()
     assert baselines.chosen("gsm8k", "m", "flexible_extract", "zero_shot", tmp_path) == "four_shot_text"
     scores("gsm8k", "m", "zero_shot", [1, 1, 0, 0])  # a tie keeps the default
     assert baselines.chosen("gsm8k", "m", "flexible_extract", "zero_shot", tmp_path) == "zero_shot"
@@ -82,3 +86,18 @@ def test_the_four_shot_protocol_shows_four_worked_examples():
     assert t.few_shot == 4 and t.max_new_tokens == baselines.BUDGET[("gsm8k", "four_shot_text")]
     text = prompts.text_prompt(t, tasks.get("gsm8k").load("test")[0])
     assert text.count(t.answer_label) == 5  # four answered examples, then the question's open label
+
+
+def test_program_of_thought_asks_for_a_program_and_scores_what_it_prints():
+    t, row = baselines.task_for("gsm8k", "program"), tasks.get("gsm8k").load("test")[0]
+    gold = row["answer"].rsplit("#### ", 1)[1]
+    msgs = prompts.messages(t, row, baselines.PROMPTINGS["program"].style)
+    assert [m["role"] for m in msgs] == ["system", "user"] and "Python program" in msgs[0]["content"]
+    assert t.max_new_tokens == baselines.BUDGET[("gsm8k", "program")] and t.scorer_id != tasks.get("gsm8k").scorer_id
+    right = f"Sure.\n```python\nanswer = {gold} * 2 / 2\nprint(answer)\n```"  # prints e.g. 18.0: still 18
+    assert t.score(right, row) == {"strict_match": True, "flexible_extract": True, "ran": True}
+    assert t.score(f"```python\nprint({gold} + 1)\n```", row)["strict_match"] is False
+    refused = t.score(f"```python\nimport os\nprint({gold})\n```", row)
+    assert not any(refused[m] for m in t.metrics) and "import" in refused["program_error"]
+    assert t.score(f"The answer is {gold}.", row)["ran"] is False  # prose is not a program
+    assert t.error_kind(right, {"reference": row["answer"]}) == "correct"

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from ftlib import evals, harness, io, models, paths, prepare, prompts, report, tasks
 from ftlib.backends.local import LocalGenerator
-from ftlib.tasks import Task
+from ftlib.tasks import Task, gsm8k
 
 
 @dataclass(frozen=True)
@@ -37,17 +37,20 @@ class Prompting:
 
     style: str
     shots: int | None = None  # None: the task's own few-shot count
+    program: bool = False  # answered by a program the sandbox runs (`gsm8k.as_program`)
 
 
 # zero-shot chat, few-shot chat (the task's 3 worked examples), and for GSM8K the protocol of Qwen's
-# report: 4 worked examples as plain text, answered greedily.
+# report (4 worked examples as plain text, answered greedily) and program-of-thought (a Python program
+# whose printed number is the answer: a code model computes instead of doing arithmetic in words).
 PROMPTINGS = {"zero_shot": Prompting("zero_shot"), "few_shot": Prompting("few_shot"),
-              "four_shot_text": Prompting("few_shot_text", shots=4)}
+              "four_shot_text": Prompting("few_shot_text", shots=4), "program": Prompting("zero_shot", program=True)}
 TRIED = {"viggo": ("zero_shot", "few_shot"), "sql": ("zero_shot", "few_shot"),
-         "gsm8k": ("zero_shot", "few_shot", "four_shot_text")}
+         "gsm8k": ("zero_shot", "few_shot", "four_shot_text", "program")}
 # Token budgets where the task's own is too small for an untuned model's answer. Qwen's chat answers to
 # GSM8K run 150-400 tokens (LaTeX steps, a boxed result) and 34 % of them hit the old 320.
-BUDGET = {("gsm8k", "zero_shot"): 1024, ("gsm8k", "few_shot"): 768, ("gsm8k", "four_shot_text"): 512}
+BUDGET = {("gsm8k", "zero_shot"): 1024, ("gsm8k", "few_shot"): 768, ("gsm8k", "four_shot_text"): 512,
+          ("gsm8k", "program"): gsm8k.PROGRAM_BUDGET}
 VAL_N = 100  # validation items per (task, model, prompting): the style choice's sample
 OLD_BUDGET = 320  # GSM8K's budget before BUDGET: what `extend` continues from
 
@@ -92,6 +95,7 @@ SMALL_TUNED, LARGE_UNTUNED, LARGER_TUNED = COLUMNS[0].label, COLUMNS[4].label, C
 def task_for(task: str, prompting: str) -> Task:
     """The task as this prompting asks it (its few-shot count and answer budget)."""
     t, p = tasks.get(task), PROMPTINGS[prompting]
+    t = gsm8k.as_program(t) if p.program else t
     changes = {"max_new_tokens": budget(t, prompting)}
     if p.shots is not None:
         changes["few_shot"] = p.shots
@@ -164,12 +168,12 @@ def val_file(alias: str, prompting: str, task: str, root: Path | None = None) ->
     return (root or paths.results_dir()) / "size" / "validation" / f"{task}-{alias}-{prompting}.jsonl"
 
 
-def validate(task: str, models: tuple[str, ...], n: int = VAL_N) -> list[Path]:
-    """Evaluate each model in every prompting of TRIED[task] on the first `n` validation items
-    (resumes), and copy the predictions to results/size/validation/."""
+def validate(task: str, models: tuple[str, ...], n: int = VAL_N, promptings: tuple[str, ...] = ()) -> list[Path]:
+    """Evaluate each model in every prompting of TRIED[task] (or those given) on the first `n`
+    validation items (resumes), and copy the predictions to results/size/validation/."""
     found = {}
     for alias in models:
-        for p in TRIED[task]:
+        for p in promptings or TRIED[task]:
             out = val_dir(alias, p, task)
             harness.evaluate(alias, task_for(task, p), "validation", PROMPTINGS[p].style, limit=n, out_dir=out)
             found[(task, f"{alias}-{p}")] = out
@@ -189,10 +193,12 @@ def val_scores(task: str, alias: str, metric: str, root: Path | None = None) -> 
 
 
 def chosen(task: str, alias: str, metric: str, default: str, root: Path | None = None) -> str:
-    """The prompting with the best validation score (the default where none was measured or on a tie)."""
+    """The prompting with the best validation score; the default on a tie, and where the default itself
+    was not measured (a prompting measured alone has nothing to be chosen over)."""
     scores = val_scores(task, alias, metric, root)
-    best = max(scores.items(), key=lambda kv: (kv[1]["score"], kv[0] == default), default=(default, None))
-    return best[0]
+    if default not in scores:
+        return default
+    return max(scores.items(), key=lambda kv: (kv[1]["score"], kv[0] == default))[0]
 
 
 def style_of(col: Column, task: str, root: Path | None = None) -> str:
@@ -234,7 +240,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("command", choices=["mark", "extend", "validate"])
     ap.add_argument("--task", choices=list(TRIED), default="gsm8k")
     ap.add_argument("--model", choices=list(QWEN), nargs="*", default=list(QWEN))
-    ap.add_argument("--style", choices=list(PROMPTINGS), default="zero_shot")
+    ap.add_argument("--style", choices=list(PROMPTINGS), default="zero_shot", help="extend: the answers' prompting")
+    ap.add_argument("--prompting", choices=list(PROMPTINGS), nargs="*", default=[],
+                    help="validate: only these promptings (default: every one the task tries)")
     ap.add_argument("-n", type=int, default=VAL_N, help="validate: validation items per model and prompting")
     args = ap.parse_args(argv)
     if args.command == "mark":
@@ -248,7 +256,7 @@ def main(argv: list[str] | None = None) -> None:
             path = paths.results_dir() / "size" / "predictions" / f"{args.task}-{alias}-{args.style}.jsonl"
             print(paths.shown(path), extend(path, alias, args.task, args.style), flush=True)
     else:
-        print("\n".join(paths.shown(p) for p in validate(args.task, tuple(args.model), args.n)))
+        print("\n".join(paths.shown(p) for p in validate(args.task, tuple(args.model), args.n, tuple(args.prompting))))
 
 
 if __name__ == "__main__":

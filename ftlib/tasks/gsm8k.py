@@ -6,11 +6,15 @@ after `#### `) and `flexible_extract` ("flexible-extract": the last number in th
 strings after its normalisation; the headline is strict_match, which does not credit an answer that
 never states one and happens to end on the gold number. The calculator (`calculator`) is a decoding
 tool for its `<<a=b>>` notes.
+
+Program-of-thought (`as_program`): the same problems answered by a short Python program whose printed
+number is the answer, run by `tasks/program.py`; it is scored as if the model had written `#### <number>`.
 """
 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import math
 import operator
 import re
@@ -19,6 +23,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from ftlib import scorers
+from ftlib.tasks import program
 from ftlib.tasks.base import SPLITS, builtin, check_split, hub_rows, read_vendored
 
 FIELDS = ("question", "answer")
@@ -255,3 +260,64 @@ TASK = builtin(
     record_row=lambda rec: {"answer": rec["reference"]},
     title="GSM8K (strict-match: the number after ####)",
 )
+
+
+PROGRAM_SYSTEM = (
+    "You solve grade-school math word problems by writing a short Python program. Compute every "
+    "quantity in code, then print the final answer as a single number. Reply with the program "
+    "only, in one ```python block."
+)
+PROGRAM_BUDGET = 512  # tokens: Qwen2.5-Coder's programs for GSM8K run 60-250
+
+
+def program_text(answer: str) -> str:
+    """The program in an answer: its first fenced block (```python or ```), else the whole text.
+
+    >>> program_text("Here:\\n```python\\nx = 2\\nprint(x)\\n```\\nDone.")
+    'x = 2\\nprint(x)'
+    """
+    m = re.search(r"```[ \t]*(?:python|py)?[ \t]*\n(.*?)(?:```|$)", answer, re.S)
+    return (m.group(1) if m else answer).strip()
+
+
+def program_answer(answer: str) -> tuple[str | None, str | None]:
+    """(the number a program answer prints, normalised: 18.0 -> 18, or None; the sandbox's error)."""
+    outcome = program.run(program_text(answer))
+    value = scorers.last_number(outcome.value or "")
+    if value is None:
+        return None, outcome.error or f"printed no number: {outcome.value!r}"
+    return format(value.normalize(), "f"), None
+
+
+def gsm8k_program(prediction: str, reference: str) -> dict[str, bool]:
+    """strict_match and flexible_extract of the program's printed number written as `#### <number>`,
+    and `ran`: the program passed the sandbox's checks and printed a number.
+
+    >>> gsm8k_program("```python\\nprint(36 / 2)\\n```", "... #### 18")
+    {'strict_match': True, 'flexible_extract': True, 'ran': True}
+    """
+    value, error = program_answer(prediction)
+    scores = {**gsm8k_lm_eval(f"#### {value}" if value is not None else "", reference), "ran": value is not None}
+    return scores | ({"program_error": error} if error else {})  # the why, kept per item
+
+
+def program_error_kind(prediction: str, reference: str) -> str:
+    """correct, no_number (refused, failed, or printed no number) or wrong_result."""
+    scores = gsm8k_program(prediction, reference)
+    return "correct" if scores["strict_match"] else "wrong_result" if scores["ran"] else "no_number"
+
+
+def as_program(task):
+    """A GSM8K task asked for programs: the program-of-thought system prompt, budget and scorer (zero-shot:
+    GSM8K's worked examples are prose, not programs)."""
+    score = lambda p, r: gsm8k_program(p, r["answer"])  # noqa: E731 (its source is part of scorer_id)
+    return dataclasses.replace(
+        task,
+        system=PROGRAM_SYSTEM,
+        max_new_tokens=PROGRAM_BUDGET,
+        score=score,
+        metrics=("strict_match", "flexible_extract", "ran"),
+        few_shot=0,
+        error_kind=lambda p, rec: program_error_kind(p, rec["reference"]),
+        scorer_id=scorers.code_id(score, (Path(__file__), Path(program.__file__))),
+    )
